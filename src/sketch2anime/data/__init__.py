@@ -1,0 +1,1 @@
+"""Data: decoding, sketch extraction, rough-sketch and hint simulation, dataset preparation."""

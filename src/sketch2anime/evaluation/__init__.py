@@ -1,0 +1,1 @@
+"""Evaluation: metrics, the evaluate command, reports."""

@@ -1,0 +1,1 @@
+"""The interactive drawing panel: a FastAPI app over the inference pipeline."""

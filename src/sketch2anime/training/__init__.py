@@ -1,0 +1,1 @@
+"""Training: experiment configs, the loop, one module per stage."""
