@@ -4,4 +4,19 @@ from __future__ import annotations
 
 from torch import nn
 
-MODEL_CLASSES: dict[str, tuple[type[nn.Module], type]] = {}
+from .autoencoder import AutoencoderConfig, SketchAutoencoder
+from .discriminator import DiscriminatorConfig, PatchDiscriminator
+from .generator import GeneratorConfig, HintGenerator
+from .cyclegan import ResnetGenerator, ResnetGeneratorConfig
+from .patchgan import PatchGAN, PatchGANConfig
+from .pix2pix import UNetConfig, UNetGenerator
+
+# One entry per saved model type (checkpoint.save_model / load_model look names up here).
+MODEL_CLASSES: dict[str, tuple[type[nn.Module], type]] = {
+    "sketch_autoencoder": (SketchAutoencoder, AutoencoderConfig),
+    "hint_generator": (HintGenerator, GeneratorConfig),
+    "patch_discriminator": (PatchDiscriminator, DiscriminatorConfig),
+    "pix2pix_unet": (UNetGenerator, UNetConfig),
+    "cyclegan_resnet": (ResnetGenerator, ResnetGeneratorConfig),
+    "patchgan": (PatchGAN, PatchGANConfig),
+}

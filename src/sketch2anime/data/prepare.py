@@ -1,0 +1,657 @@
+"""``sketch2anime prepare SRC OUT``: colour images -> paired (colour, sketch) training dataset.
+
+Stages:
+
+1. list the inputs (``images``: every image under SRC; ``paired-folders``: SRC/color + SRC/sketch
+   matched by relative path without suffix; ``side-by-side``: colour left half, sketch right half);
+2. hash every input (sha256 of the bytes; the image id is its first 16 hex digits), so exact
+   duplicates are stored once and a re-run recognises finished images without decoding them;
+3. decode, optionally face-crop, centre-crop/resize to ``size`` and run the CPU sketch extractors
+   in worker processes (files written via a temporary file + ``os.replace``); torch extractors
+   (HED) run batched in the main process on the colour crops the workers send back;
+4. group near duplicates by perceptual hash, assign the stable split, write ``manifest.jsonl`` and
+   ``report.json``.
+
+Each finished image is appended to a journal at once, so a killed run loses only the images in
+flight; re-running the same command resumes. Unreadable inputs are skipped and listed with their
+reason in ``report.json``; they never stop the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import signal
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from . import faces as faces_mod
+from .image_io import ImageInputError, list_images, load_rgb, load_sketch, resize_square
+from .manifest import (DATASET_FILE, FORMAT_VERSION, JOURNAL_FILE, MANIFEST_FILE, REAL_EXTRACTOR, REPORT_FILE,
+                       DatasetInfo, Journal, ManifestRecord, SketchFile, read_dataset_info, read_records_lenient,
+                       write_dataset_info, write_manifest, write_text_atomic)
+from .split import DEFAULT_THRESHOLD, assign_splits, phash
+
+LAYOUTS = ("images", "paired-folders", "side-by-side")
+SIZES = (64, 128, 256, 512)
+# Torch extractors: one model copy, batched, in the main process instead of one per worker.
+MAIN_PROCESS_EXTRACTORS = frozenset({"hed"})
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Settings of ``sketch2anime prepare``.
+
+    extractors: sketch extractors run on the colour images (paired layouts also store the real
+    sketch as extractor "real"). extractor_params: items "EXTRACTOR.KEY=VALUE". workers: worker
+    processes (0 = all cores, 1 = no pool). limit: use only the first N inputs (sorted by path).
+    near_duplicate_threshold: max differing pHash bits for two images to share a split.
+    face_scale: face box enlargement for --faces; min_face_fraction: faces whose crop is smaller
+    than this share of ``size`` are skipped. batch_size: images per worker task and per HED batch.
+    """
+
+    layout: str = "images"
+    size: int = 64
+    extractors: tuple[str, ...] = ("detail", "xdog")
+    extractor_params: tuple[str, ...] = ()
+    val_fraction: float = 0.05
+    seed: int = 0
+    faces: bool = False
+    workers: int = 0
+    limit: int | None = None
+    near_duplicate_threshold: int = DEFAULT_THRESHOLD
+    face_scale: float = 1.5
+    min_face_fraction: float = 0.5
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.size not in SIZES:
+            raise ValueError(f"size must be one of {', '.join(map(str, SIZES))}, got {self.size}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0 (0 = all cores), got {self.workers}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be >= 1, got {self.limit}")
+        if len(set(self.extractors)) != len(self.extractors):
+            raise ValueError(f"extractor listed twice: {', '.join(self.extractors)}")
+        if REAL_EXTRACTOR in self.extractors:
+            raise ValueError(f"{REAL_EXTRACTOR!r} is not an extractor: paired layouts store the real sketch by themselves")
+        if not self.extractors and self.layout == "images":
+            raise ValueError("no sketch extractor given; use e.g. --extractor detail,xdog")
+        if not 0 <= self.near_duplicate_threshold <= 31:
+            raise ValueError(f"near_duplicate_threshold must lie in [0, 31], got {self.near_duplicate_threshold}")
+        if self.face_scale <= 0 or not 0 <= self.min_face_fraction <= 4:
+            raise ValueError("face_scale must be > 0 and min_face_fraction in [0, 4]")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    @property
+    def paired(self) -> bool:
+        return self.layout != "images"
+
+
+@dataclass
+class PrepareReport:
+    """What a run did; ``to_json`` is what lands in ``report.json``."""
+
+    source: str
+    output: str
+    inputs: int = 0
+    prepared: int = 0
+    processed: int = 0
+    resumed: int = 0
+    train: int = 0
+    val: int = 0
+    near_duplicate_groups: int = 0
+    split_changes: int = 0
+    duration_s: float = 0.0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    duplicates: list[dict[str, str]] = field(default_factory=list)
+    extractors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION, "source": self.source, "output": self.output,
+            "extractors": self.extractors, "duration_s": round(self.duration_s, 3),
+            "counts": {"inputs": self.inputs, "prepared": self.prepared, "processed_this_run": self.processed,
+                       "already_done": self.resumed, "skipped": len(self.skipped),
+                       "exact_duplicates": len(self.duplicates), "train": self.train, "val": self.val,
+                       "near_duplicate_groups": self.near_duplicate_groups,
+                       "split_changes": self.split_changes},
+            "skipped": self.skipped, "duplicates": self.duplicates,
+        }
+
+    def summary(self) -> str:
+        reasons: dict[str, int] = {}
+        for item in self.skipped:
+            reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1
+        lines = [
+            f"prepared {self.prepared} images in {self.output} ({self.train} train, {self.val} val) "
+            f"in {self.duration_s:.1f} s",
+            f"  processed now: {self.processed}, already done: {self.resumed}, "
+            f"exact duplicates stored once: {len(self.duplicates)}, near-duplicate groups: {self.near_duplicate_groups}",
+        ]
+        if self.skipped:
+            detail = ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))
+            lines.append(f"  skipped {len(self.skipped)} inputs ({detail}); see {Path(self.output) / REPORT_FILE}")
+        if self.split_changes:
+            lines.append(f"  {self.split_changes} images changed split since the previous run")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One input: a colour image (or side-by-side pair) and, for paired folders, its sketch."""
+
+    source: str
+    path: str
+    sketch_source: str | None = None
+    sketch_path: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# listing and hashing
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _under(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def _list_units(src: Path, out: Path, layout: str) -> tuple[list[_Unit], list[dict[str, str]]]:
+    out_resolved = out.resolve()
+    out_inside_src = _under(out_resolved, src.resolve())
+    skipped: list[dict[str, str]] = []
+
+    def images_in(folder: Path) -> list[Path]:
+        found = list_images(folder)
+        return [p for p in found if not _under(p, out_resolved)] if out_inside_src else found
+
+    if layout in ("images", "side-by-side"):
+        return [_Unit(_relative(p, src), str(p)) for p in images_in(src)], skipped
+    color_dir, sketch_dir = src / "color", src / "sketch"
+    if not color_dir.is_dir() or not sketch_dir.is_dir():
+        raise ValueError(f"--layout paired-folders needs {color_dir} and {sketch_dir}")
+
+    def by_key(folder: Path) -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        for p in images_in(folder):
+            key = _relative(p.with_suffix(""), folder)
+            if key in found:
+                skipped.append({"source": _relative(p, src), "reason": "ambiguous_pair",
+                                "message": f"{found[key].name} and {p.name} have the same name"})
+                continue
+            found[key] = p
+        return found
+
+    colors, sketches = by_key(color_dir), by_key(sketch_dir)
+    units = []
+    for key in sorted(colors):
+        if key not in sketches:
+            skipped.append({"source": _relative(colors[key], src), "reason": "unpaired",
+                            "message": f"no sketch named {key}.* in {sketch_dir}"})
+            continue
+        units.append(_Unit(_relative(colors[key], src), str(colors[key]),
+                           _relative(sketches[key], src), str(sketches[key])))
+    for key in sorted(set(sketches) - set(colors)):
+        skipped.append({"source": _relative(sketches[key], src), "reason": "unpaired",
+                        "message": f"no colour image named {key}.* in {color_dir}"})
+    return units, skipped
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _content_hash(unit: _Unit) -> str:
+    """sha256 of the input bytes; for paired folders, of the two files' digests."""
+    for path in (unit.path, unit.sketch_path):
+        if path is not None and os.path.getsize(path) == 0:
+            raise ImageInputError(f"{path} is empty (0 bytes)", "empty")
+    sha = _file_sha256(unit.path)
+    if unit.sketch_path is not None:
+        sha = hashlib.sha256(f"{sha}:{_file_sha256(unit.sketch_path)}".encode()).hexdigest()
+    return sha
+
+
+# ---------------------------------------------------------------------------------------------
+# worker side
+
+_STATE: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class _WorkerSetup:
+    out: str
+    config: PrepareConfig
+    params: dict[str, dict[str, Any]]
+    cpu_extractors: tuple[str, ...]
+    detector: Any = None
+
+
+@dataclass(frozen=True)
+class _Task:
+    unit: _Unit
+    id: str
+    sha256: str
+    missing: tuple[str, ...]  # "color" and/or extractor names whose file must be (re)written
+
+
+def _init_worker(setup: _WorkerSetup, quiet_interrupts: bool = True) -> None:
+    from .extractors import make_extractor
+
+    if quiet_interrupts:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
+        cv2.setNumThreads(1)  # one process per core already
+    _STATE["setup"] = setup
+    _STATE["extractors"] = {name: make_extractor(name, **setup.params.get(name, {})) for name in setup.cpu_extractors}
+
+
+def color_path(out: Path, image_id: str) -> Path:
+    return out / "color" / f"{image_id}.png"
+
+
+def sketch_path(out: Path, extractor: str, image_id: str) -> Path:
+    return out / "sketch" / extractor / f"{image_id}.png"
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    image = cv2.cvtColor(array, cv2.COLOR_RGB2BGR) if array.ndim == 3 else array
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError(f"could not encode {path.name}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(encoded.tobytes())
+    os.replace(tmp, path)
+
+
+def _extractor_rng(image_id: str, extractor: str) -> np.random.Generator:
+    # Depends on the image and the extractor only: the same sketch whichever worker makes it.
+    digest = hashlib.sha256(f"{image_id}:{extractor}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "big"))
+
+
+def _decode(unit: _Unit, layout: str) -> tuple[Image.Image, Image.Image | None]:
+    """(colour RGB, real sketch L or None) of one input; ImageInputError when unusable."""
+    if layout == "side-by-side":
+        both = load_rgb(unit.path)
+        width, height = both.size
+        if not 1.5 <= width / height <= 2.5:
+            raise ImageInputError(f"{unit.source} is {width}x{height}; a side-by-side pair should be about "
+                                  "twice as wide as high (colour left, sketch right)", "not_side_by_side")
+        half = width // 2
+        return both.crop((0, 0, half, height)), both.crop((width - half, 0, width, height)).convert("L")
+    color = load_rgb(unit.path)
+    sketch = load_sketch(unit.sketch_path) if unit.sketch_path is not None else None
+    return color, sketch
+
+
+def _process(task: _Task) -> tuple[str, Any]:
+    setup: _WorkerSetup = _STATE["setup"]
+    config, out = setup.config, Path(setup.out)
+    unit = task.unit
+    color, sketch = _decode(unit, config.layout)
+    image_hash = phash(color)
+    box = None
+    if config.faces:
+        min_side = int(round(config.min_face_fraction * config.size))
+        box, reason = faces_mod.find_face_box(color, setup.detector, config.face_scale, min_side)
+        if box is None:
+            raise ImageInputError(f"{unit.source}: no usable anime face found", reason)
+        if sketch is not None:
+            sketch = sketch.crop(faces_mod.scale_box(box, color.size, sketch.size))
+        color = color.crop(box)
+    color_array = np.asarray(resize_square(color, config.size, "crop"), dtype=np.uint8)
+    if "color" in task.missing:
+        _write_png(color_path(out, task.id), color_array)
+    if sketch is not None and REAL_EXTRACTOR in task.missing:
+        _write_png(sketch_path(out, REAL_EXTRACTOR, task.id), np.asarray(resize_square(sketch, config.size, "crop")))
+    for name, extractor in _STATE["extractors"].items():
+        if name in task.missing:
+            result = extractor(color_array, _extractor_rng(task.id, name))
+            _write_png(sketch_path(out, name, task.id), np.asarray(result, dtype=np.uint8))
+    record = ManifestRecord(
+        id=task.id, source=unit.source, sha256=task.sha256, phash=f"{image_hash:016x}",
+        color=f"color/{task.id}.png", sketches=(), face_box=box, sketch_source=unit.sketch_source,
+    )
+    needs_main = any(name in task.missing for name in config.extractors if name not in setup.cpu_extractors)
+    return "ok", (record, color_array if needs_main else None)
+
+
+def _process_chunk(tasks: list[_Task]) -> list[tuple[str, Any]]:
+    results: list[tuple[str, Any]] = []
+    for task in tasks:
+        try:
+            results.append(_process(task))
+        except ImageInputError as exc:
+            results.append(("skip", (task.unit.source, exc.reason, str(exc))))
+        except Exception as exc:  # one odd image must never stop the whole run
+            results.append(("skip", (task.unit.source, "error", f"{type(exc).__name__}: {exc}")))
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# main process
+
+def _build_extractors(config: PrepareConfig) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Build every requested extractor once and run it on a small test image, so a missing
+    weight file or a bad parameter fails before any work starts."""
+    from .extractors import extractor_params, make_extractor, parse_extractor_params
+
+    params = parse_extractor_params(list(config.extractor_params))
+    unused = sorted(set(params) - set(config.extractors))
+    if unused:
+        raise ValueError(f"parameters given for extractor {unused[0]!r}, which is not in --extractor "
+                         f"({', '.join(config.extractors) or 'none'})")
+    extractors = {name: make_extractor(name, **params.get(name, {})) for name in config.extractors}
+    probe = np.asarray(Image.linear_gradient("L").resize((config.size, config.size)).convert("RGB"))
+    for extractor in extractors.values():
+        extractor(probe, np.random.default_rng(0))
+    return extractors, {name: extractor_params(e) for name, e in extractors.items()}
+
+
+def _check_output(out: Path, info: DatasetInfo) -> DatasetInfo | None:
+    """Refuse to mix settings in one output folder; return the previous settings, if any."""
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        raise ValueError(f"{out} exists and is not a folder")
+    if not (out / DATASET_FILE).is_file():
+        ours = {"color", "sketch", MANIFEST_FILE, REPORT_FILE, JOURNAL_FILE}
+        foreign = [p.name for p in out.iterdir() if p.name not in ours and not p.name.endswith(".tmp")]
+        if foreign:
+            raise ValueError(f"{out} is not empty and is not a sketch2anime dataset; choose a new output folder")
+        return None
+    previous = read_dataset_info(out)
+    for key in ("size", "layout", "faces"):
+        if getattr(previous, key) != getattr(info, key):
+            raise ValueError(f"{out} was prepared with {key}={getattr(previous, key)!r}, not {getattr(info, key)!r}; "
+                             "use a new output folder (or delete this one)")
+    if previous.faces and previous.extra.get("face") != info.extra.get("face"):
+        raise ValueError(f"{out} was prepared with other face-crop settings; use a new output folder")
+    for name, params in info.extractors.items():
+        if name in previous.extractors and previous.extractors[name] != params:
+            raise ValueError(f"{out} holds {name} sketches made with other parameters; use a new output "
+                             f"folder, or delete {out / 'sketch' / name} to remake them")
+    return previous
+
+
+def _remove_stale_tmp(out: Path) -> None:
+    for folder in [out, out / "color", *((out / "sketch").glob("*"))]:
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+
+def _chunks(items: list[_Task], size: int) -> Iterator[list[_Task]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class _MainExtractors:
+    """Runs torch extractors (HED) in batches over colour crops sent back by the workers, then
+    journals the finished records."""
+
+    def __init__(self, out: Path, extractors: dict[str, Any], batch_size: int,
+                 finish: Callable[[ManifestRecord], None], skip: Callable[[str, str, str], None]) -> None:
+        self.out, self.extractors, self.batch_size = out, extractors, batch_size
+        self.finish, self.skip = finish, skip
+        self.pending: list[tuple[ManifestRecord, np.ndarray, tuple[str, ...]]] = []
+
+    def add(self, record: ManifestRecord, color: np.ndarray | None, missing: tuple[str, ...]) -> None:
+        if color is None:
+            self.finish(record)
+            return
+        self.pending.append((record, color, missing))
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        failed: set[int] = set()
+        for name, extractor in self.extractors.items():
+            todo = [i for i, (_, _, missing) in enumerate(batch) if name in missing and i not in failed]
+            if not todo:
+                continue
+            try:
+                sketches = extractor.extract_batch([batch[i][1] for i in todo])
+            except Exception:  # retry one by one so a single bad image costs only itself
+                sketches = []
+                for i in todo:
+                    try:
+                        sketches.append(extractor(batch[i][1]))
+                    except Exception as exc:
+                        failed.add(i)
+                        sketches.append(None)
+                        self.skip(batch[i][0].source, "error", f"{name}: {type(exc).__name__}: {exc}")
+            for i, sketch in zip(todo, sketches):
+                if sketch is not None:
+                    _write_png(sketch_path(self.out, name, batch[i][0].id), np.asarray(sketch, dtype=np.uint8))
+        for i, (record, _, _) in enumerate(batch):
+            if i not in failed:
+                self.finish(record)
+
+
+def prepare_dataset(src: str | Path, out: str | Path, config: PrepareConfig, progress: bool = True,
+                    face_detector: faces_mod.FaceDetector | None = None) -> PrepareReport:
+    """Prepare (or resume preparing) the dataset ``out`` from ``src``; see the module docstring.
+
+    ``face_detector`` replaces animeface for ``config.faces`` (a picklable callable
+    ``PIL image -> list[FaceBox]``). Returns the report also written to ``out/report.json``.
+    """
+    started = time.perf_counter()
+    src, out = Path(src), Path(out)
+    if not src.is_dir():
+        raise ValueError(f"source folder not found: {src}")
+    if config.faces and face_detector is None:
+        faces_mod.check_animeface_available()
+        face_detector = faces_mod.animeface_detector
+    extractors, params = _build_extractors(config)
+    all_names = ((REAL_EXTRACTOR,) if config.paired else ()) + tuple(config.extractors)
+    sketch_params = {REAL_EXTRACTOR: {}} if config.paired else {}
+    sketch_params.update(params)
+    face_settings = {"scale": config.face_scale, "min_face_fraction": config.min_face_fraction} if config.faces else None
+    info = DatasetInfo(size=config.size, extractors=sketch_params, seed=config.seed, val_fraction=config.val_fraction,
+                       layout=config.layout, source=str(src.resolve()), faces=config.faces,
+                       near_duplicate_threshold=config.near_duplicate_threshold,
+                       extra={"face": face_settings} if config.faces else {})
+    previous_info = _check_output(out, info)
+    previous_manifest = read_records_lenient(out / MANIFEST_FILE)
+    cached = {r.id: r for r in previous_manifest + read_records_lenient(out / JOURNAL_FILE)}
+    for folder in [out / "color", *(out / "sketch" / name for name in all_names)]:
+        folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale_tmp(out)
+    write_dataset_info(out, info)
+
+    report = PrepareReport(source=str(src), output=str(out), extractors=list(all_names))
+    units, report.skipped = _list_units(src, out, config.layout)
+    if config.limit is not None:
+        units = units[:config.limit]
+    report.inputs = len(units)
+
+    # Hash every input: ids, exact duplicates, and which images are already finished.
+    primary: dict[str, _Unit] = {}
+    sha_of: dict[str, str] = {}
+    duplicates_of: dict[str, list[str]] = {}
+    for unit in units:
+        try:
+            sha = _content_hash(unit)
+        except ImageInputError as exc:
+            report.skipped.append({"source": unit.source, "reason": exc.reason, "message": str(exc)})
+            continue
+        except OSError as exc:
+            report.skipped.append({"source": unit.source, "reason": "unreadable", "message": str(exc)})
+            continue
+        image_id = sha[:16]
+        if image_id in primary:
+            duplicates_of[image_id].append(unit.source)
+            report.duplicates.append({"source": unit.source, "duplicate_of": primary[image_id].source, "id": image_id})
+            continue
+        primary[image_id], sha_of[image_id], duplicates_of[image_id] = unit, sha, []
+
+    finished: dict[str, ManifestRecord] = {}
+    tasks: list[_Task] = []
+    for image_id, unit in primary.items():
+        missing = tuple(kind for kind, path in
+                        [("color", color_path(out, image_id))] + [(n, sketch_path(out, n, image_id)) for n in all_names]
+                        if not path.is_file())
+        old = cached.get(image_id)
+        if old is not None and not missing and old.sha256 == sha_of[image_id]:
+            finished[image_id] = replace(old, source=unit.source, sketch_source=unit.sketch_source)
+        else:
+            tasks.append(_Task(unit, image_id, sha_of[image_id], missing))
+    report.resumed = len(finished)
+
+    sketch_entries = tuple(SketchFile(n, sketch_params[n], "") for n in all_names)
+
+    def complete(record: ManifestRecord) -> ManifestRecord:
+        return replace(record, sketches=tuple(replace(s, path=f"sketch/{s.extractor}/{record.id}.png")
+                                              for s in sketch_entries))
+
+    journal = Journal(out / JOURNAL_FILE)
+    bar = _progress_bar(len(primary), len(finished), progress)
+
+    def finish(record: ManifestRecord) -> None:
+        record = complete(record)
+        journal.append(record)
+        finished[record.id] = record
+        report.processed += 1
+
+    def skip(source: str, reason: str, message: str) -> None:
+        report.skipped.append({"source": source, "reason": reason, "message": message})
+
+    main_extractors = {n: e for n, e in extractors.items() if n in MAIN_PROCESS_EXTRACTORS}
+    cpu_names = tuple(n for n in config.extractors if n not in MAIN_PROCESS_EXTRACTORS)
+    batcher = _MainExtractors(out, main_extractors, config.batch_size, finish, skip)
+    setup = _WorkerSetup(str(out), config, {n: params[n] for n in cpu_names}, cpu_names, face_detector)
+    missing_of = {t.id: t.missing for t in tasks}
+
+    def handle(results: list[tuple[str, Any]]) -> None:
+        for kind, payload in results:
+            if kind == "ok":
+                record, color = payload
+                batcher.add(record, color, missing_of[record.id])
+            else:
+                skip(*payload)
+        bar.update(len(results))
+
+    try:
+        _run_tasks(tasks, setup, config, handle)
+        batcher.flush()
+    finally:
+        bar.close()
+        journal.close()
+
+    # Split: exact duplicates are already merged; near duplicates share their group's split.
+    records = sorted(finished.values(), key=lambda r: r.source)
+    splits, labels = assign_splits([r.sha256 for r in records], [int(r.phash, 16) for r in records],
+                                   config.seed, config.val_fraction, config.near_duplicate_threshold)
+    group_key: dict[int, str] = {}
+    for label, record in zip(labels, records):
+        if label not in group_key or record.sha256 < group_key[label]:
+            group_key[label] = record.sha256
+    records = [replace(r, split=s, group=group_key[g][:16], duplicates=tuple(duplicates_of.get(r.id, ())))
+               for r, s, g in zip(records, splits, labels)]
+    write_manifest(out, records)
+    (out / JOURNAL_FILE).unlink(missing_ok=True)
+
+    if previous_info is not None and (previous_info.seed, previous_info.val_fraction) == (config.seed, config.val_fraction):
+        before = {r.id: r.split for r in previous_manifest}
+        report.split_changes = sum(1 for r in records if r.id in before and before[r.id] != r.split)
+    report.prepared = len(records)
+    report.train = sum(1 for r in records if r.split == "train")
+    report.val = report.prepared - report.train
+    report.near_duplicate_groups = int(np.sum(np.bincount(np.asarray(labels, dtype=np.int64)) > 1)) if labels else 0
+    report.duration_s = time.perf_counter() - started
+    write_text_atomic(out / REPORT_FILE, json.dumps(report.to_json(), indent=2) + "\n")
+    return report
+
+
+def _run_tasks(tasks: list[_Task], setup: _WorkerSetup, config: PrepareConfig,
+               handle: Callable[[list[tuple[str, Any]]], None]) -> None:
+    """Process ``tasks`` in chunks, in worker processes when there is more than one chunk."""
+    if not tasks:
+        return
+    chunks = list(_chunks(tasks, config.batch_size))
+    workers = min(config.workers or os.cpu_count() or 1, len(chunks))
+    if workers > 1 and setup.detector is not None:
+        try:
+            pickle.dumps(setup.detector)
+        except Exception:
+            workers = 1  # a detector that cannot travel to other processes runs here
+    if workers <= 1:
+        _init_worker(setup, quiet_interrupts=False)
+        try:
+            for chunk in chunks:
+                handle(_process_chunk(chunk))
+        finally:
+            _STATE.clear()
+        return
+    # spawn: workers must not inherit torch/OpenCV thread pools from this process.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                             initializer=_init_worker, initargs=(setup,)) as pool:
+        pending: set[Future] = set()
+        queue = iter(chunks)
+        try:
+            for chunk in queue:
+                pending.add(pool.submit(_process_chunk, chunk))
+                if len(pending) >= 2 * workers:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        handle(future.result())
+            for future in list(pending):
+                pending.discard(future)
+                handle(future.result())
+        except BrokenProcessPool:
+            raise RuntimeError("a worker process died (out of memory?); finished images are kept: re-run the "
+                               "same command to resume, perhaps with fewer --workers") from None
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def _progress_bar(total: int, done: int, enabled: bool) -> Any:
+    if not enabled:
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=total, initial=done, unit="img", desc="prepare", dynamic_ncols=True)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

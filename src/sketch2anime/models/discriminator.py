@@ -1,0 +1,99 @@
+"""PatchGAN discriminator on (image, sketch, hint) with spectral normalisation.
+
+The input is the image concatenated with whatever conditions are given: the sketch ``(N,1,S,S)``
+and the hint nearest-upsampled to image size ``(N,4,S,S)`` (default 3 + 1 + 4 = 8 channels).
+Seeing the hint lets the discriminator punish outputs whose colours ignore it.
+Layers: ``n_layers`` stride-2 conv4x4 (width doubling, capped), one stride-1 conv4x4, and a
+stride-1 conv4x4 to one logit per patch. Each hidden activation is also returned, for a
+feature-matching loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+from ..config import ConfigError
+from .blocks import IMAGE_SIZES, NORM_KINDS, check_image_batch, hint_upsampled, make_norm
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    image_size: int = 64
+    in_channels: int = 8
+    base_channels: int = 64
+    max_channels: int = 512
+    n_layers: int = 3
+    spectral_norm: bool = True
+    norm: Literal["instance", "group", "none"] = "none"
+
+    def __post_init__(self) -> None:
+        if self.image_size not in IMAGE_SIZES:
+            raise ConfigError(f"discriminator image_size must be one of {IMAGE_SIZES}, got {self.image_size}")
+        if self.in_channels not in (3, 4, 7, 8):
+            raise ConfigError(
+                "discriminator in_channels must be 3 (image), 4 (+sketch), 7 (+hint) or 8 (+sketch+hint), "
+                f"got {self.in_channels}"
+            )
+        if self.n_layers < 1 or self.image_size // 2**self.n_layers < 4:
+            raise ConfigError(
+                f"discriminator n_layers must be >= 1 and leave at least 4x4 before the last layers "
+                f"(image_size {self.image_size} allows at most {(self.image_size // 4).bit_length() - 1}), got {self.n_layers}"
+            )
+        if self.base_channels < 1 or self.max_channels < self.base_channels:
+            raise ConfigError("discriminator needs 1 <= base_channels <= max_channels")
+        if self.norm not in NORM_KINDS:
+            raise ConfigError(f"discriminator norm must be one of {NORM_KINDS}, got {self.norm!r}")
+
+
+class PatchDiscriminator(nn.Module):
+    """``forward(image (N,3,S,S), sketch (N,1,S,S)|None, hint (N,4,h,w)|None)``
+    -> ``(logits (N, 1, h', w'), features: list of (N, C_i, H_i, W_i))``."""
+
+    def __init__(self, config: DiscriminatorConfig) -> None:
+        super().__init__()
+        self.config = config
+
+        def conv(in_ch: int, out_ch: int, stride: int) -> nn.Module:
+            layer = nn.Conv2d(in_ch, out_ch, 4, stride=stride, padding=1)
+            return _spectral_norm(layer) if config.spectral_norm else layer
+
+        widths = [min(config.max_channels, config.base_channels * 2**i) for i in range(config.n_layers + 1)]
+        layers: list[nn.Module] = [nn.Sequential(conv(config.in_channels, widths[0], 2), nn.LeakyReLU(0.2))]
+        for i in range(1, config.n_layers):
+            layers.append(nn.Sequential(conv(widths[i - 1], widths[i], 2), make_norm(config.norm, widths[i]), nn.LeakyReLU(0.2)))
+        last = widths[config.n_layers]
+        layers.append(nn.Sequential(conv(widths[config.n_layers - 1], last, 1), make_norm(config.norm, last), nn.LeakyReLU(0.2)))
+        self.layers = nn.ModuleList(layers)
+        self.to_logits = conv(last, 1, 1)
+
+    def forward(
+        self, image: torch.Tensor, sketch: torch.Tensor | None = None, hint: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        size = self.config.image_size
+        check_image_batch(image, 3, size, "image")
+        parts = [image]
+        if sketch is not None:
+            check_image_batch(sketch, 1, size, "sketch")
+            parts.append(sketch)
+        if hint is not None:
+            if hint.dim() != 4 or hint.shape[1] != 4 or size % hint.shape[-1] != 0 or hint.shape[-1] != hint.shape[-2]:
+                raise ValueError(f"hint must be (N, 4, h, h) with h dividing {size}, got {tuple(hint.shape)}")
+            parts.append(hint_upsampled(hint, size))
+        if any(p.shape[0] != image.shape[0] for p in parts):
+            raise ValueError("image, sketch and hint must have the same batch size")
+        x = torch.cat(parts, dim=1)
+        if x.shape[1] != self.config.in_channels:
+            raise ValueError(
+                f"this discriminator expects {self.config.in_channels} input channels "
+                f"(image 3 + sketch 1 + hint 4 as configured), got {x.shape[1]}; pass the sketch/hint it was built for"
+            )
+        features = []
+        for layer in self.layers:
+            x = layer(x)
+            features.append(x)
+        return self.to_logits(x), features

@@ -1,0 +1,300 @@
+"""The panel's HTTP API: model list, generate, variations, ZIP export.
+
+Every request carries its whole input (sketch PNG, optional RGBA hint PNG, settings), so requests
+from several users never share state. Pipelines are shared, so each one sits behind its own lock;
+route functions are plain ``def`` and FastAPI runs them in its threadpool, which keeps the event
+loop free while a model works.
+
+Anything a user can send maps to a 4xx with a readable ``detail``: 413 for oversized uploads, 415
+for files that are not images, 400 for images the pipeline refuses, 404 for an unknown model,
+422 for out-of-range numbers.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
+from fastapi.responses import Response
+from PIL import Image, UnidentifiedImageError
+
+log = logging.getLogger("sketch2anime.server")
+
+MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # per file; a 512x512 canvas PNG is well under 1 MB
+MAX_IMAGE_PIXELS = 40_000_000  # same ceiling as the package's image decoder
+MAX_SEED = 2**32 - 1
+MAX_VARIATIONS = 8
+# Uploads arrive as these; browsers send "application/octet-stream" for some blobs.
+ACCEPTED_TYPES = ("image/", "application/octet-stream")
+
+
+@dataclass
+class ModelSlot:
+    """One loaded pipeline plus the lock that serialises calls into it."""
+
+    name: str
+    pipeline: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def describe(self) -> dict[str, Any]:
+        pipe = self.pipeline
+        pipeline_type = str(getattr(pipe, "pipeline_type", "unknown"))
+        projection = getattr(pipe, "supports_projection", None)
+        if projection is None:
+            projection = pipeline_type == "sketch2anime"
+        return {
+            "name": self.name,
+            "image_size": int(getattr(pipe, "image_size", 0)),
+            "hint_size": int(getattr(pipe, "hint_size", 0)),
+            "pipeline_type": pipeline_type,
+            "projection": bool(projection),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# input checks
+
+def _read_upload(upload: UploadFile, what: str) -> bytes:
+    """Bytes of one uploaded file after size and content-type checks (413 / 415 / 400)."""
+    content_type = (upload.content_type or "").lower()
+    if content_type and not content_type.startswith(ACCEPTED_TYPES):
+        raise HTTPException(415, f"{what} must be an image file (PNG), got content type {content_type!r}")
+    data = upload.file.read(MAX_UPLOAD_BYTES + 1)
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise HTTPException(413, f"{what} is larger than the {MAX_UPLOAD_BYTES // (1024 * 1024)} MB upload limit")
+    if not data:
+        raise HTTPException(400, f"{what} is empty (0 bytes)")
+    return data
+
+
+def _check_image_header(data: bytes, what: str) -> str:
+    """Read only the header: garbage -> 415, absurd dimensions -> 413. Returns the format name."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            fmt = image.format or "unknown"
+    except Image.DecompressionBombError:
+        raise HTTPException(413, f"{what} is too large to decode safely") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        raise HTTPException(415, f"{what} is not an image in a format sketch2anime can read") from None
+    if width < 1 or height < 1:
+        raise HTTPException(400, f"{what} has no pixels ({width}x{height})")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise HTTPException(413, f"{what} is {width}x{height}, over the {MAX_IMAGE_PIXELS} pixel limit")
+    return fmt
+
+
+def _image_upload(upload: UploadFile | None, what: str) -> bytes | None:
+    if upload is None:
+        return None
+    data = _read_upload(upload, what)
+    _check_image_header(data, what)
+    return data
+
+
+def _status_for(exc: ValueError) -> int:
+    # ImageInputError carries a machine-friendly reason; other ValueErrors are plain bad input.
+    reason = getattr(exc, "reason", None)
+    if reason in ("not_an_image", "bad_type"):
+        return 415
+    if reason == "too_large":
+        return 413
+    return 400
+
+
+# ---------------------------------------------------------------------------------------------
+# output encoding
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=3)
+    return buffer.getvalue()
+
+
+def data_url(image: Image.Image | None) -> str | None:
+    if image is None:
+        return None
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
+
+
+def _unpack(result: Any) -> tuple[Image.Image, Image.Image | None]:
+    if isinstance(result, tuple):
+        image, projected = result[0], (result[1] if len(result) > 1 else None)
+        return image, projected
+    return result, None
+
+
+# ---------------------------------------------------------------------------------------------
+# routes
+
+def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None = None) -> APIRouter:
+    """All ``/api/*`` routes over the loaded models (the first one is the default).
+
+    ``upscalers`` maps a name to a callable ``PIL RGB image -> larger PIL RGB image``; the page
+    offers a large export only when there is one.
+    """
+    if not slots:
+        raise ValueError("the panel needs at least one model")
+    default_name = next(iter(slots))
+    upscale_slots = {name: ModelSlot(name, fn) for name, fn in (upscalers or {}).items()}
+    upscaler_names = list(upscale_slots)
+    router = APIRouter(prefix="/api")
+
+    def pick(model: str | None) -> ModelSlot:
+        name = model or default_name
+        if name not in slots:
+            raise HTTPException(404, f"unknown model {name!r}; installed: {', '.join(slots)}")
+        return slots[name]
+
+    def run(slot: ModelSlot, call: str, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+        started = time.perf_counter()
+        try:
+            with slot.lock:
+                method = slot.pipeline if call == "__call__" else getattr(slot.pipeline, call)
+                result = method(*args, **kwargs)
+        except ValueError as exc:
+            raise HTTPException(_status_for(exc), str(exc)) from None
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        log.debug("%s on %s took %.1f ms", call, slot.name, elapsed_ms)
+        return result, round(elapsed_ms, 1)
+
+    @router.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "models": list(slots)}
+
+    @router.get("/models")
+    def models() -> dict[str, Any]:
+        return {
+            "models": [slot.describe() for slot in slots.values()],
+            "default": default_name,
+            "upscalers": upscaler_names,
+            "limits": {"max_upload_bytes": MAX_UPLOAD_BYTES, "max_variations": MAX_VARIATIONS},
+        }
+
+    @router.post("/generate", response_model=None)
+    def generate(
+        sketch: UploadFile = File(..., description="sketch PNG: dark lines on white or transparent"),
+        hint: UploadFile | None = File(None, description="RGBA PNG; alpha marks hinted pixels"),
+        projection: float = Form(0.5, ge=0.0, le=1.0),
+        seed: int | None = Form(None, ge=0, le=MAX_SEED),
+        model: str | None = Form(None),
+        format: Literal["json", "png"] = Query("json"),
+    ) -> Response | dict[str, Any]:
+        slot = pick(model)
+        sketch_data = _image_upload(sketch, "the sketch")
+        hint_data = _image_upload(hint, "the hint layer")
+        result, elapsed_ms = run(slot, "__call__", sketch=sketch_data, hint=hint_data,
+                                 projection=projection, seed=seed, return_projected=True)
+        image, projected = _unpack(result)
+        if format == "png":
+            return Response(png_bytes(image), media_type="image/png",
+                            headers={"X-Model": slot.name, "X-Elapsed-Ms": str(elapsed_ms)})
+        return {
+            "image": data_url(image),
+            "projected_sketch": data_url(projected),
+            "model": slot.name,
+            "width": image.width,
+            "height": image.height,
+            "projection": projection,
+            "seed": seed,
+            "elapsed_ms": elapsed_ms,
+        }
+
+    @router.post("/variations")
+    def variations(
+        sketch: UploadFile = File(...),
+        hint: UploadFile | None = File(None),
+        projection: float = Form(0.5, ge=0.0, le=1.0),
+        seed: int = Form(0, ge=0, le=MAX_SEED),
+        count: int = Form(4, ge=1, le=MAX_VARIATIONS),
+        model: str | None = Form(None),
+    ) -> dict[str, Any]:
+        slot = pick(model)
+        sketch_data = _image_upload(sketch, "the sketch")
+        hint_data = _image_upload(hint, "the hint layer")
+        images, elapsed_ms = run(slot, "variations", sketch=sketch_data, hint=hint_data,
+                                 projection=projection, count=count, seed=seed)
+        return {
+            "images": [data_url(image) for image in images],
+            "model": slot.name,
+            "seed": seed,
+            "elapsed_ms": elapsed_ms,
+        }
+
+    @router.post("/upscale")
+    def upscale(image: UploadFile = File(...), upscaler: str | None = Form(None)) -> Response:
+        if not upscale_slots:
+            raise HTTPException(404, "no upscaler model is installed")
+        name = upscaler or upscaler_names[0]
+        if name not in upscale_slots:
+            raise HTTPException(404, f"unknown upscaler {name!r}; installed: {', '.join(upscaler_names)}")
+        data = _image_upload(image, "the image")
+        source = _decode_rgb(data, "the image")
+        enlarged, _ = run(upscale_slots[name], "__call__", source)
+        return Response(png_bytes(enlarged), media_type="image/png")
+
+    @router.post("/export")
+    def export(
+        sketch: UploadFile = File(...),
+        hint: UploadFile | None = File(None),
+        result: UploadFile | None = File(None),
+        projected: UploadFile | None = File(None),
+        settings: str | None = Form(None, max_length=4096),
+    ) -> Response:
+        layers = {"sketch": sketch, "hint": hint, "result": result, "projected_sketch": projected}
+        files: dict[str, bytes] = {}
+        for name, upload in layers.items():
+            if upload is None:
+                continue
+            data = _read_upload(upload, f"the {name} layer")
+            if _check_image_header(data, f"the {name} layer") != "PNG":
+                data = _to_png(data, name)
+            files[f"{name}.png"] = data
+        if settings is not None:
+            try:
+                parsed = json.loads(settings)
+            except json.JSONDecodeError:
+                raise HTTPException(400, "settings must be a JSON object") from None
+            if not isinstance(parsed, dict):
+                raise HTTPException(400, "settings must be a JSON object")
+            files["settings.json"] = json.dumps(parsed, indent=2, sort_keys=True).encode("utf-8")
+        return Response(build_zip(files), media_type="application/zip",
+                        headers={"Content-Disposition": 'attachment; filename="sketch2anime.zip"'})
+
+    return router
+
+
+def _decode_rgb(data: bytes, what: str, keep_alpha: bool = False) -> Image.Image:
+    """Full decode after ``_check_image_header`` has bounded the size."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            if keep_alpha and ("A" in image.getbands() or "transparency" in image.info):
+                return image.convert("RGBA")
+            return image.convert("RGB")
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise HTTPException(400, f"{what} is corrupt ({exc})") from None
+
+
+def _to_png(data: bytes, name: str) -> bytes:
+    return png_bytes(_decode_rgb(data, f"the {name} layer", keep_alpha=True))
+
+
+def build_zip(files: dict[str, bytes]) -> bytes:
+    """A store-only ZIP (PNGs are compressed already) of ``name -> bytes``."""
+    buffer = io.BytesIO()
+    stamp = time.localtime()[:6]
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name, date_time=stamp)
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
+    return buffer.getvalue()

@@ -1,0 +1,208 @@
+"""``sketch2anime serve``: the FastAPI app that serves the drawing panel and its API.
+
+The page is three hand-written files in ``server/static`` (no build step, no CDN), served from an
+explicit allow-list read once at start-up, so no URL can reach any other file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import re
+import socket
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .api import MAX_UPLOAD_BYTES, ModelSlot, build_router
+
+log = logging.getLogger("sketch2anime.server")
+
+# Generate/variations carry two files, export four; a little room for form fields and boundaries.
+MAX_BODY_BYTES = 4 * MAX_UPLOAD_BYTES + 256 * 1024
+_STATIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_MEDIA_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+}
+# Everything the page needs comes from this server; data:/blob: URLs carry the images.
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+}
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    # An HTTPException so FastAPI's body parsing re-raises it instead of answering 400.
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over the {limit // (1024 * 1024)} MB limit")
+
+
+class BodySizeLimit:
+    """Answer 413 for request bodies over ``limit`` bytes, before they are buffered in full."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._reject(send)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _BodyTooLarge(self.limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"request body over the {self.limit // (1024 * 1024)} MB limit"}, status_code=413
+        )
+        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+
+def _load_static() -> dict[str, tuple[bytes, str]]:
+    folder = resources.files("sketch2anime.server") / "static"
+    files: dict[str, tuple[bytes, str]] = {}
+    for entry in folder.iterdir():
+        name = entry.name
+        suffix = Path(name).suffix.lower()
+        if entry.is_file() and _STATIC_NAME.match(name) and suffix in _MEDIA_TYPES:
+            files[name] = (entry.read_bytes(), _MEDIA_TYPES[suffix])
+    if "index.html" not in files:
+        raise RuntimeError("the sketch2anime package is missing server/static/index.html")
+    return files
+
+
+def create_app(pipelines: dict[str, Any], upscalers: dict[str, Any] | None = None) -> FastAPI:
+    """The panel app over loaded pipelines ``name -> Sketch2AnimePipeline`` (first = default).
+
+    ``upscalers`` (optional) maps a name to a callable ``PIL image -> larger PIL image``.
+    """
+    slots = {name: ModelSlot(name, pipe) for name, pipe in pipelines.items()}
+    app = FastAPI(title="sketch2anime panel", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(build_router(slots, upscalers))
+    static = _load_static()
+
+    def serve_file(name: str) -> Response:
+        if name not in static:
+            raise HTTPException(404, "not found")
+        body, media_type = static[name]
+        return Response(body, media_type=media_type, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/", include_in_schema=False)
+    def index() -> Response:
+        return serve_file("index.html")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static_file(name: str) -> Response:
+        return serve_file(name)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        for key, value in _SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        return response
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Only real bugs get here: user errors are HTTPExceptions or validation errors.
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
+
+    app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
+    app.state.slots = slots
+    return app
+
+
+def _model_names(specs: list[str]) -> list[str]:
+    names: list[str] = []
+    for spec in specs:
+        base = spec if spec == "default" else (Path(spec).name or spec)
+        name, n = base, 2
+        while name in names:
+            name, n = f"{base}-{n}", n + 1
+        names.append(name)
+    return names
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ValueError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another with --port") from None
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """Load every ``--model`` (default: the shipped model) and run the panel until Ctrl+C."""
+    import uvicorn
+
+    from ..inference import Sketch2AnimePipeline
+
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
+    specs = list(args.model or ["default"])
+    pipelines = {}
+    for name, spec in zip(_model_names(specs), specs):
+        print(f"loading model {spec} ...", flush=True)
+        pipelines[name] = Sketch2AnimePipeline.from_pretrained(spec)
+    _check_port_free(args.host, args.port)
+    if not _is_loopback(args.host):
+        print(f"warning: listening on {args.host}: anyone who can reach this address can use the panel "
+              "(there is no login)", flush=True)
+    app = create_app(pipelines)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"sketch2anime panel: http://{shown}:{args.port}/  (Ctrl+C to stop)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
