@@ -109,7 +109,8 @@ def _run_generate(args: argparse.Namespace) -> int:
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score models on a prepared dataset's validation split")
-    p.add_argument("--model", action="append", required=True, help="model folder or 'default' (repeatable)")
+    p.add_argument("--model", action="append", required=True,
+                   help="model folder, 'default', 'style-transfer' or 'oracle' (repeatable)")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--inception-weights", type=Path, default=None,
@@ -117,6 +118,19 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N validation images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--hint-levels", default="none,sparse,dense", help="comma list: none, sparse (1-3 strokes), dense (8-15)")
+    p.add_argument("--roughness", default="none,medium,heavy", help="sketch conditions: none (clean), light, medium, heavy")
+    p.add_argument("--projection", dest="projections", default="0,0.5,1",
+                   help="projection strengths tried for sketch2anime models")
+    p.add_argument("--fid", default="auto", choices=["auto", "inception", "hed-vgg", "none"],
+                   help="FID/KID features: auto = inception with --inception-weights, else hed-vgg if installed")
+    p.add_argument("--fid-conditions", default="", help="roughness levels that get FID/KID (default: all)")
+    p.add_argument("--logs", action="append", default=[], metavar="RUN_DIR",
+                   help="training run folder whose metrics.jsonl is plotted (repeatable)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--grid-rows", type=int, default=6)
+    p.add_argument("--style-steps", type=int, default=200, help="optimisation steps of --model style-transfer")
+    p.add_argument("--quiet", action="store_true")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:

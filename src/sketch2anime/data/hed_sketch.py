@@ -38,7 +38,7 @@ class HEDSketchConfig:
     (smaller images are upscaled); max_size: longer side cap (bigger ones are downscaled).
     border_pad: reflect padding in HED-input px. nms_sigma: smoothing (HED-input px) before
     estimating the ridge direction. batch_size: images per forward pass at 256x256 (scaled
-    down for bigger inputs). device: torch device for HED. weights: converted weights file; empty
+    down for bigger inputs). device: torch device for HED, or ``auto`` (CUDA if present). weights: converted weights file; empty
     = the cache (``sketch2anime weights hed``).
     """
 
@@ -75,10 +75,11 @@ class HEDSketchConfig:
             raise ValueError(f"border_pad and nms_sigma must be >= 0, got {self.border_pad}, {self.nms_sigma}")
         if self.reference_size < 1 or self.batch_size < 1:
             raise ValueError(f"reference_size and batch_size must be >= 1, got {self.reference_size}, {self.batch_size}")
-        try:
-            torch.device(self.device)
-        except (RuntimeError, ValueError):
-            raise ValueError(f"device {self.device!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1')") from None
+        if self.device != "auto":
+            try:
+                torch.device(self.device)
+            except (RuntimeError, ValueError):
+                raise ValueError(f"device {self.device!r} is not a torch device ('auto', 'cpu', 'cuda', 'cuda:1', ...)") from None
 
 
 def _check_rgb(rgb: Any) -> np.ndarray:
@@ -99,14 +100,19 @@ def ridge_nms(prob: np.ndarray, sigma: float) -> np.ndarray:
     """Boolean HxW mask of ridge centre pixels of an edge-probability map.
 
     At a ridge's centre the gradient vanishes, so the direction across the line comes from the
-    Hessian: the eigenvector of its most negative eigenvalue. A pixel is kept if it is not lower
+    Hessian (the eigenvector of its largest-magnitude eigenvalue). A pixel is kept if it is not lower
     than its two neighbours one pixel away along that direction (bilinear samples).
     """
     smooth = cv2.GaussianBlur(prob, (0, 0), sigma) if sigma > 0 else prob
     hxx = cv2.Sobel(smooth, cv2.CV_32F, 2, 0, ksize=3)
     hyy = cv2.Sobel(smooth, cv2.CV_32F, 0, 2, ksize=3)
     hxy = cv2.Sobel(smooth, cv2.CV_32F, 1, 1, ksize=3)
-    across = 0.5 * np.arctan2(2.0 * hxy, hxx - hyy) + 0.5 * np.pi
+    # Eigen-directions of the Hessian; "across" is the one whose curvature is largest in
+    # magnitude (negative at the crest, positive on the flanks, both across the line).
+    first = 0.5 * np.arctan2(2.0 * hxy, hxx - hyy)
+    half_trace = 0.5 * (hxx + hyy)
+    root = np.sqrt((0.5 * (hxx - hyy)) ** 2 + hxy ** 2)
+    across = np.where(np.abs(half_trace + root) >= np.abs(half_trace - root), first, first + 0.5 * np.pi)
     dx, dy = np.cos(across).astype(np.float32), np.sin(across).astype(np.float32)
     ys, xs = np.mgrid[0:prob.shape[0], 0:prob.shape[1]].astype(np.float32)
     ahead = cv2.remap(smooth, xs + dx, ys + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -137,11 +143,20 @@ class HEDSketch:
     # -----------------------------------------------------------------------------------------
     # network
 
+    def _device(self) -> torch.device:
+        if self.config.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = torch.device(self.config.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"the hed extractor is set to device {self.config.device!r} but no CUDA GPU is "
+                             "available; use device=cpu or device=auto")
+        return device
+
     def _network(self) -> HED:
         if self._model is None:
             from ..weights import load_pretrained_hed  # raises MissingWeightsError with the fetch command
 
-            self._model = load_pretrained_hed(self.config.weights or None).to(self.config.device).eval()
+            self._model = load_pretrained_hed(self.config.weights or None).to(self._device()).eval()
         return self._model
 
     def _work_shape(self, height: int, width: int) -> tuple[int, int]:
@@ -161,7 +176,7 @@ class HEDSketch:
         by_shape: dict[tuple[int, int], list[int]] = {}
         for index, rgb in enumerate(prepared):
             by_shape.setdefault(rgb.shape[:2], []).append(index)
-        device = torch.device(self.config.device)
+        device = next(model.parameters()).device
         with torch.inference_mode():
             for (h, w), indices in by_shape.items():
                 # Keep the activation memory of one pass near that of batch_size 256x256 images.

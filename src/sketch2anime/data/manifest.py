@@ -56,12 +56,16 @@ class ManifestRecord:
     sketch_source: str | None = None  # paired-folders: the sketch file, relative to SRC
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["sketches"] = [dataclasses.asdict(s) for s in self.sketches]
-        data["face_box"] = list(self.face_box) if self.face_box is not None else None
-        data["duplicates"] = list(self.duplicates)
-        if self.sketch_source is None:
-            del data["sketch_source"]
+        # Hand-written rather than dataclasses.asdict, which deep-copies every params dict (slow).
+        data: dict[str, Any] = {
+            "id": self.id, "source": self.source, "sha256": self.sha256, "phash": self.phash,
+            "color": self.color, "split": self.split, "group": self.group,
+            "sketches": [{"extractor": s.extractor, "params": s.params, "path": s.path} for s in self.sketches],
+            "face_box": list(self.face_box) if self.face_box is not None else None,
+            "duplicates": list(self.duplicates),
+        }
+        if self.sketch_source is not None:
+            data["sketch_source"] = self.sketch_source
         return data
 
     @classmethod
@@ -148,7 +152,7 @@ def read_dataset_info(root: str | Path) -> DatasetInfo:
 
 
 def write_dataset_info(root: Path, info: DatasetInfo) -> None:
-    write_text_atomic(root / DATASET_FILE, json.dumps(info.to_json(), indent=2, sort_keys=True) + "\n")
+    write_text_atomic(root / DATASET_FILE, json.dumps(info.to_json(), indent=2) + "\n")
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +252,7 @@ class _WorkerSetup:
     params: dict[str, dict[str, Any]]
     cpu_extractors: tuple[str, ...]
     detector: Any = None
+    fork_safe: bool = True
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,7 @@ def _init_worker(setup: _WorkerSetup, quiet_interrupts: bool = True) -> None:
 
     if quiet_interrupts:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
-        cv2.setNumThreads(1)  # one process per core already
+        cv2.setNumThreads(1)  # one process per core already (and no thread pool inherited by fork)
     _STATE["setup"] = setup
     _STATE["extractors"] = {name: make_extractor(name, **setup.params.get(name, {})) for name in setup.cpu_extractors}
 
@@ -550,7 +551,8 @@ def prepare_dataset(src: str | Path, out: str | Path, config: PrepareConfig, pro
     main_extractors = {n: e for n, e in extractors.items() if n in MAIN_PROCESS_EXTRACTORS}
     cpu_names = tuple(n for n in config.extractors if n not in MAIN_PROCESS_EXTRACTORS)
     batcher = _MainExtractors(out, main_extractors, config.batch_size, finish, skip)
-    setup = _WorkerSetup(str(out), config, {n: params[n] for n in cpu_names}, cpu_names, face_detector)
+    setup = _WorkerSetup(str(out), config, {n: params[n] for n in cpu_names}, cpu_names, face_detector,
+                         fork_safe=not main_extractors)
     missing_of = {t.id: t.missing for t in tasks}
 
     def handle(results: list[tuple[str, Any]]) -> None:
@@ -614,8 +616,10 @@ def _run_tasks(tasks: list[_Task], setup: _WorkerSetup, config: PrepareConfig,
         finally:
             _STATE.clear()
         return
-    # spawn: workers must not inherit torch/OpenCV thread pools from this process.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+    # fork starts workers instantly; but once torch has run here (HED) its thread pools must not
+    # be inherited, so then workers start fresh (spawn).
+    method = "fork" if setup.fork_safe and "fork" in get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method),
                              initializer=_init_worker, initargs=(setup,)) as pool:
         pending: set[Future] = set()
         queue = iter(chunks)

@@ -22,6 +22,7 @@ and is the better number for the small test sets used here.
 from __future__ import annotations
 
 import math
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
@@ -56,28 +57,14 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _sqrtm_product(sigma1: np.ndarray, sigma2: np.ndarray) -> np.ndarray:
-    return np.asarray(scipy.linalg.sqrtm(sigma1 @ sigma2))
+    # Singular products are expected (N <= D); the caller checks the result instead.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        return np.asarray(scipy.linalg.sqrtm(sigma1 @ sigma2))
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6) -> float:
-    """||mu1 - mu2||² + Tr(S1 + S2 - 2 (S1 S2)^½) between two Gaussians.
-
-    mu: (D,), sigma: (D, D). When the product's square root is not finite (near-singular
-    covariances, e.g. fewer samples than dimensions) it is recomputed with ``eps * I`` added to
-    both covariances; tiny imaginary parts from round-off are dropped, large ones raise
-    ValueError. Round-off can make the result a hair below zero; it is clamped at 0.
-    """
-    mu1 = np.atleast_1d(np.asarray(mu1, dtype=np.float64))
-    mu2 = np.atleast_1d(np.asarray(mu2, dtype=np.float64))
-    sigma1 = np.atleast_2d(np.asarray(sigma1, dtype=np.float64))
-    sigma2 = np.atleast_2d(np.asarray(sigma2, dtype=np.float64))
-    if mu1.shape != mu2.shape or mu1.ndim != 1:
-        raise ValueError(f"means must be vectors of equal length, got {mu1.shape} and {mu2.shape}")
-    d = mu1.shape[0]
-    if sigma1.shape != (d, d) or sigma2.shape != (d, d):
-        raise ValueError(f"covariances must be ({d}, {d}), got {sigma1.shape} and {sigma2.shape}")
-    diff = mu1 - mu2
+def _trace_sqrt_sqrtm(sigma1: np.ndarray, sigma2: np.ndarray, eps: float) -> float:
+    d = sigma1.shape[0]
     covmean = _sqrtm_product(sigma1, sigma2)
     if not np.isfinite(covmean).all() or (
             np.iscomplexobj(covmean) and np.abs(covmean.imag).max() > 1e-3):
@@ -91,7 +78,51 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
             raise ValueError(f"the covariance product's square root has an imaginary part of {largest:.3g}; "
                              f"use more samples than feature dimensions ({d})")
         covmean = covmean.real
-    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean)
+    return float(np.trace(covmean))
+
+
+def _trace_sqrt_eigh(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    # Tr (S1 S2)^1/2 = Tr (S1^1/2 S2 S1^1/2)^1/2, a symmetric PSD matrix: two eigh calls,
+    # ~25x faster than sqrtm at D = 2048 and free of imaginary round-off.
+    values, vectors = np.linalg.eigh((sigma1 + sigma1.T) / 2.0)
+    root = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+    inner = root @ sigma2 @ root
+    eigenvalues = np.linalg.eigvalsh((inner + inner.T) / 2.0)
+    return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     eps: float = 1e-6, method: str = "sqrtm") -> float:
+    """||mu1 - mu2||² + Tr(S1 + S2 - 2 (S1 S2)^½) between two Gaussians.
+
+    mu: (D,), sigma: (D, D). ``method="sqrtm"`` (default, the reference computation of FID
+    implementations): ``scipy.linalg.sqrtm`` of S1 S2; when that is not finite (near-singular
+    covariances, e.g. fewer samples than dimensions) it is recomputed with ``eps * I`` added to
+    both covariances; tiny imaginary parts from round-off are dropped, large ones raise
+    ValueError. ``method="eigh"``: the same trace through symmetric eigendecompositions (exact for
+    PSD covariances, much faster for D = 2048). Round-off can push the result a hair below zero;
+    it is clamped at 0.
+    """
+    if method not in ("sqrtm", "eigh"):
+        raise ValueError(f"method must be 'sqrtm' or 'eigh', got {method!r}")
+    mu1 = np.atleast_1d(np.asarray(mu1, dtype=np.float64))
+    mu2 = np.atleast_1d(np.asarray(mu2, dtype=np.float64))
+    sigma1 = np.atleast_2d(np.asarray(sigma1, dtype=np.float64))
+    sigma2 = np.atleast_2d(np.asarray(sigma2, dtype=np.float64))
+    if mu1.shape != mu2.shape or mu1.ndim != 1:
+        raise ValueError(f"means must be vectors of equal length, got {mu1.shape} and {mu2.shape}")
+    d = mu1.shape[0]
+    if sigma1.shape != (d, d) or sigma2.shape != (d, d):
+        raise ValueError(f"covariances must be ({d}, {d}), got {sigma1.shape} and {sigma2.shape}")
+    if not (np.isfinite(mu1).all() and np.isfinite(mu2).all() and np.isfinite(sigma1).all()
+            and np.isfinite(sigma2).all()):
+        raise ValueError("means or covariances contain NaN or infinite values")
+    diff = mu1 - mu2
+    if method == "sqrtm":
+        trace_sqrt = _trace_sqrt_sqrtm(sigma1, sigma2, eps)
+    else:
+        trace_sqrt = _trace_sqrt_eigh(sigma1, sigma2)
+    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt
     return max(float(value), 0.0)
 
 
@@ -135,16 +166,20 @@ def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, subsets: int = 100
 
 def fid_kid(real_features: np.ndarray, fake_features: np.ndarray,
             rng: np.random.Generator | int | None = None, kid_subsets: int = 100,
-            kid_subset_size: int = 1000) -> dict[str, Any]:
-    """FID and KID between two feature sets (N, D); a JSON-friendly dict with the sample counts."""
+            kid_subset_size: int = 1000, fid_method: str = "sqrtm") -> dict[str, Any]:
+    """FID and KID between two feature sets (N, D); a JSON-friendly dict with the sample counts.
+
+    ``fid_method`` is passed to ``frechet_distance`` ("sqrtm" or the faster, equivalent "eigh").
+    """
     real = np.asarray(real_features, dtype=np.float64)
     fake = np.asarray(fake_features, dtype=np.float64)
     mu_r, sigma_r = feature_statistics(real)
     mu_f, sigma_f = feature_statistics(fake)
-    fid = frechet_distance(mu_r, sigma_r, mu_f, sigma_f)
+    fid = frechet_distance(mu_r, sigma_r, mu_f, sigma_f, method=fid_method)
     kid_mean, kid_std = kernel_inception_distance(real, fake, kid_subsets, kid_subset_size, rng)
     return {
         "fid": fid,
+        "fid_method": fid_method,
         "kid_mean": kid_mean,
         "kid_std": kid_std,
         "kid_subsets": kid_subsets,

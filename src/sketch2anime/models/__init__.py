@@ -7,6 +7,7 @@ from torch import nn
 from .autoencoder import AutoencoderConfig, SketchAutoencoder
 from .discriminator import DiscriminatorConfig, PatchDiscriminator
 from .generator import GeneratorConfig, HintGenerator
+from .hed import HED, HEDConfig
 from .cyclegan import ResnetGenerator, ResnetGeneratorConfig
 from .patchgan import PatchGAN, PatchGANConfig
 from .pix2pix import UNetConfig, UNetGenerator
@@ -19,4 +20,5 @@ MODEL_CLASSES: dict[str, tuple[type[nn.Module], type]] = {
     "pix2pix_unet": (UNetGenerator, UNetConfig),
     "cyclegan_resnet": (ResnetGenerator, ResnetGeneratorConfig),
     "patchgan": (PatchGAN, PatchGANConfig),
+    "hed": (HED, HEDConfig),
 }

@@ -98,43 +98,51 @@ def hint_upsampled(hint: torch.Tensor, size: int) -> torch.Tensor:
 
 
 class SpatialModulation(nn.Module):
-    """SPADE-style layer: parameter-free norm, then per-pixel ``gamma``/``beta`` from a condition map.
+    """SPADE-style layer: parameter-free norm, then per-pixel ``gamma``/``beta``.
 
-    ``forward(x (N, C, H, W), cond (N, Cc, H, W) or None)``. With ``cond_channels == 0`` it is a
-    plain affine norm (nothing to condition on).
+    ``forward(x (N, C, H, W), features (N, hidden, H, W) or None)``: ``features`` come from a
+    condition map through a shared conv (see :class:`ConditionNet`, computed once per block), and a
+    1x1 conv turns them into ``gamma``/``beta`` (cheap at full resolution). With ``hidden == 0`` it
+    is a plain affine norm (nothing to condition on).
     """
 
-    def __init__(self, channels: int, cond_channels: int, norm: str, hidden: int = 32) -> None:
+    def __init__(self, channels: int, hidden: int, norm: str) -> None:
         super().__init__()
-        self.cond_channels = cond_channels
-        if cond_channels > 0:
+        self.hidden = hidden
+        if hidden > 0:
             self.norm = make_norm(norm, channels, affine=False)
-            self.shared = nn.Sequential(nn.Conv2d(cond_channels, hidden, 3, padding=1), nn.ReLU(inplace=True))
-            self.to_gamma_beta = nn.Conv2d(hidden, 2 * channels, 3, padding=1)
+            self.to_gamma_beta = nn.Conv2d(hidden, 2 * channels, 1)
         else:
             self.norm = make_norm(norm, channels, affine=True)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         x = self.norm(x)
-        if self.cond_channels == 0:
+        if self.hidden == 0:
             return x
-        if cond is None:
-            raise ValueError("this layer needs a condition map")
-        gamma, beta = self.to_gamma_beta(self.shared(cond)).chunk(2, dim=1)
+        if features is None:
+            raise ValueError("this layer needs condition features")
+        gamma, beta = self.to_gamma_beta(features).chunk(2, dim=1)
         return x * (1 + gamma) + beta
+
+
+class ConditionNet(nn.Sequential):
+    """conv3x3 + ReLU turning a condition map ``(N, Cc, H, W)`` into ``(N, hidden, H, W)`` features."""
+
+    def __init__(self, cond_channels: int, hidden: int) -> None:
+        super().__init__(nn.Conv2d(cond_channels, hidden, 3, padding=1), nn.ReLU(inplace=True))
 
 
 class ModulatedConv(nn.Module):
     """conv3x3 -> SpatialModulation -> LeakyReLU(0.2)."""
 
-    def __init__(self, in_ch: int, out_ch: int, cond_channels: int, norm: str, hidden: int = 32) -> None:
+    def __init__(self, in_ch: int, out_ch: int, hidden: int, norm: str) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
-        self.mod = SpatialModulation(out_ch, cond_channels, norm, hidden)
+        self.mod = SpatialModulation(out_ch, hidden, norm)
         self.act = nn.LeakyReLU(0.2, inplace=True)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        return self.act(self.mod(self.conv(x), cond))
+    def forward(self, x: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        return self.act(self.mod(self.conv(x), features))
 
 
 def check_image_batch(x: torch.Tensor, channels: int, size: int, what: str) -> None:

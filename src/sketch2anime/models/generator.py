@@ -33,6 +33,7 @@ from ..config import ConfigError
 from .blocks import (
     IMAGE_SIZES,
     NORM_KINDS,
+    ConditionNet,
     ConvNormAct,
     ModulatedConv,
     NormKind,
@@ -113,19 +114,26 @@ class HintEncoder(nn.Module):
 
 
 class DecoderBlock(nn.Module):
-    """(optional x2 nearest upsampling) -> concat skip -> two modulated conv3x3."""
+    """(optional x2 nearest upsampling) -> concat skip -> two modulated conv3x3.
+
+    Both convs share one :class:`ConditionNet` pass over the condition map; each has its own
+    1x1 gamma/beta head.
+    """
 
     def __init__(self, in_ch: int, skip_ch: int, out_ch: int, cond_ch: int, norm: str, hidden: int, upsample: bool) -> None:
         super().__init__()
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest") if upsample else nn.Identity()
-        self.conv1 = ModulatedConv(in_ch + skip_ch, out_ch, cond_ch, norm, hidden)
-        self.conv2 = ModulatedConv(out_ch, out_ch, cond_ch, norm, hidden)
+        self.cond_net = ConditionNet(cond_ch, hidden) if cond_ch > 0 else None
+        mod_hidden = hidden if cond_ch > 0 else 0
+        self.conv1 = ModulatedConv(in_ch + skip_ch, out_ch, mod_hidden, norm)
+        self.conv2 = ModulatedConv(out_ch, out_ch, mod_hidden, norm)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None, cond: torch.Tensor | None) -> torch.Tensor:
         x = self.upsample(x)
         if skip is not None:
             x = torch.cat([x, skip], dim=1)
-        return self.conv2(self.conv1(x, cond), cond)
+        features = self.cond_net(cond) if self.cond_net is not None else None
+        return self.conv2(self.conv1(x, features), features)
 
 
 class HintGenerator(nn.Module):

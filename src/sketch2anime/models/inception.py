@@ -224,6 +224,8 @@ class InceptionV3FID(nn.Module):
 
     def _init_random(self) -> None:
         # Placeholder initialisation for weight-less use (tests, smoke runs); real FID needs the file.
+        if self.Conv2d_1a_3x3.conv.weight.is_meta:  # shape-only copy: nothing to initialise
+            return
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")

@@ -47,7 +47,7 @@ class ModelSlot:
     def describe(self) -> dict[str, Any]:
         pipe = self.pipeline
         pipeline_type = str(getattr(pipe, "pipeline_type", "unknown"))
-        projection = getattr(pipe, "supports_projection", None)
+        projection = getattr(pipe, "uses_projection", None)
         if projection is None:
             projection = pipeline_type == "sketch2anime"
         return {

@@ -100,6 +100,30 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": response.body})
 
 
+class SecurityHeaders:
+    """Add ``_SECURITY_HEADERS`` to every response (plain ASGI: no task group around receive)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                present = {key.lower() for key, _ in headers}
+                for key, value in _SECURITY_HEADERS.items():
+                    if key.lower().encode() not in present:
+                        headers.append((key.lower().encode(), value.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def _load_static() -> dict[str, tuple[bytes, str]]:
     folder = resources.files("sketch2anime.server") / "static"
     files: dict[str, tuple[bytes, str]] = {}
@@ -137,19 +161,13 @@ def create_app(pipelines: dict[str, Any], upscalers: dict[str, Any] | None = Non
     def static_file(name: str) -> Response:
         return serve_file(name)
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Response:
-        response = await call_next(request)
-        for key, value in _SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        return response
-
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Only real bugs get here: user errors are HTTPExceptions or validation errors.
         log.exception("internal error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
 
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
     app.state.slots = slots
     return app

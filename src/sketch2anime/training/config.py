@@ -9,6 +9,8 @@ Layout (every key optional unless marked; unknown keys are errors)::
     [autoencoder] AutoencoderConfig  (stage "autoencoder")
     [generator]   GeneratorConfig    (stages "generator", "simple_gan")
     [discriminator] DiscriminatorConfig
+    [pix2pix] UNetConfig, [cyclegan] ResnetGeneratorConfig, [patchgan] PatchGANConfig,
+    [baseline] BaselineSection (stages "pix2pix", "cyclegan")
     [train]       TrainConfig below
 
 ``image_size`` in ``[experiment]`` is copied into every model section that has an ``image_size``
@@ -30,6 +32,9 @@ from ..data.dataset import DatasetConfig
 from ..models.autoencoder import AutoencoderConfig
 from ..models.discriminator import DiscriminatorConfig
 from ..models.generator import GeneratorConfig
+from ..models.cyclegan import ResnetGeneratorConfig
+from ..models.patchgan import PatchGANConfig
+from ..models.pix2pix import UNetConfig
 from .losses import ADVERSARIAL_LOSSES
 
 
@@ -159,6 +164,28 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class BaselineSection:
+    """[baseline]: Pix2Pix / CycleGAN stage settings (see training/pix2pix_stage.py, cyclegan_stage.py).
+
+    jitter_scale: random-crop augmentation, resize to ``jitter_scale`` x size then crop back (paper
+    286/256 ~ 1.12; 1 = off). cycle_weight: CycleGAN's lambda. pool_size: CycleGAN's history of
+    generated images shown to the discriminators (0 = off).
+    """
+
+    jitter_scale: float = 1.12
+    cycle_weight: float = 10.0
+    pool_size: int = 50
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.jitter_scale <= 2.0:
+            raise ConfigError(f"baseline.jitter_scale must lie in [1, 2], got {self.jitter_scale}")
+        if self.cycle_weight < 0:
+            raise ConfigError(f"baseline.cycle_weight must be 0 or more, got {self.cycle_weight}")
+        if self.pool_size < 0:
+            raise ConfigError(f"baseline.pool_size must be 0 or more, got {self.pool_size}")
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     experiment: ExperimentSection
     data: DataConfig
@@ -166,13 +193,18 @@ class ExperimentConfig:
     autoencoder: AutoencoderConfig | None = None
     generator: GeneratorConfig | None = None
     discriminator: DiscriminatorConfig | None = None
+    pix2pix: UNetConfig | None = None
+    cyclegan: ResnetGeneratorConfig | None = None
+    patchgan: PatchGANConfig | None = None
+    baseline: BaselineSection = field(default_factory=BaselineSection)
 
     @property
     def output_dir(self) -> Path:
         return Path(self.experiment.output_dir or Path("runs") / self.experiment.name)
 
 
-MODEL_SECTIONS = {"autoencoder": AutoencoderConfig, "generator": GeneratorConfig, "discriminator": DiscriminatorConfig}
+MODEL_SECTIONS = {"autoencoder": AutoencoderConfig, "generator": GeneratorConfig, "discriminator": DiscriminatorConfig,
+                  "pix2pix": UNetConfig, "cyclegan": ResnetGeneratorConfig}
 
 
 def experiment_from_dict(raw: dict[str, Any]) -> ExperimentConfig:

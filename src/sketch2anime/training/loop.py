@@ -315,6 +315,7 @@ def run_training(config: ExperimentConfig, stage: Stage, engine: Engine, run_dir
         engine.barrier()
 
     sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}  # per key: some losses (R1) are not computed every step
     count = 0
     window_start = time.perf_counter()
     step = start
@@ -326,15 +327,16 @@ def run_training(config: ExperimentConfig, stage: Stage, engine: Engine, run_dir
             step += 1
             for key, value in losses.items():
                 sums[key] = sums.get(key, 0.0) + value.detach().float()
+                counts[key] = counts.get(key, 0) + 1
             count += 1
             last = step == train.steps
             if step % train.log_every == 0 or last:
-                means = {k: float(v) / count for k, v in sums.items()}
+                means = {k: float(v) / counts[k] for k, v in sums.items()}
                 elapsed = max(time.perf_counter() - window_start, 1e-9)
                 images_per_s = count * config.data.batch_size * engine.world_size / elapsed
                 logger.log(step, means, lr=stage.lr(), images_per_s=images_per_s, epoch=stage.stream.epoch)
                 logger.progress(step, means)
-                sums, count, window_start = {}, 0, time.perf_counter()
+                sums, counts, count, window_start = {}, {}, 0, time.perf_counter()
             if engine.is_main and (step % train.sample_every == 0 or last):
                 save_sample_grid(Path(run_dir) / "samples" / f"step_{step:07d}.png", stage.sample_columns())
             if step % train.checkpoint_every == 0 or last:

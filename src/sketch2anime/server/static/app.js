@@ -203,6 +203,8 @@
   stack.addEventListener("pointerdown", (e) => {
     if (e.pointerType === "mouse" && e.button !== 0) return;
     e.preventDefault();
+    // Leave any text field, so Ctrl+Z after drawing undoes the drawing.
+    if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
     if (state.tool === "eyedropper") { pickColor(e, sketchCanvas); return; }
     if (state.stroke) return; // a second finger does not start a second stroke
     stack.setPointerCapture(e.pointerId);
@@ -261,7 +263,8 @@
   function edited() {
     $("variations").classList.add("outdated");
     clearTimeout(state.timer);
-    state.timer = setTimeout(requestGenerate, DEBOUNCE_MS);
+    state.timer = setTimeout(() => { state.timer = 0; requestGenerate(); }, DEBOUNCE_MS);
+    $("busy").hidden = false; // an update is on its way (also what tests wait for)
   }
 
   function requestGenerate() {
@@ -307,7 +310,7 @@
     } finally {
       state.inFlight = false;
       if (state.pending) requestGenerate();
-      else $("busy").hidden = true;
+      else if (!state.timer) $("busy").hidden = true;
     }
   }
 

@@ -1,0 +1,189 @@
+"""``PairedSketchDataset``: the torch Dataset over a folder made by ``sketch2anime prepare``.
+
+Each item is a dict::
+
+    image         (3, S, S) float32 in [-1, 1]   colour image
+    sketch        (1, S, S) float32 in [-1, 1]   clean sketch (paper +1, ink -1), one of the image's
+                                                 extractors chosen at random
+    rough_sketch  (1, S, S)                      roughened copy (``roughen``) with probability
+                                                 ``rough_probability``, else the clean sketch
+    hint          (4, S/d, S/d)                  simulated colour hints (``hint_to_tensor``)
+    index         int, id  str
+
+Randomness: every item draws from generators seeded by ``(seed, epoch, index)`` (call
+``set_epoch`` at the start of each epoch), so a run is reproducible whatever the number of
+DataLoader workers, and workers never repeat each other. With ``fixed=True`` (evaluation) the
+randomness depends on ``(seed, index)`` only: every epoch and every model sees the same inputs.
+With DataLoader ``persistent_workers=True`` the workers keep their own copy of the dataset, so
+``set_epoch`` does not reach them; leave that option off (the default) to get per-epoch variety.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from torch.utils.data import Dataset
+
+from .hints import HintConfig, hint_to_tensor, simulate_hints
+from .image_io import rgb_to_tensor, sketch_to_tensor
+from .manifest import DatasetInfo, ManifestRecord, read_dataset_info, read_manifest
+from .rough import RoughSketchConfig, roughen
+
+SPLITS = ("train", "val", "all")
+_STREAM_TAG = 0x5A2A  # keeps these streams apart from other users of the same seed
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Which part of a prepared dataset to serve and how to augment it.
+
+    root: the prepared folder. split: "train", "val" or "all". extractors: sketch kinds to draw
+    from (empty = all the dataset has). rough_probability: share of items whose ``rough_sketch`` is
+    roughened. flip: random horizontal flips. in_memory: decode every PNG once at start (15k 64 px
+    images take ~300 MB). fixed: evaluation mode (randomness from (seed, index) only). limit: use
+    only the first N images of the split (by id).
+    """
+
+    root: str = ""
+    split: str = "train"
+    extractors: tuple[str, ...] = ()
+    rough: RoughSketchConfig = field(default_factory=RoughSketchConfig)
+    rough_probability: float = 0.5
+    hints: HintConfig = field(default_factory=HintConfig)
+    flip: bool = True
+    seed: int = 0
+    in_memory: bool = True
+    fixed: bool = False
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        if not 0.0 <= self.rough_probability <= 1.0:
+            raise ValueError(f"rough_probability must lie in [0, 1], got {self.rough_probability}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be >= 1, got {self.limit}")
+
+
+def _read_color(path: Path, size: int) -> np.ndarray:
+    array = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if array is None:
+        raise ValueError(f"cannot read {path}; re-run `sketch2anime prepare` to repair the dataset")
+    if array.shape[:2] != (size, size):
+        raise ValueError(f"{path} is {array.shape[1]}x{array.shape[0]}, expected {size}x{size}")
+    return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+
+
+def _read_sketch(path: Path, size: int) -> np.ndarray:
+    array = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if array is None:
+        raise ValueError(f"cannot read {path}; re-run `sketch2anime prepare` to repair the dataset")
+    if array.shape != (size, size):
+        raise ValueError(f"{path} is {array.shape[1]}x{array.shape[0]}, expected {size}x{size}")
+    return array
+
+
+class PairedSketchDataset(Dataset):
+    """Colour images with their clean and rough sketches and simulated hints (see module docstring)."""
+
+    def __init__(self, config: DatasetConfig) -> None:
+        if not config.root:
+            raise ValueError("DatasetConfig.root is empty: give the folder made by `sketch2anime prepare`")
+        self.config = config
+        self.root = Path(config.root)
+        self.info: DatasetInfo = read_dataset_info(self.root)
+        self.image_size = self.info.size
+        if self.image_size < config.hints.downscale:
+            raise ValueError(f"hint downscale {config.hints.downscale} is larger than the image size {self.image_size}")
+        self.hint_size = self.image_size // config.hints.downscale
+        available = tuple(self.info.extractors)
+        unknown = [e for e in config.extractors if e not in available]
+        if unknown:
+            raise ValueError(f"{self.root} has no {unknown[0]!r} sketches; it has: {', '.join(available) or 'none'}")
+        self.extractors: tuple[str, ...] = tuple(config.extractors) or available
+        records = read_manifest(self.root)
+        if config.split != "all":
+            records = [r for r in records if r.split == config.split]
+        records = sorted((r for r in records if any(r.sketch_path(e) for e in self.extractors)), key=lambda r: r.id)
+        if config.limit is not None:
+            records = records[:config.limit]
+        if not records:
+            raise ValueError(f"the {config.split} split of {self.root} is empty (val_fraction "
+                             f"{self.info.val_fraction}, sketches {', '.join(self.extractors)})")
+        self.records: list[ManifestRecord] = records
+        # Per image: which of self.extractors it has (all of them, for datasets made by prepare).
+        self._choices = [tuple(k for k, e in enumerate(self.extractors) if r.sketch_path(e)) for r in records]
+        self.epoch = 0
+        self._colors: np.ndarray | None = None
+        self._sketches: np.ndarray | None = None
+        if config.in_memory:
+            self._load_all()
+
+    def _load_all(self) -> None:
+        n, s = len(self.records), self.image_size
+        colors = np.empty((n, s, s, 3), dtype=np.uint8)
+        sketches = np.full((n, len(self.extractors), s, s), 255, dtype=np.uint8)
+        for i, record in enumerate(self.records):
+            colors[i] = _read_color(self.root / record.color, s)
+            for k in self._choices[i]:
+                sketches[i, k] = _read_sketch(self.root / record.sketch_path(self.extractors[k]), s)  # type: ignore[operator]
+        self._colors, self._sketches = colors, sketches
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the random stream of this epoch (ignored when ``fixed``)."""
+        self.epoch = int(epoch)
+
+    def color(self, index: int) -> np.ndarray:
+        """HxWx3 uint8 colour image ``index``."""
+        if self._colors is not None:
+            return self._colors[index]
+        return _read_color(self.root / self.records[index].color, self.image_size)
+
+    def clean_sketch(self, index: int, extractor: str) -> np.ndarray:
+        """HxW uint8 sketch of image ``index`` made by ``extractor``."""
+        k = self.extractors.index(extractor)
+        if k not in self._choices[index]:
+            raise ValueError(f"image {self.records[index].id} has no {extractor} sketch")
+        if self._sketches is not None:
+            return self._sketches[index, k]
+        path = self.records[index].sketch_path(extractor)
+        return _read_sketch(self.root / path, self.image_size)  # type: ignore[operator]
+
+    def generators(self, index: int) -> list[np.random.Generator]:
+        """Independent generators (extractor choice, flip, rough, hint) for item ``index``."""
+        cfg = self.config
+        key = [_STREAM_TAG, cfg.seed, index] if cfg.fixed else [_STREAM_TAG + 1, cfg.seed, self.epoch, index]
+        return [np.random.default_rng(child) for child in np.random.SeedSequence(key).spawn(4)]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} images")
+        index = int(index) % len(self)
+        cfg = self.config
+        rng_choice, rng_flip, rng_rough, rng_hint = self.generators(index)
+        choices = self._choices[index]
+        extractor = self.extractors[choices[int(rng_choice.integers(len(choices)))]]
+        color = self.color(index)
+        sketch = self.clean_sketch(index, extractor)
+        if cfg.flip and rng_flip.random() < 0.5:
+            color, sketch = color[:, ::-1], sketch[:, ::-1]
+        color, sketch = np.ascontiguousarray(color), np.ascontiguousarray(sketch)
+        rough = roughen(sketch, cfg.rough, rng_rough) if rng_rough.random() < cfg.rough_probability else sketch
+        hint_rgb, mask = simulate_hints(color, cfg.hints, rng_hint)
+        return {
+            "image": rgb_to_tensor(color),
+            "sketch": sketch_to_tensor(sketch),
+            "rough_sketch": sketch_to_tensor(rough),
+            "hint": hint_to_tensor(hint_rgb, mask),
+            "index": index,
+            "id": self.records[index].id,
+            "extractor": extractor,
+        }
+

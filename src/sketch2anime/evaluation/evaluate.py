@@ -1,0 +1,561 @@
+"""``sketch2anime evaluate``: score models on the validation split under one fixed protocol.
+
+For every model x sketch condition (clean, rough-medium, rough-heavy) x hint level (none, sparse,
+dense) x projection strength (sketch2anime pipelines only) one entry of ``metrics.json`` holds:
+SSIM (mean, std), PSNR, L1, FID and KID against the real validation images (with the feature
+extractor named), hint adherence (CIEDE2000 median / p90 inside the hint mask), line fidelity
+(recall / precision / F of the clean sketch's lines within 2 px of the output's edges, chamfer;
+``*_input`` against the sketch actually given) and, for rough conditions, the change against the
+same model's clean entry (``delta_vs_clean``, rough minus clean). Inputs come from
+``protocol.EvaluationProtocol``, identical for every model.
+
+Pseudo-models besides pipeline folders: ``style-transfer`` (Gatys NST on HED-VGG16 features, not
+ImageNet VGG; style = a seeded random training colour image; ignores hints) and ``oracle`` (returns
+the target: a plumbing check, must score SSIM 1 and ΔE00 ~0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..checkpoint import atomic_write_bytes, atomic_write_text
+from ..models.blocks import resize_hint
+from .color import hint_adherence
+from .lines import line_fidelity
+from .protocol import DEFAULT_ROUGHNESS, HINT_LEVELS, EvaluationProtocol, ProtocolConfig, condition_name
+from .ssim import l1, psnr, ssim
+
+METRICS_FORMAT_VERSION = 1
+PSNR_CAP_DB = 100.0  # identical images have infinite PSNR; capped so means stay finite
+STYLE_TRANSFER = "style-transfer"
+ORACLE = "oracle"
+FID_CHOICES = ("auto", "inception", "hed-vgg", "none")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Everything ``evaluate`` needs; mirrors the CLI flags (see ``add_arguments``)."""
+
+    models: tuple[str, ...]
+    data: str
+    out: str
+    inception_weights: str | None = None
+    fid: str = "auto"
+    fid_conditions: tuple[str, ...] = ()  # roughness levels that get FID/KID; empty = all
+    limit: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    hint_levels: tuple[str, ...] = HINT_LEVELS
+    roughness: tuple[str, ...] = DEFAULT_ROUGHNESS
+    projections: tuple[float, ...] = (0.0, 0.5, 1.0)
+    hint_downscale: int = 4
+    batch_size: int = 32
+    logs: tuple[str, ...] = ()
+    grid_rows: int = 6
+    style_steps: int = 200
+    kid_subsets: int = 100
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ValueError("give at least one --model")
+        if self.fid not in FID_CHOICES:
+            raise ValueError(f"--fid must be one of {', '.join(FID_CHOICES)}, got {self.fid!r}")
+        if not self.projections or any(not 0.0 <= p <= 1.0 for p in self.projections):
+            raise ValueError(f"projection strengths must lie in [0, 1], got {self.projections}")
+        if self.batch_size < 1 or self.grid_rows < 0 or self.style_steps < 1 or self.kid_subsets < 1:
+            raise ValueError("batch size, style steps and KID subsets must be >= 1 and grid rows >= 0")
+
+
+# ---------------------------------------------------------------------------------------------
+# the models under test, behind one interface
+
+@dataclass
+class Batch:
+    """Inputs of one batch (CPU tensors): sketch (B,1,S,S), hint (B,4,h,w) or None, target (B,3,S,S)."""
+
+    sketch: torch.Tensor
+    hint: torch.Tensor | None
+    target: torch.Tensor
+    ids: list[str]
+
+
+@dataclass
+class EvalModel:
+    """A model under test. ``run(batch, projection, seed) -> (B, 3, S, S)`` in [-1, 1] at dataset size."""
+
+    name: str
+    source: str
+    kind: str
+    run: Any
+    projections: tuple[float | None, ...] = (None,)
+    uses_hints: bool = True
+    label: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.source, "pipeline_type": self.kind, "label": self.label or self.kind,
+                "projections": list(self.projections), "uses_hints": self.uses_hints, **self.info}
+
+
+def _resize_images(x: torch.Tensor, size: int) -> torch.Tensor:
+    if x.shape[-1] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True).clamp(-1, 1)
+
+
+def _fit_hint(hint: torch.Tensor, size: int) -> torch.Tensor:
+    """Protocol hint -> a model's hint grid; the mask stays binary, colours stay exact."""
+    if hint.shape[-1] == size:
+        return hint
+    resized = resize_hint(hint, size)
+    mask = (resized[:, 3:4] >= 0.5).to(hint.dtype)
+    return torch.cat([resized[:, :3] * mask, mask], dim=1)
+
+
+def _pipeline_model(source: str, device: str, projections: tuple[float, ...], name: str) -> EvalModel:
+    from ..inference import Sketch2AnimePipeline
+
+    pipe = Sketch2AnimePipeline.from_pretrained(source, device=device)
+
+    def run(batch: Batch, projection: float | None, seed: int) -> torch.Tensor:
+        size = batch.sketch.shape[-1]
+        sketch = _resize_images(batch.sketch, pipe.image_size)
+        hint = None if batch.hint is None else _fit_hint(batch.hint, pipe.hint_size)
+        kwargs = {"projection": projection} if projection is not None else {}
+        image = pipe.generate_tensors(sketch, hint, seed=seed, **kwargs)["image"]
+        return _resize_images(image.float().cpu(), size)
+
+    uses = bool(getattr(pipe, "uses_projection", pipe.pipeline_type == "sketch2anime"))
+    return EvalModel(name=name, source=str(pipe.folder), kind=pipe.pipeline_type, run=run,
+                     projections=tuple(projections) if uses else (None,),
+                     label=pipe.pipeline_type, info={"image_size": pipe.image_size, "hint_size": pipe.hint_size,
+                                                     "device": str(pipe.device)})
+
+
+def _style_transfer_model(protocol: EvaluationProtocol, device: torch.device, steps: int, seed: int) -> EvalModel:
+    from ..data.image_io import load_rgb, resize_square, rgb_to_tensor
+    from ..weights import load_pretrained_hed
+    from .style_transfer import FEATURES_LABEL, METHOD_LABEL, StyleTransferConfig, pick_style_indices, stylize
+
+    train_paths = protocol.training_color_paths()
+    if not train_paths:
+        raise ValueError("the style-transfer baseline needs training colour images (the dataset has no train split)")
+    hed = load_pretrained_hed().to(device)  # MissingWeightsError names the fetch command
+    hed.requires_grad_(False)
+    config = StyleTransferConfig(steps=steps)
+
+    def features(x: torch.Tensor, layers: tuple[str, ...]) -> list[torch.Tensor]:
+        return hed.features(x, layers)
+
+    def run(batch: Batch, projection: float | None, run_seed: int) -> torch.Tensor:
+        size = batch.sketch.shape[-1]
+        picks = pick_style_indices(batch.ids, len(train_paths), seed)
+        style = torch.stack([rgb_to_tensor(np.asarray(resize_square(load_rgb(train_paths[i]), size)))
+                             for i in picks]).to(device)
+        generator = torch.Generator().manual_seed(run_seed)
+        return stylize(batch.sketch.to(device), style, features, config, generator).float().cpu()
+
+    return EvalModel(name=STYLE_TRANSFER, source=STYLE_TRANSFER, kind="style_transfer", run=run, uses_hints=False,
+                     label=METHOD_LABEL, info={"features": FEATURES_LABEL, "steps": steps,
+                                               "style_image": "seeded random training colour image per sample id"})
+
+
+def oracle_model() -> EvalModel:
+    """Returns the target image: proves the plumbing (SSIM 1, ΔE00 ~0, FID ~0)."""
+    return EvalModel(name=ORACLE, source=ORACLE, kind="oracle", run=lambda batch, p, s: batch.target.clone(),
+                     uses_hints=False, label="oracle (returns the target; sanity check)")
+
+
+def _model_name(source: str, taken: set[str]) -> str:
+    path = Path(source)
+    base = path.parent.name if path.name == "model" and path.parent.name else path.name or source
+    name, i = base, 2
+    while name in taken:
+        name, i = f"{base}-{i}", i + 1
+    taken.add(name)
+    return name
+
+
+# ---------------------------------------------------------------------------------------------
+# feature extractor for FID / KID
+
+def _feature_extractor(config: EvaluateConfig, device: torch.device) -> tuple[Any | None, dict[str, Any]]:
+    """(extractor or None, description); never raises for missing weights: FID is then skipped."""
+    from ..weights import MissingWeightsError
+    from .fid import make_feature_extractor
+
+    choice = config.fid
+    if choice == "none":
+        return None, {"skipped": "FID/KID disabled (--fid none)"}
+    if choice == "inception" or (choice == "auto" and config.inception_weights):
+        if not config.inception_weights:
+            raise ValueError("--fid inception needs --inception-weights PATH (pt_inception-2015-12-05-6726825d.pth)")
+        return make_feature_extractor("inception", config.inception_weights, device=device), {}
+    try:
+        return make_feature_extractor("hed-vgg", device=device), {}
+    except MissingWeightsError as exc:
+        if choice == "hed-vgg":
+            raise
+        return None, {"skipped": f"no --inception-weights given and the HED weights are missing ({exc})"}
+
+
+def extractor_label(extractor: Any) -> str:
+    if extractor.name == "inception" and extractor.comparable_with_published:
+        return "inception (standard)"
+    if extractor.name == "inception":
+        return "inception (NOT comparable with published FID: non-standard weights)"
+    return f"{extractor.name} (NOT comparable with published FID)"
+
+
+# ---------------------------------------------------------------------------------------------
+# accumulating one entry
+
+class _Entry:
+    """Per-sample metrics of one (model, condition, hint level, projection) over all batches."""
+
+    def __init__(self, hint_size: int, with_hints: bool, with_features: bool) -> None:
+        self.hint_size, self.with_hints, self.with_features = hint_size, with_hints, with_features
+        self.values: dict[str, list[np.ndarray]] = {}
+        self.small: list[torch.Tensor] = []
+        self.hints: list[torch.Tensor] = []
+        self.features: list[np.ndarray] = []
+        self.seconds = 0.0
+
+    def _add(self, key: str, values: Any) -> None:
+        self.values.setdefault(key, []).append(np.asarray(values, dtype=np.float64).reshape(-1))
+
+    def add(self, output: torch.Tensor, batch: Batch, clean_sketch: torch.Tensor, hint: torch.Tensor,
+            extractor: Any | None) -> None:
+        target = batch.target
+        self._add("ssim", ssim(output, target).numpy())
+        self._add("psnr", np.minimum(psnr(output, target).numpy(), PSNR_CAP_DB))
+        self._add("l1", l1(output, target).numpy())
+        vs_clean = line_fidelity(clean_sketch, output)
+        for key in ("recall", "precision", "f", "chamfer"):
+            self._add(f"line_{key}", vs_clean[f"per_sample_{key}"])
+        vs_input = vs_clean if batch.sketch is clean_sketch else line_fidelity(batch.sketch, output)
+        for key in ("recall", "f", "chamfer"):
+            self._add(f"line_{key}_input", vs_input[f"per_sample_{key}"])
+        if self.with_hints:
+            self.small.append(F.interpolate(output.double(), size=(self.hint_size, self.hint_size), mode="area"))
+            self.hints.append(hint)
+        if self.with_features and extractor is not None:
+            self.features.append(extractor(output))
+
+    def per_sample(self, key: str) -> np.ndarray:
+        return np.concatenate(self.values[key])
+
+    def summary(self, real_features: np.ndarray | None, seed: int, kid_subsets: int) -> dict[str, Any]:
+        def mean(key: str) -> float | None:
+            values = self.per_sample(key)
+            values = values[np.isfinite(values)]
+            return float(values.mean()) if values.size else None
+
+        ssim_values = self.per_sample("ssim")
+        metrics: dict[str, Any] = {
+            "ssim_mean": float(ssim_values.mean()), "ssim_std": float(ssim_values.std()),
+            "psnr_mean": mean("psnr"), "l1_mean": mean("l1"),
+        }
+        for key in ("recall", "precision", "f", "chamfer", "recall_input", "f_input", "chamfer_input"):
+            metrics[f"line_{key}"] = mean(f"line_{key}")
+        metrics.update({"hint_de00_median": None, "hint_de00_p90": None, "hint_de00_mean": None, "hint_pixels": 0})
+        if self.with_hints and self.small:
+            adherence = hint_adherence(torch.cat(self.small), torch.cat(self.hints).double())
+            metrics.update({"hint_de00_median": adherence["median"], "hint_de00_p90": adherence["p90"],
+                            "hint_de00_mean": adherence["mean"], "hint_pixels": adherence["count"]})
+            self._add("hint_de00_median", adherence["per_sample_median"])
+        metrics.update({"fid": None, "kid_mean": None, "kid_std": None, "fid_reliable": None})
+        if self.features and real_features is not None:
+            from .fid import fid_kid
+
+            fake = np.concatenate(self.features)
+            if min(len(fake), len(real_features)) >= 2:
+                result = fid_kid(real_features, fake, rng=np.random.default_rng(seed), kid_subsets=kid_subsets)
+                metrics.update({k: result[k] for k in ("fid", "kid_mean", "kid_std", "fid_reliable")})
+        return metrics
+
+
+DELTA_KEYS = ("ssim_mean", "psnr_mean", "l1_mean", "fid", "kid_mean", "hint_de00_median", "hint_de00_p90",
+              "line_recall", "line_f", "line_chamfer", "line_recall_input", "line_f_input")
+
+
+def add_deltas(entries: list[dict[str, Any]]) -> None:
+    """Set ``delta_vs_clean`` (rough minus clean, same model/hint/projection) on every rough entry."""
+    clean = {(e["model"], e["hint_level"], e["projection"]): e for e in entries if e["roughness"] == "none"}
+    for entry in entries:
+        if entry["roughness"] == "none":
+            entry["delta_vs_clean"] = None
+            continue
+        base = clean.get((entry["model"], entry["hint_level"], entry["projection"]))
+        if base is None:
+            entry["delta_vs_clean"] = None
+            continue
+        entry["delta_vs_clean"] = {
+            key: (entry["metrics"][key] - base["metrics"][key]
+                  if entry["metrics"].get(key) is not None and base["metrics"].get(key) is not None else None)
+            for key in DELTA_KEYS}
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _hardware(device: torch.device) -> dict[str, Any]:
+    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "device": str(device)}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None, feature_extractor: Any = None,
+                   progress: bool = True) -> dict[str, Any]:
+    """Evaluate and write ``metrics.json``, ``per_image.csv``, ``report.md``/``.html``, ``grid.png``
+    and training plots into ``config.out``. ``models`` / ``feature_extractor`` override what
+    ``config.models`` / ``config.fid`` would build (tests, notebooks). Returns the metrics dict."""
+    from ..inference import pick_device
+    from .report import plot_training_logs, render_grid, write_report
+
+    started = time.perf_counter()
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(config.device)
+    log = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
+
+    protocol = EvaluationProtocol(config.data, ProtocolConfig(
+        seed=config.seed, hint_levels=tuple(config.hint_levels), roughness=tuple(config.roughness),
+        hint_downscale=config.hint_downscale, limit=config.limit))
+    n = len(protocol)
+    log(f"evaluate: {n} of {protocol.val_total} validation images of {config.data}")
+
+    skipped_models: list[dict[str, str]] = []
+    if models is None:
+        models, taken = [], set()
+        for source in config.models:
+            load_start = time.perf_counter()
+            try:
+                if source == STYLE_TRANSFER:
+                    model = _style_transfer_model(protocol, device, config.style_steps, config.seed)
+                elif source == ORACLE:
+                    model = oracle_model()
+                else:
+                    model = _pipeline_model(source, config.device, config.projections, _model_name(source, taken))
+            except ValueError as exc:
+                if source != STYLE_TRANSFER:
+                    raise
+                skipped_models.append({"model": source, "reason": str(exc)})
+                log(f"evaluate: skipping {source}: {exc}")
+                continue
+            model.info["load_seconds"] = round(time.perf_counter() - load_start, 3)
+            models.append(model)
+    if feature_extractor is None:
+        feature_extractor, fid_info = _feature_extractor(config, device)
+    else:
+        fid_info = {}
+    if feature_extractor is not None:
+        fid_info = {**feature_extractor.describe(), "label": extractor_label(feature_extractor)}
+        log(f"evaluate: FID/KID features: {fid_info['label']}")
+    else:
+        log(f"evaluate: FID/KID skipped: {fid_info['skipped']}")
+
+    real_features = None
+    all_indices = list(range(n))
+    if feature_extractor is not None:
+        real_features = np.concatenate([feature_extractor(protocol.target_tensor(all_indices[s:s + config.batch_size]))
+                                        for s in range(0, n, config.batch_size)])
+    fid_conditions = set(config.fid_conditions) or set(protocol.config.conditions)
+
+    levels = protocol.config.hint_levels
+    grid_level = "sparse" if "sparse" in levels else levels[-1]
+    rough_conditions = [r for r in protocol.config.conditions if r != "none"]
+    grid_conditions = ["none"] + rough_conditions[-1:]
+    grid_rows = list(range(min(config.grid_rows, n)))
+    grid: dict[str, dict[str, Any]] = {r: {"columns": []} for r in grid_conditions}
+
+    entries: list[dict[str, Any]] = []
+    per_image: list[list[Any]] = []
+    for model in models:
+        for roughness in protocol.config.conditions:
+            for projection in model.projections:
+                accs = {level: _Entry(protocol.hint_size, level != "none",
+                                      roughness in fid_conditions) for level in levels}
+                grid_outputs: dict[str, list[torch.Tensor]] = {level: [] for level in levels}
+                for start in range(0, n, config.batch_size):
+                    indices = all_indices[start:start + config.batch_size]
+                    clean = protocol.sketch_tensor("none", indices)
+                    sketch = clean if roughness == "none" else protocol.sketch_tensor(roughness, indices)
+                    target = protocol.target_tensor(indices)
+                    ids = [protocol.items[i].id for i in indices]
+                    shared, elapsed = None, 0.0
+                    for level in levels:
+                        hint = protocol.hint_tensor(level, indices)
+                        batch = Batch(sketch, None if level == "none" else hint, target, ids)
+                        if shared is None or model.uses_hints:
+                            _sync(device)
+                            tick = time.perf_counter()
+                            shared = model.run(batch, projection, config.seed + start).float().cpu().clamp(-1, 1)
+                            _sync(device)
+                            elapsed = time.perf_counter() - tick
+                        output = shared
+                        accs[level].seconds += elapsed
+                        if tuple(output.shape) != tuple(target.shape):
+                            raise ValueError(f"model {model.name} returned {tuple(output.shape)} for targets "
+                                             f"{tuple(target.shape)}")
+                        accs[level].add(output, batch, clean, hint, feature_extractor)
+                        rows = [k for k, i in enumerate(indices) if i in grid_rows]
+                        if rows:
+                            grid_outputs[level].append(output[rows])
+                for level in levels:
+                    acc = accs[level]
+                    tick = time.perf_counter()
+                    metrics = acc.summary(real_features, config.seed, config.kid_subsets)
+                    entry = {
+                        "model": model.name, "model_path": model.source, "pipeline_type": model.kind,
+                        "condition": condition_name(roughness), "roughness": roughness, "hint_level": level,
+                        "projection": projection, "n": n, "metrics": metrics,
+                        "feature_extractor": fid_info.get("label") if acc.with_features else None,
+                        "timing": {"generate_seconds": round(acc.seconds, 4),
+                                   "ms_per_image": round(1000 * acc.seconds / max(n, 1), 3),
+                                   "shared_with_other_hint_levels": not model.uses_hints,
+                                   "metric_seconds": round(time.perf_counter() - tick, 4)},
+                    }
+                    entries.append(entry)
+                    hint_medians = acc.per_sample("hint_de00_median") if "hint_de00_median" in acc.values else None
+                    for k, item in enumerate(protocol.items):
+                        per_image.append([model.name, condition_name(roughness), level,
+                                          "" if projection is None else projection, item.id,
+                                          *(acc.per_sample(key)[k] for key in ("ssim", "psnr", "l1", "line_recall",
+                                                                                "line_f", "line_chamfer")),
+                                          "" if hint_medians is None else hint_medians[k]])
+                    log(f"evaluate: {model.name} {condition_name(roughness)} hints={level}"
+                        f"{'' if projection is None else f' projection={projection}'}: "
+                        f"SSIM {metrics['ssim_mean']:.4f}"
+                        + (f", FID {metrics['fid']:.2f}" if metrics["fid"] is not None else "")
+                        + f" ({entry['timing']['ms_per_image']:.1f} ms/image)")
+                if roughness in grid and grid_outputs[grid_level]:
+                    label = model.name if projection is None else f"{model.name} p={projection:g}"
+                    grid[roughness]["columns"].append((label, torch.cat(grid_outputs[grid_level])))
+    add_deltas(entries)
+
+    # ---- outputs -------------------------------------------------------------------------
+    files: dict[str, str] = {}
+    if grid_rows and models:
+        sections = []
+        for roughness in grid_conditions:
+            sections.append({
+                "title": f"{condition_name(roughness)} sketch, {grid_level} hints",
+                "sketch": protocol.sketch_tensor(roughness, grid_rows),
+                "hint": protocol.hint_tensor(grid_level, grid_rows),
+                "target": protocol.target_tensor(grid_rows),
+                "columns": grid[roughness]["columns"],
+            })
+        buffer = io.BytesIO()
+        render_grid(sections).save(buffer, format="PNG")
+        atomic_write_bytes(out / "grid.png", buffer.getvalue())
+        files["grid"] = "grid.png"
+    plots = plot_training_logs([Path(p) for p in config.logs], out / "plots") if config.logs else []
+    if plots:
+        files["plots"] = [str(p.relative_to(out)) for p in plots]  # type: ignore[assignment]
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["model", "condition", "hint_level", "projection", "image_id", "ssim", "psnr", "l1",
+                     "line_recall", "line_f", "line_chamfer", "hint_de00_median"])
+    for row in per_image:
+        writer.writerow([f"{v:.6g}" if isinstance(v, (float, np.floating)) else v for v in row])
+    atomic_write_text(out / "per_image.csv", buffer.getvalue())
+    files["per_image"] = "per_image.csv"
+
+    result = {
+        "format_version": METRICS_FORMAT_VERSION,
+        "started": started_at,
+        "dataset": {"path": str(Path(config.data).resolve()), "image_size": protocol.size},
+        "protocol": protocol.describe(),
+        "generation_seed": f"{config.seed} + index of the batch's first image (batch size {config.batch_size})",
+        "feature_extractor": fid_info,
+        "psnr_cap_db": PSNR_CAP_DB,
+        "line_tolerance_px": 2.0,
+        "models": [m.describe() for m in models],
+        "skipped_models": skipped_models,
+        "entries": entries,
+        "hardware": _hardware(device),
+        "files": files,
+        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.__dict__.items()},
+        "total_seconds": round(time.perf_counter() - started, 3),
+    }
+    atomic_write_text(out / "metrics.json", json.dumps(_json_safe(result), indent=2))
+    write_report(out, result)
+    log(f"evaluate: wrote {out / 'metrics.json'} and {out / 'report.md'}")
+    return result
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf -> None, numpy scalars -> Python (strict JSON)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(float(value)) else None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in str(text).split(",") if v.strip())
+
+
+def config_from_args(args: argparse.Namespace) -> EvaluateConfig:
+    def get(name: str, default: Any) -> Any:
+        value = getattr(args, name, None)
+        return default if value is None else value
+
+    try:
+        projections = tuple(float(v) for v in _csv(get("projections", "0,0.5,1")))
+    except ValueError:
+        raise ValueError(f"--projection must be numbers like 0,0.5,1, got {get('projections', '')!r}") from None
+    return EvaluateConfig(
+        models=tuple(str(m) for m in args.model), data=str(args.data), out=str(args.out),
+        inception_weights=str(args.inception_weights) if getattr(args, "inception_weights", None) else None,
+        fid=get("fid", "auto"), fid_conditions=_csv(get("fid_conditions", "")), limit=getattr(args, "limit", None),
+        seed=get("seed", 0), device=get("device", "auto"), hint_levels=_csv(get("hint_levels", "none,sparse,dense")),
+        roughness=_csv(get("roughness", "none,medium,heavy")), projections=projections,
+        hint_downscale=get("hint_downscale", 4), batch_size=get("batch_size", 32),
+        logs=tuple(str(p) for p in get("logs", [])), grid_rows=get("grid_rows", 6),
+        style_steps=get("style_steps", 200), kid_subsets=get("kid_subsets", 100),
+    )
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """Entry point of ``sketch2anime evaluate``."""
+    config = config_from_args(args)
+    run_evaluation(config, progress=not getattr(args, "quiet", False))
+    return 0

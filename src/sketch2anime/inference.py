@@ -1,0 +1,453 @@
+"""Inference: ``Sketch2AnimePipeline`` (sketch + optional RGBA hint -> colour picture) and ``generate``.
+
+A pipeline folder (written by ``sketch2anime train``) describes itself; no flags are needed::
+
+    MODEL/pipeline.json     {"format_version": 1, "pipeline_type": "sketch2anime" | "simple_gan" | ...,
+                             "image_size": 64, "hint_downscale": 4, "projection": {"k": 10, "reg": 0.001}, ...}
+    MODEL/autoencoder/      (sketch2anime) the stage-1 sketch autoencoder
+    MODEL/generator/        the hint generator
+    MODEL/latent_bank.*     (sketch2anime) the training latents for projection
+
+Typical use::
+
+    pipe = Sketch2AnimePipeline.from_pretrained("runs/s2a64/model")
+    picture = pipe("my_sketch.png", hint="my_hint.png", projection=0.5)   # PIL RGB, the sketch's size
+
+Inputs of any size and aspect ratio are padded to a square on white, resized to the model size,
+and the output is cropped back and resized to the input's size. ``projection`` (0 = follow my
+lines, 1 = snap to the nearest training sketches) only applies to pipelines with an autoencoder;
+others ignore it.
+
+Adding a pipeline type (e.g. a baseline): register a loader in ``PIPELINE_LOADERS`` (loads its
+modules from the folder) and a runner in ``GENERATOR_RUNNERS`` (sketch, hint -> image).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .checkpoint import CheckpointError, load_model, read_json
+from .data.image_io import IMAGE_SUFFIXES, ImageInput, list_images, load_rgba, load_sketch, sketch_to_tensor, tensor_to_uint8
+
+PIPELINE_FILE = "pipeline.json"
+PIPELINE_FORMAT_VERSION = 1
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "pretrained" / "default"
+BANK_STEM = "latent_bank"
+
+
+# ---------------------------------------------------------------------------------------------
+# pipeline.json
+
+def pipeline_description(pipeline_type: str, image_size: int, hint_downscale: int, latent_dim: int | None = None,
+                         projection_k: int = 10, projection_reg: float = 1e-3,
+                         training: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The content of ``pipeline.json`` for a pipeline folder."""
+    description: dict[str, Any] = {
+        "format_version": PIPELINE_FORMAT_VERSION,
+        "pipeline_type": pipeline_type,
+        "image_size": int(image_size),
+        "hint_downscale": int(hint_downscale),
+        "projection": {"k": int(projection_k), "reg": float(projection_reg)},
+    }
+    if latent_dim is not None:
+        description["latent_dim"] = int(latent_dim)
+    if training:
+        description["training"] = training
+    return description
+
+
+def read_pipeline_description(folder: str | Path) -> dict[str, Any]:
+    folder = Path(folder)
+    description = read_json(folder / PIPELINE_FILE)
+    if not isinstance(description, dict) or "pipeline_type" not in description:
+        raise CheckpointError(f"{folder / PIPELINE_FILE} does not describe a pipeline (no pipeline_type)")
+    version = description.get("format_version")
+    if version != PIPELINE_FORMAT_VERSION:
+        raise CheckpointError(f"{folder} has pipeline format_version {version!r}; this sketch2anime reads "
+                              f"version {PIPELINE_FORMAT_VERSION}")
+    for key in ("image_size", "hint_downscale"):
+        if not isinstance(description.get(key), int) or description[key] < 1:
+            raise CheckpointError(f"{folder / PIPELINE_FILE}: {key} must be a positive integer")
+    return description
+
+
+def resolve_model_path(path_or_name: str | Path) -> Path:
+    """``"default"`` -> the model shipped in the package; a run folder -> its ``model/``."""
+    if str(path_or_name) == "default":
+        if not (DEFAULT_MODEL_DIR / PIPELINE_FILE).is_file():
+            raise ValueError(
+                "no default model is installed in this sketch2anime package (expected "
+                f"{DEFAULT_MODEL_DIR}). Train one: `sketch2anime train configs/ae64.toml`, then "
+                "`sketch2anime train configs/s2a64.toml`, and pass --model runs/s2a64/model "
+                "(or copy that folder to the location above)"
+            )
+        return DEFAULT_MODEL_DIR
+    folder = Path(path_or_name).expanduser()
+    if (folder / "model" / PIPELINE_FILE).is_file() and not (folder / PIPELINE_FILE).is_file():
+        folder = folder / "model"
+    if not folder.is_dir():
+        raise ValueError(f"model folder not found: {folder}")
+    if not (folder / PIPELINE_FILE).is_file():
+        raise ValueError(f"{folder} is not a sketch2anime model folder (no {PIPELINE_FILE}); "
+                         "pass the model/ folder of a finished `sketch2anime train` run")
+    return folder
+
+
+def pick_device(device: str | torch.device) -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available (use 'cpu' or 'auto')")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r} (use 'auto', 'cpu' or 'cuda')") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# per-type loading and running
+
+def _load_sketch2anime(folder: Path, description: dict[str, Any]) -> dict[str, Any]:
+    from .models.projection import LatentBank
+
+    return {
+        "autoencoder": load_model(folder / "autoencoder", expected_type="sketch_autoencoder"),
+        "generator": load_model(folder / "generator", expected_type="hint_generator"),
+        "bank": LatentBank.load(folder / BANK_STEM),
+    }
+
+
+def _load_generator_only(folder: Path, description: dict[str, Any]) -> dict[str, Any]:
+    return {"generator": load_model(folder / "generator")}
+
+
+def _load_autoencoder_only(folder: Path, description: dict[str, Any]) -> dict[str, Any]:
+    raise ValueError(f"{folder} holds only a stage-1 sketch autoencoder, which cannot colour sketches; "
+                     "train the generator on it (stage 'generator', e.g. configs/s2a64.toml) and use that run's model/")
+
+
+def _run_latent_generator(pipe: "Sketch2AnimePipeline", sketch: torch.Tensor, hint: torch.Tensor,
+                          z: torch.Tensor | None, decoded: torch.Tensor | None) -> torch.Tensor:
+    generator = pipe.generator
+    return generator(z, hint, decoded if generator.config.use_decoded_sketch else None)
+
+
+def _run_sketch_generator(pipe: "Sketch2AnimePipeline", sketch: torch.Tensor, hint: torch.Tensor,
+                          z: torch.Tensor | None, decoded: torch.Tensor | None) -> torch.Tensor:
+    return pipe.generator(sketch, hint)
+
+
+PIPELINE_LOADERS: dict[str, Callable[[Path, dict[str, Any]], dict[str, Any]]] = {
+    "sketch2anime": _load_sketch2anime,
+    "simple_gan": _load_generator_only,
+    "autoencoder": _load_autoencoder_only,
+    "pix2pix": _load_generator_only,
+    "cyclegan": _load_generator_only,
+}
+GENERATOR_RUNNERS: dict[str, Callable[..., torch.Tensor]] = {
+    "sketch2anime": _run_latent_generator,
+    "simple_gan": _run_sketch_generator,
+    "pix2pix": _run_sketch_generator,
+    "cyclegan": _run_sketch_generator,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# geometry: any input size <-> the model's square
+
+def _square_box(width: int, height: int) -> tuple[int, int, int]:
+    side = max(width, height)
+    return side, (side - width) // 2, (side - height) // 2
+
+
+def _pad_to_square(image: Image.Image, fill: int | tuple[int, ...]) -> Image.Image:
+    side, left, top = _square_box(*image.size)
+    if image.size == (side, side):
+        return image
+    canvas = Image.new(image.mode, (side, side), fill)
+    canvas.paste(image, (left, top))
+    return canvas
+
+
+def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    if image.size == size:
+        return image
+    shrinking = size[0] < image.size[0]
+    return image.resize(size, Image.Resampling.LANCZOS if shrinking else Image.Resampling.BICUBIC)
+
+
+def _back_to_input(image: Image.Image, width: int, height: int) -> Image.Image:
+    side, left, top = _square_box(width, height)
+    return _resize(image, (side, side)).crop((left, top, left + width, top + height))
+
+
+class Sketch2AnimePipeline:
+    """A loaded pipeline folder. Attributes: ``pipeline_type``, ``image_size``, ``hint_size``,
+    ``hint_downscale``, ``device``, ``generator``, ``autoencoder`` and ``bank`` (or None)."""
+
+    def __init__(self, folder: Path, description: dict[str, Any], modules: dict[str, Any], device: torch.device) -> None:
+        self.folder = folder
+        self.description = description
+        self.pipeline_type: str = description["pipeline_type"]
+        self.image_size: int = int(description["image_size"])
+        self.hint_downscale: int = int(description["hint_downscale"])
+        self.hint_size: int = self.image_size // self.hint_downscale
+        projection = description.get("projection", {})
+        self.projection_k: int = int(projection.get("k", 10))
+        self.projection_reg: float = float(projection.get("reg", 1e-3))
+        self.device = device
+        self.generator = modules["generator"].to(device).eval()
+        self.autoencoder = modules.get("autoencoder")
+        if self.autoencoder is not None:
+            self.autoencoder = self.autoencoder.to(device).eval()
+        self.bank = modules.get("bank")
+        if getattr(self.generator, "config", None) is not None and hasattr(self.generator.config, "image_size") \
+                and self.generator.config.image_size != self.image_size:
+            raise CheckpointError(f"{folder}: generator is for {self.generator.config.image_size}px, "
+                                  f"pipeline.json says {self.image_size}px")
+
+    @classmethod
+    def from_pretrained(cls, path_or_name: str | Path = "default", device: str = "auto") -> "Sketch2AnimePipeline":
+        """Load a pipeline folder (or a run folder containing ``model/``, or ``"default"``)."""
+        folder = resolve_model_path(path_or_name)
+        description = read_pipeline_description(folder)
+        kind = description["pipeline_type"]
+        if kind not in PIPELINE_LOADERS or (kind not in GENERATOR_RUNNERS and kind != "autoencoder"):
+            raise ValueError(f"{folder}: pipeline_type {kind!r} is not supported by this sketch2anime "
+                             f"(known: {', '.join(sorted(GENERATOR_RUNNERS))})")
+        modules = PIPELINE_LOADERS[kind](folder, description)
+        return cls(folder, description, modules, pick_device(device))
+
+    @property
+    def uses_projection(self) -> bool:
+        return self.autoencoder is not None and self.bank is not None
+
+    # ---- tensor API -------------------------------------------------------------------------
+
+    def _check_tensors(self, sketch: torch.Tensor, hint: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        s, h = self.image_size, self.hint_size
+        if not isinstance(sketch, torch.Tensor) or sketch.dim() != 4 or tuple(sketch.shape[1:]) != (1, s, s):
+            shape = tuple(sketch.shape) if isinstance(sketch, torch.Tensor) else type(sketch).__name__
+            raise ValueError(f"sketch must be a (N, 1, {s}, {s}) tensor, got {shape}")
+        if hint is None:
+            hint = torch.zeros(sketch.shape[0], 4, h, h)
+        if not isinstance(hint, torch.Tensor) or hint.dim() != 4 or tuple(hint.shape[1:]) != (4, h, h) \
+                or hint.shape[0] != sketch.shape[0]:
+            shape = tuple(hint.shape) if isinstance(hint, torch.Tensor) else type(hint).__name__
+            raise ValueError(f"hint must be a ({sketch.shape[0]}, 4, {h}, {h}) tensor, got {shape}")
+        return sketch.to(self.device, torch.float32), hint.to(self.device, torch.float32)
+
+    @staticmethod
+    def _check_projection(projection: float) -> float:
+        if isinstance(projection, bool) or not isinstance(projection, (int, float)) or not 0.0 <= projection <= 1.0:
+            raise ValueError(f"projection must be a number between 0 and 1, got {projection!r}")
+        return float(projection)
+
+    def _seeded(self, seed: int | None) -> contextlib.AbstractContextManager:
+        if seed is None:
+            return contextlib.nullcontext()
+        devices = [self.device] if self.device.type == "cuda" else []
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.random.fork_rng(devices=devices))
+        torch.manual_seed(int(seed))
+        return stack
+
+    def _latents(self, sketch: torch.Tensor, projection: float) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if not self.uses_projection:
+            return None, None
+        from .models.projection import project
+
+        z = self.autoencoder.encode(sketch).float()
+        if projection > 0:
+            z = project(z.cpu(), self.bank, k=self.projection_k, strength=projection,
+                        reg=self.projection_reg).to(self.device)
+        return z, self.autoencoder.decode_sketch(z)
+
+    def generate_tensors(self, sketch: torch.Tensor, hint: torch.Tensor | None = None, projection: float = 0.5,
+                         seed: int | None = None) -> dict[str, torch.Tensor | None]:
+        """sketch ``(N, 1, S, S)`` in [-1, 1], hint ``(N, 4, h, h)`` or None ->
+        ``{"image": (N, 3, S, S) in [-1, 1], "projected_sketch": (N, 1, S, S) or None}`` (on CPU).
+
+        ``projected_sketch`` is the autoencoder's decoding of the (projected) latent; None for
+        pipeline types without an autoencoder, which also ignore ``projection``.
+        """
+        projection = self._check_projection(projection)
+        sketch, hint = self._check_tensors(sketch, hint)
+        with torch.inference_mode(), self._seeded(seed):
+            z, decoded = self._latents(sketch, projection)
+            image = GENERATOR_RUNNERS[self.pipeline_type](self, sketch, hint, z, decoded)
+        return {"image": image.float().clamp(-1, 1).cpu(),
+                "projected_sketch": decoded.float().cpu() if decoded is not None else None}
+
+    # ---- image API --------------------------------------------------------------------------
+
+    def prepare(self, sketch: ImageInput, hint: ImageInput | None = None) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """Any-size inputs -> ``(sketch (1,1,S,S), hint (1,4,h,h), (width, height) of the sketch)``."""
+        from .data.hints import rgba_to_hint
+
+        image = load_sketch(sketch)
+        width, height = image.size
+        square = _resize(_pad_to_square(image, 255), (self.image_size, self.image_size))
+        sketch_tensor = sketch_to_tensor(square)[None]
+        if hint is None:
+            hint_tensor = torch.zeros(1, 4, self.hint_size, self.hint_size)
+        else:
+            layer = load_rgba(hint)
+            if layer.size != (width, height):
+                layer = layer.resize((width, height), Image.Resampling.NEAREST)
+            hint_tensor = rgba_to_hint(_pad_to_square(layer, (0, 0, 0, 0)), self.image_size, self.hint_downscale)[None]
+        return sketch_tensor, hint_tensor, (width, height)
+
+    def _to_pictures(self, result: dict[str, torch.Tensor | None], size: tuple[int, int]) -> tuple[Image.Image, Image.Image | None]:
+        picture = _back_to_input(Image.fromarray(tensor_to_uint8(result["image"][0]), "RGB"), *size)
+        projected = result["projected_sketch"]
+        sketch_picture = None
+        if projected is not None:
+            sketch_picture = _back_to_input(Image.fromarray(tensor_to_uint8(projected[0]), "L"), *size)
+        return picture, sketch_picture
+
+    def __call__(self, sketch: ImageInput, hint: ImageInput | None = None, projection: float = 0.5,
+                 seed: int | None = None, return_projected: bool = False) -> Image.Image | tuple[Image.Image, Image.Image | None]:
+        """Colour ``sketch`` (path, PIL or numpy, any size); ``hint`` is an RGBA layer whose alpha marks
+        hinted pixels. Returns a PIL RGB image of the sketch's size (and, with ``return_projected``,
+        the projected sketch as PIL L, or None for pipelines without an autoencoder)."""
+        sketch_tensor, hint_tensor, size = self.prepare(sketch, hint)
+        result = self.generate_tensors(sketch_tensor, hint_tensor, projection, seed)
+        picture, projected = self._to_pictures(result, size)
+        return (picture, projected) if return_projected else picture
+
+    def variations(self, sketch: ImageInput, hint: ImageInput | None = None, projection: float = 0.5,
+                   count: int = 4, seed: int = 0) -> list[Image.Image]:
+        """``count`` candidates; the first equals ``self(sketch, hint, projection)``.
+
+        With an autoencoder the others re-project the latent onto a random k-subset of its 3k
+        nearest training latents (strength at least 0.35) after a small perturbation scaled by the
+        bank's spread, so each follows the sketch but borrows from different training sketches.
+        Without one (simple_gan, ...) the sketch is shifted by a few pixels and shifted back, which
+        gives only small differences.
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 64:
+            raise ValueError(f"count must be an integer between 1 and 64, got {count!r}")
+        projection = self._check_projection(projection)
+        sketch_tensor, hint_tensor, size = self.prepare(sketch, hint)
+        sketch_tensor, hint_tensor = self._check_tensors(sketch_tensor, hint_tensor)
+        rng = torch.Generator().manual_seed(int(seed))
+        pictures = []
+        with torch.inference_mode():
+            z0, decoded0 = self._latents(sketch_tensor, projection)
+            for index in range(count):
+                z, decoded, shifted = z0, decoded0, sketch_tensor
+                shift = (0, 0)
+                if index > 0 and self.uses_projection:
+                    z = self._varied_latent(sketch_tensor, projection, rng)
+                    decoded = self.autoencoder.decode_sketch(z)
+                elif index > 0:
+                    shift = tuple(int(v) for v in torch.randint(-3, 4, (2,), generator=rng))
+                    shifted = _shift(sketch_tensor, shift, fill=1.0)
+                image = GENERATOR_RUNNERS[self.pipeline_type](self, shifted, hint_tensor, z, decoded)
+                image = _shift(image, (-shift[0], -shift[1]), fill=None)
+                result = {"image": image.float().clamp(-1, 1).cpu(), "projected_sketch": None}
+                pictures.append(self._to_pictures(result, size)[0])
+        return pictures
+
+    def _varied_latent(self, sketch: torch.Tensor, projection: float, rng: torch.Generator) -> torch.Tensor:
+        from .models.projection import projection_weights
+
+        bank = self.bank
+        z = self.autoencoder.encode(sketch).float().cpu()
+        spread = bank.latents.std(0) if len(bank) > 1 else torch.zeros(bank.dim)
+        z = z + 0.1 * spread * torch.randn(z.shape, generator=rng)
+        k = min(self.projection_k, len(bank))
+        _, indices = bank.knn(z, 3 * k)
+        out = z.clone()
+        strength = max(projection, 0.35)
+        for row in range(z.shape[0]):
+            pool = indices[row]
+            chosen = pool[torch.randperm(pool.numel(), generator=rng)[:k]]
+            neighbours = bank.latents[chosen]
+            weights = projection_weights(z[row], neighbours, reg=self.projection_reg)
+            out[row] = strength * (weights @ neighbours) + (1 - strength) * z[row]
+        return out.to(self.device)
+
+
+def _shift(x: torch.Tensor, shift: tuple[int, int], fill: float | None) -> torch.Tensor:
+    """Translate (N, C, H, W) by (dx, dy) pixels; uncovered pixels get ``fill`` (None: edge values)."""
+    dx, dy = shift
+    if dx == 0 and dy == 0:
+        return x
+    pad = (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0))
+    if fill is None:
+        padded = torch.nn.functional.pad(x, pad, mode="replicate")
+    else:
+        padded = torch.nn.functional.pad(x, pad, mode="constant", value=fill)
+    h, w = x.shape[-2:]
+    top, left = max(-dy, 0), max(-dx, 0)
+    return padded[..., top:top + h, left:left + w]
+
+
+# ---------------------------------------------------------------------------------------------
+# `sketch2anime generate`
+
+def _output_path(out: Path, name: str) -> Path:
+    if out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
+        return out
+    return out / f"{name}.png"
+
+
+def generate_command(args: argparse.Namespace) -> int:
+    """``sketch2anime generate SKETCH -o OUT``; a folder in gives a folder out (same relative names).
+
+    Hints: one RGBA file for every sketch, or a folder whose files are matched by stem. Files that
+    cannot be read are skipped with a message; the exit code is 1 if any was skipped.
+    """
+    source, out = Path(args.sketch), Path(args.out)
+    if not source.exists():
+        raise ValueError(f"no such sketch file or folder: {source}")
+    pipeline = Sketch2AnimePipeline.from_pretrained(args.model, device=getattr(args, "device", "auto"))
+    projection = Sketch2AnimePipeline._check_projection(args.projection)
+    hint_arg = Path(args.hint) if getattr(args, "hint", None) else None
+    if hint_arg is not None and not hint_arg.exists():
+        raise ValueError(f"no such hint file or folder: {hint_arg}")
+
+    if source.is_dir():
+        jobs = [(path, out / path.relative_to(source).with_suffix(".png")) for path in list_images(source)]
+        if not jobs:
+            raise ValueError(f"{source} contains no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    else:
+        jobs = [(source, _output_path(out, source.stem))]
+
+    hints: dict[str, Path] = {}
+    if hint_arg is not None and hint_arg.is_dir():
+        for path in list_images(hint_arg):
+            hints.setdefault(path.stem, path)
+
+    failed = 0
+    for sketch_path, target in jobs:
+        hint: Path | None = None
+        if hint_arg is not None:
+            hint = hints.get(sketch_path.stem) if hint_arg.is_dir() else hint_arg
+        try:
+            picture, projected = pipeline(sketch_path, hint=hint, projection=projection, seed=args.seed,
+                                          return_projected=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            picture.save(target)
+            if getattr(args, "save_projected", False) and projected is not None:
+                projected.save(target.with_name(f"{target.stem}_projected.png"))
+        except (ValueError, OSError) as exc:
+            failed += 1
+            print(f"skipped {sketch_path}: {exc}", file=sys.stderr)
+            continue
+        print(f"wrote {target}")
+    if len(jobs) > 1:
+        print(f"{len(jobs) - failed} of {len(jobs)} sketches coloured" + (f", {failed} skipped" if failed else ""))
+    return 1 if failed else 0

@@ -1,0 +1,168 @@
+"""Stage 1: the sketch autoencoder, trained to map rough sketches onto their clean versions.
+
+Each batch feeds, per sample, the clean sketch or (with probability ``train.rough_fraction``) its
+simulated rough version; the target is always the clean sketch, so the encoder learns to put a
+rough sketch near its clean version in latent space. Loss: ``sketch_reconstruction_loss``.
+
+After the last step every clean training sketch (every extractor) is encoded and saved as the
+latent bank, ids ``"<image id>/<extractor>"``, next to the model in ``OUTPUT/model/``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checkpoint import atomic_write_text, save_model
+from ..data.dataset import PairedSketchDataset
+from ..data.image_io import sketch_to_tensor
+from ..inference import PIPELINE_FILE, pipeline_description
+from ..models.autoencoder import AutoencoderConfig, SketchAutoencoder, sketch_reconstruction_loss
+from ..models.projection import LatentBank
+from .config import ExperimentConfig
+from .loop import EMA, BatchStream, Engine, fixed_sample_batch, set_lr, training_dataset, unwrap
+
+BANK_STEM = "latent_bank"
+
+
+def autoencoder_config(config: ExperimentConfig) -> AutoencoderConfig:
+    ae = config.autoencoder or AutoencoderConfig(image_size=config.experiment.image_size)
+    if ae.image_size != config.experiment.image_size:
+        from ..config import ConfigError
+
+        raise ConfigError(f"autoencoder.image_size {ae.image_size} differs from experiment.image_size "
+                          f"{config.experiment.image_size}")
+    return ae
+
+
+def make_optimizer(params: Any, config: ExperimentConfig, lr: float) -> torch.optim.Optimizer:
+    train = config.train
+    return torch.optim.AdamW(params, lr=lr, betas=tuple(train.betas), weight_decay=train.weight_decay)
+
+
+class AutoencoderStage:
+    def __init__(self, config: ExperimentConfig, engine: Engine, run_dir: Path) -> None:
+        self.config = config
+        self.engine = engine
+        self.run_dir = run_dir
+        train = config.train
+        self.model = SketchAutoencoder(autoencoder_config(config)).to(engine.device)
+        self.net = engine.wrap(self.model)
+        self.optimizer = make_optimizer(self.model.parameters(), config, train.lr)
+        self.ema = EMA(self.model, train.ema_decay) if train.ema_decay else None
+        self.generator = torch.Generator().manual_seed(config.experiment.seed + 1 + 7919 * engine.rank)
+        self.stream = BatchStream(training_dataset(config), config.data.batch_size, config.experiment.seed,
+                                  engine, config.data.num_workers)
+        self.samples = fixed_sample_batch(config, engine) if engine.is_main else None
+        self.step = 0
+
+    # ---- loop interface ---------------------------------------------------------------------
+
+    def set_lr_factor(self, factor: float) -> None:
+        set_lr(self.optimizer, self.config.train.lr, factor)
+
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def train_step(self, batch: dict[str, Any], step: int) -> dict[str, torch.Tensor]:
+        clean, rough = batch["sketch"], batch["rough_sketch"]
+        use_rough = torch.rand(clean.shape[0], generator=self.generator) < self.config.train.rough_fraction
+        inputs = torch.where(use_rough.to(clean.device)[:, None, None, None], rough, clean)
+        self.model.train()
+        with self.engine.autocast():
+            _, logits = self.net(inputs)
+        loss = sketch_reconstruction_loss(logits.float(), clean)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        with torch.no_grad():
+            ink_l1 = (torch.tanh(-logits.detach().float() / 2) - clean).abs().mean()  # = |decode_sketch - clean|
+        self.step = step + 1
+        return {"loss": loss.detach(), "l1": ink_l1}
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"model": unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "generator": self.generator.get_state()}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        if self.ema is not None:
+            if "ema" not in state:
+                raise ValueError("the saved state has no EMA weights but train.ema_decay is set")
+            self.ema.load_state_dict(state["ema"])
+
+    def eval_model(self) -> SketchAutoencoder:
+        return self.ema.model if self.ema is not None else self.model
+
+    @torch.inference_mode()
+    def sample_columns(self) -> list[torch.Tensor]:
+        """input (clean) | rough | reconstruction of the rough sketch | target (clean)."""
+        model = self.eval_model()
+        was_training = model.training
+        model.eval()
+        clean, rough = self.samples["sketch"], self.samples["rough_sketch"]
+        recon = model.decode_sketch(model.encode(rough))
+        model.train(was_training)
+        return [clean, rough, recon, clean]
+
+    def export(self, folder: Path, final: bool) -> None:
+        """Stage-1 pipeline folder: pipeline.json (type "autoencoder"), autoencoder/, latent bank."""
+        if not final:
+            return
+        model = self.eval_model()
+        meta = {"experiment": self.config.experiment.name, "step": self.step}
+        save_model(model, folder / "autoencoder", meta=meta)
+        bank = encode_training_sketches(model, self.stream.dataset, self.engine.device)
+        bank.save(folder / BANK_STEM)
+        description = pipeline_description(
+            "autoencoder", self.config.experiment.image_size, self.config.data.hints.downscale,
+            latent_dim=model.config.latent_dim, projection_k=self.config.train.projection_k,
+            training={**meta, "dataset": str(self.config.data.root), "bank_size": len(bank)},
+        )
+        atomic_write_text(folder / PIPELINE_FILE, json.dumps(description, indent=2, sort_keys=True))
+
+
+@torch.inference_mode()
+def encode_training_sketches(model: SketchAutoencoder, dataset: PairedSketchDataset, device: torch.device,
+                             batch_size: int = 256) -> LatentBank:
+    """Encode every clean sketch (every extractor) of ``dataset`` -> LatentBank ids "<id>/<extractor>"."""
+    ids: list[str] = []
+    pending: list[torch.Tensor] = []
+    latents: list[torch.Tensor] = []
+    was_training = model.training
+    model.eval()
+
+    def flush() -> None:
+        if pending:
+            latents.append(model.encode(torch.stack(pending).to(device)).float().cpu())
+            pending.clear()
+
+    for index, record in enumerate(dataset.records):
+        for extractor in dataset.extractors:
+            if not record.sketch_path(extractor):
+                continue
+            pending.append(sketch_to_tensor(dataset.clean_sketch(index, extractor)))
+            ids.append(f"{record.id}/{extractor}")
+            if len(pending) >= batch_size:
+                flush()
+    flush()
+    model.train(was_training)
+    if not ids:
+        raise ValueError(f"{dataset.root} has no training sketches to build the latent bank from")
+    return LatentBank(torch.cat(latents), ids)
+
+
+def build(config: ExperimentConfig, engine: Engine, run_dir: Path) -> AutoencoderStage:
+    return AutoencoderStage(config, engine, run_dir)

@@ -1,0 +1,343 @@
+"""Stage 2: the hint generator against a PatchGAN discriminator ("generator" and "simple_gan").
+
+Stage "generator" (Sketch2Anime): the generator is conditioned on a latent of the frozen stage-1
+encoder. Per sample the latent is that of the clean sketch, of the rough sketch, or the rough
+sketch's latent *projected* towards the bank (k nearest training latents, sum-to-one weights,
+random strength), in the proportions ``train.latent_mix``, so the generator sees the kind of
+latents it gets at inference. A training sample's own bank entries are excluded from its
+neighbours (otherwise projection would return the latent unchanged). With
+``generator.use_decoded_sketch`` the decoder's sketch of that latent (no gradient) also enters.
+
+Stage "simple_gan": the generator is conditioned on the (rough or clean) sketch itself; no
+autoencoder, no projection.
+
+Losses. D: hinge (or non-saturating) on (image, clean sketch, hint) for real and fake pairs, plus
+lazy R1 on reals. G: adversarial + L1 to the real image + D feature matching + optional HED-VGG
+perceptual loss + the masked hint loss (output at hint resolution vs hint colour where hinted).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..checkpoint import CheckpointError, atomic_write_bytes, atomic_write_text, copy_model_folder, load_model, save_model
+from ..config import ConfigError
+from ..inference import PIPELINE_FILE, pipeline_description, read_pipeline_description
+from ..models.autoencoder import SketchAutoencoder
+from ..models.discriminator import DiscriminatorConfig, PatchDiscriminator
+from ..models.generator import GeneratorConfig, HintGenerator
+from ..models.projection import LatentBank, project, projection_weights
+from .autoencoder_stage import BANK_STEM, make_optimizer
+from .config import ExperimentConfig
+from .logging import hint_to_display
+from .loop import EMA, BatchStream, Engine, fixed_sample_batch, set_lr, training_dataset, unwrap
+from .losses import (
+    PerceptualLoss,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+    masked_hint_loss,
+    r1_penalty,
+)
+
+
+def resolve_autoencoder_dir(path: str) -> Path:
+    """Stage-1 run folder (or its ``model/``) -> the pipeline folder holding autoencoder/ + bank."""
+    if not path:
+        raise ConfigError("stage 'generator' needs experiment.autoencoder_dir: the stage-1 run folder "
+                          "(train it first with an autoencoder config, e.g. configs/ae64.toml)")
+    folder = Path(path)
+    if (folder / "model" / PIPELINE_FILE).is_file():
+        folder = folder / "model"
+    if not (folder / PIPELINE_FILE).is_file():
+        raise ConfigError(f"experiment.autoencoder_dir {path} holds no trained autoencoder "
+                          f"(no {PIPELINE_FILE}); finish the stage-1 run first")
+    if not (folder / "autoencoder").is_dir() or not (folder / f"{BANK_STEM}.json").is_file():
+        raise ConfigError(f"{folder} lacks autoencoder/ or {BANK_STEM}.json; it is not a finished stage-1 export")
+    return folder
+
+
+def _requires_grad(module: torch.nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+def _copy_file_if_changed(source: Path, destination: Path) -> None:
+    if destination.is_file() and destination.stat().st_size == source.stat().st_size \
+            and destination.read_bytes() == source.read_bytes():
+        return
+    atomic_write_bytes(destination, source.read_bytes())
+
+
+class GeneratorStage:
+    def __init__(self, config: ExperimentConfig, engine: Engine, run_dir: Path, mode: str) -> None:
+        if mode not in ("sketch2anime", "simple_gan"):
+            raise ValueError(f"unknown generator stage mode {mode!r}")
+        self.config, self.engine, self.run_dir, self.mode = config, engine, run_dir, mode
+        train, size = config.train, config.experiment.image_size
+        wanted = "latent" if mode == "sketch2anime" else "sketch"
+        gen_cfg = config.generator or GeneratorConfig(image_size=size, conditioning=wanted,
+                                                      hint_downscale=config.data.hints.downscale)
+        if gen_cfg.conditioning != wanted:
+            raise ConfigError(f"stage {config.experiment.stage!r} needs generator.conditioning = {wanted!r}, "
+                              f"got {gen_cfg.conditioning!r}")
+        if gen_cfg.image_size != size:
+            raise ConfigError(f"generator.image_size {gen_cfg.image_size} differs from experiment.image_size {size}")
+        if gen_cfg.hint_downscale != config.data.hints.downscale:
+            raise ConfigError(f"generator.hint_downscale {gen_cfg.hint_downscale} differs from "
+                              f"data.hints.downscale {config.data.hints.downscale}")
+        disc_cfg = config.discriminator or DiscriminatorConfig(image_size=size)
+        if disc_cfg.image_size != size:
+            raise ConfigError(f"discriminator.image_size {disc_cfg.image_size} differs from experiment.image_size {size}")
+        device = engine.device
+
+        self.autoencoder: SketchAutoencoder | None = None
+        self.bank: LatentBank | None = None
+        self.ae_folder: Path | None = None
+        if mode == "sketch2anime":
+            self.ae_folder = resolve_autoencoder_dir(config.experiment.autoencoder_dir)
+            try:
+                ae = load_model(self.ae_folder / "autoencoder", expected_type="sketch_autoencoder")
+            except CheckpointError as exc:
+                raise ConfigError(f"experiment.autoencoder_dir: {exc}") from None
+            if ae.config.image_size != size:
+                raise ConfigError(f"the autoencoder in {self.ae_folder} is for {ae.config.image_size}px images, "
+                                  f"this experiment is {size}px")
+            if ae.config.latent_dim != gen_cfg.latent_dim:
+                raise ConfigError(f"generator.latent_dim {gen_cfg.latent_dim} must equal the autoencoder's "
+                                  f"latent_dim {ae.config.latent_dim} (set generator.latent_dim = {ae.config.latent_dim})")
+            self.autoencoder = ae.to(device).eval()
+            _requires_grad(self.autoencoder, False)
+            self.bank = LatentBank.load(self.ae_folder / BANK_STEM)
+            self.rows_of: dict[str, list[int]] = {}
+            for row, bank_id in enumerate(self.bank.ids):
+                self.rows_of.setdefault(bank_id.split("/", 1)[0], []).append(row)
+            self.max_rows = max(len(rows) for rows in self.rows_of.values())
+
+        self.perceptual: PerceptualLoss | None = None
+        if train.perceptual_weight > 0:
+            from ..weights import load_pretrained_hed  # raises MissingWeightsError with the fix
+
+            self.perceptual = PerceptualLoss(load_pretrained_hed(train.hed_weights or None),
+                                             tuple(train.perceptual_layers)).to(device)
+
+        self.G = HintGenerator(gen_cfg).to(device)
+        self.D = PatchDiscriminator(disc_cfg).to(device)
+        self.g_net, self.d_net = engine.wrap(self.G), engine.wrap(self.D)
+        self.opt_g = make_optimizer(self.G.parameters(), config, train.lr)
+        self.opt_d = make_optimizer(self.D.parameters(), config, train.lr_discriminator or train.lr)
+        self.ema = EMA(self.G, train.ema_decay) if train.ema_decay else None
+        self.generator = torch.Generator().manual_seed(config.experiment.seed + 2 + 7919 * engine.rank)
+        self.stream = BatchStream(training_dataset(config), config.data.batch_size, config.experiment.seed,
+                                  engine, config.data.num_workers)
+        self.samples = fixed_sample_batch(config, engine) if engine.is_main else None
+        self.step = 0
+
+    # ---- conditioning -----------------------------------------------------------------------
+
+    def _project_excluding(self, z: torch.Tensor, ids: list[str], strengths: torch.Tensor) -> torch.Tensor:
+        """Blend each latent towards the bank manifold built from neighbours of *other* images."""
+        assert self.bank is not None
+        k, reg = self.config.train.projection_k, 1e-3
+        queries = z.detach().float().cpu()
+        _, indices = self.bank.knn(queries, k + self.max_rows)
+        out = queries.clone()
+        for i, image_id in enumerate(ids):
+            own = set(self.rows_of.get(image_id, ()))
+            keep = [int(j) for j in indices[i] if int(j) not in own][:k]
+            if not keep:
+                continue
+            neighbours = self.bank.latents[keep]
+            weights = projection_weights(queries[i], neighbours, reg=reg)
+            t = float(strengths[i])
+            out[i] = t * (weights @ neighbours) + (1.0 - t) * queries[i]
+        return out.to(z.device, z.dtype)
+
+    @torch.no_grad()
+    def condition(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(cond, generator sketch input) for a training batch, with this stage's random mix."""
+        clean, rough = batch["sketch"], batch["rough_sketch"]
+        n, train = clean.shape[0], self.config.train
+        if self.mode == "simple_gan":
+            use_rough = torch.rand(n, generator=self.generator) < train.rough_fraction
+            return torch.where(use_rough.to(clean.device)[:, None, None, None], rough, clean), None
+        assert self.autoencoder is not None
+        mix = torch.tensor(train.latent_mix, dtype=torch.float64)
+        choice = torch.multinomial(mix, n, replacement=True, generator=self.generator)  # 0 clean 1 rough 2 proj
+        low, high = train.projection_strength
+        strengths = low + (high - low) * torch.rand(n, generator=self.generator)
+        source = torch.where((choice == 0).to(clean.device)[:, None, None, None], clean, rough)
+        z = self.autoencoder.encode(source).float()
+        projected = (choice == 2).nonzero().flatten().tolist()
+        if projected:
+            ids = [str(batch["id"][i]) for i in projected]
+            z[projected] = self._project_excluding(z[projected], ids, strengths[projected])
+        sketch = self.autoencoder.decode_sketch(z) if self.G.config.use_decoded_sketch else None
+        return z, sketch
+
+    def _d_inputs(self, sketch: torch.Tensor, hint: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        channels = self.D.config.in_channels
+        return (sketch if channels in (4, 8) else None), (hint if channels in (7, 8) else None)
+
+    # ---- loop interface ---------------------------------------------------------------------
+
+    def set_lr_factor(self, factor: float) -> None:
+        train = self.config.train
+        set_lr(self.opt_g, train.lr, factor)
+        set_lr(self.opt_d, train.lr_discriminator or train.lr, factor)
+
+    def lr(self) -> float:
+        return float(self.opt_g.param_groups[0]["lr"])
+
+    def train_step(self, batch: dict[str, Any], step: int) -> dict[str, torch.Tensor]:
+        train = self.config.train
+        image, hint, clean = batch["image"], batch["hint"], batch["sketch"]
+        cond, g_sketch = self.condition(batch)
+        d_sketch, d_hint = self._d_inputs(clean, hint)
+        self.G.train()
+        self.D.train()
+        with self.engine.autocast():
+            fake = self.g_net(cond, hint, g_sketch)
+
+        # Discriminator: real and fake in one pass.
+        _requires_grad(self.D, True)
+        do_r1 = train.r1_gamma > 0 and step % train.r1_every == 0
+        real = image.detach().requires_grad_(do_r1)
+        both_sketch = torch.cat([d_sketch, d_sketch]) if d_sketch is not None else None
+        both_hint = torch.cat([d_hint, d_hint]) if d_hint is not None else None
+        with self.engine.autocast():
+            logits, _ = self.d_net(torch.cat([real, fake.detach()]), both_sketch, both_hint)
+        real_logits, fake_logits = logits.float().chunk(2)
+        d_loss = discriminator_loss(real_logits, fake_logits, train.adversarial)
+        losses = {"d_loss": d_loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        total_d = d_loss
+        if do_r1:
+            r1 = r1_penalty(real_logits, real)
+            total_d = total_d + 0.5 * train.r1_gamma * train.r1_every * r1
+            losses["r1"] = r1.detach()
+        self.opt_d.zero_grad(set_to_none=True)
+        total_d.backward()
+        if train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.D.parameters(), train.grad_clip)
+        self.opt_d.step()
+
+        # Generator: D frozen and used unwrapped, so no gradient sync for it here.
+        _requires_grad(self.D, False)
+        with self.engine.autocast():
+            fake_logits, fake_features = self.D(fake, d_sketch, d_hint)
+            adv = generator_adversarial_loss(fake_logits.float(), train.adversarial)
+            total_g = train.adversarial_weight * adv
+            l1 = F.l1_loss(fake.float(), image)
+            total_g = total_g + train.l1_weight * l1
+            losses.update({"g_adv": adv.detach(), "l1": l1.detach()})
+            if train.feature_matching_weight > 0:
+                with torch.no_grad():
+                    _, real_features = self.D(image, d_sketch, d_hint)
+                fm = feature_matching_loss(fake_features, real_features)
+                total_g = total_g + train.feature_matching_weight * fm
+                losses["fm"] = fm.detach()
+            if self.perceptual is not None:
+                perceptual = self.perceptual(fake, image)
+                total_g = total_g + train.perceptual_weight * perceptual
+                losses["perceptual"] = perceptual.detach()
+        hint_loss = masked_hint_loss(fake.float(), hint)
+        total_g = total_g + train.hint_weight * hint_loss
+        losses["hint"] = hint_loss.detach()
+        losses["g_loss"] = total_g.detach()
+        self.opt_g.zero_grad(set_to_none=True)
+        total_g.backward()
+        if train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.G.parameters(), train.grad_clip)
+        self.opt_g.step()
+        if self.ema is not None:
+            self.ema.update(self.G)
+        self.step = step + 1
+        return losses
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"generator_model": self.G.state_dict(), "discriminator": self.D.state_dict(),
+                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                 "rng": self.generator.get_state()}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.G.load_state_dict(state["generator_model"])
+        self.D.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.generator.set_state(state["rng"])
+        if self.ema is not None:
+            if "ema" not in state:
+                raise ValueError("the saved state has no EMA weights but train.ema_decay is set")
+            self.ema.load_state_dict(state["ema"])
+
+    def eval_generator(self) -> HintGenerator:
+        return self.ema.model if self.ema is not None else self.G
+
+    # ---- samples and export -----------------------------------------------------------------
+
+    @torch.inference_mode()
+    def sample_columns(self) -> list[torch.Tensor]:
+        """sketch (rough) | hint | projected sketch (sketch2anime only) | output | target."""
+        batch = self.samples
+        rough, hint, image = batch["rough_sketch"], batch["hint"], batch["image"]
+        generator = self.eval_generator()
+        was_training = generator.training
+        generator.eval()
+        size = image.shape[-1]
+        if self.mode == "simple_gan":
+            output = generator(rough, hint)
+            columns = [rough, hint_to_display(hint, size), output, image]
+        else:
+            assert self.autoencoder is not None and self.bank is not None
+            z = self.autoencoder.encode(rough).float()
+            t = self.config.train.sample_projection
+            if t > 0:
+                z = project(z.cpu(), self.bank, k=self.config.train.projection_k, strength=t).to(z.device)
+            projected = self.autoencoder.decode_sketch(z)
+            output = generator(z, hint, projected if generator.config.use_decoded_sketch else None)
+            columns = [rough, hint_to_display(hint, size), projected, output, image]
+        generator.train(was_training)
+        return columns
+
+    def export(self, folder: Path, final: bool) -> None:
+        """The self-contained pipeline folder (AE and bank copied in for sketch2anime)."""
+        generator = self.eval_generator()
+        meta = {"experiment": self.config.experiment.name, "step": self.step}
+        extra: dict[str, Any] = {}
+        if self.mode == "sketch2anime":
+            assert self.ae_folder is not None and self.autoencoder is not None
+            target_ae = folder / "autoencoder"
+            source_cfg = (self.ae_folder / "autoencoder" / "config.json").read_bytes()
+            if not (target_ae / "config.json").is_file() or (target_ae / "config.json").read_bytes() != source_cfg \
+                    or (target_ae / "model.safetensors").stat().st_size != \
+                    (self.ae_folder / "autoencoder" / "model.safetensors").stat().st_size:
+                copy_model_folder(self.ae_folder / "autoencoder", target_ae)
+            for suffix in (".safetensors", ".json"):  # tensors first, the JSON index last
+                _copy_file_if_changed(self.ae_folder / f"{BANK_STEM}{suffix}", folder / f"{BANK_STEM}{suffix}")
+            extra["latent_dim"] = self.autoencoder.config.latent_dim
+            source = read_pipeline_description(self.ae_folder)
+            meta["autoencoder"] = source.get("training", {})
+        save_model(generator, folder / "generator", meta=meta)
+        description = pipeline_description(
+            self.mode, self.config.experiment.image_size, self.G.config.hint_downscale,
+            projection_k=self.config.train.projection_k,
+            training={**meta, "dataset": str(self.config.data.root), "final": final}, **extra,
+        )
+        atomic_write_text(folder / PIPELINE_FILE, json.dumps(description, indent=2, sort_keys=True))
+
+
+def build_sketch2anime(config: ExperimentConfig, engine: Engine, run_dir: Path) -> GeneratorStage:
+    return GeneratorStage(config, engine, run_dir, "sketch2anime")
+
+
+def build_simple_gan(config: ExperimentConfig, engine: Engine, run_dir: Path) -> GeneratorStage:
+    return GeneratorStage(config, engine, run_dir, "simple_gan")

@@ -1,0 +1,137 @@
+"""``sketch2anime train CONFIG.toml [--set key=value ...] [--dry-run] [--resume]``.
+
+One TOML file per experiment (``configs/``); ``--set section.key=value`` overrides any setting.
+The run folder (``experiment.output_dir``, default ``runs/<name>``) receives::
+
+    config.toml / config.json   the resolved config
+    metrics.jsonl               one record per logged step (losses, lr, images/s, time)
+    samples/step_NNNNNNN.png    sample grids
+    state/                      training state for --resume (weights, EMA, optimisers, RNGs, data position)
+    model/                      the exported pipeline folder (Sketch2AnimePipeline.from_pretrained)
+
+Several GPUs or machines (DistributedDataParallel; ``data.batch_size`` is per process)::
+
+    torchrun --nproc_per_node=4 -m sketch2anime.cli train configs/s2a64.toml
+
+Stages are a plain dict ``STAGES`` of name -> ``build(config, engine, run_dir) -> Stage``; a new
+stage registers one entry there (see ``loop.Stage`` for what it must provide).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from ..checkpoint import atomic_write_text
+from ..config import ConfigError
+from .config import ExperimentConfig, experiment_to_dict, load_experiment, to_toml
+
+
+def _build_autoencoder(config: ExperimentConfig, engine: Any, run_dir: Path) -> Any:
+    from .autoencoder_stage import build
+
+    return build(config, engine, run_dir)
+
+
+def _build_generator(config: ExperimentConfig, engine: Any, run_dir: Path) -> Any:
+    from .generator_stage import build_sketch2anime
+
+    return build_sketch2anime(config, engine, run_dir)
+
+
+def _build_simple_gan(config: ExperimentConfig, engine: Any, run_dir: Path) -> Any:
+    from .generator_stage import build_simple_gan
+
+    return build_simple_gan(config, engine, run_dir)
+
+
+def _build_pix2pix(config: ExperimentConfig, engine: Any, run_dir: Path) -> Any:
+    from .pix2pix_stage import build
+
+    return build(config, engine, run_dir)
+
+
+def _build_cyclegan(config: ExperimentConfig, engine: Any, run_dir: Path) -> Any:
+    from .cyclegan_stage import build
+
+    return build(config, engine, run_dir)
+
+
+STAGES: dict[str, Callable[[ExperimentConfig, Any, Path], Any]] = {
+    "autoencoder": _build_autoencoder,
+    "generator": _build_generator,
+    "simple_gan": _build_simple_gan,
+    "pix2pix": _build_pix2pix,
+    "cyclegan": _build_cyclegan,
+}
+
+# Sections whose change makes saved weights/optimiser state meaningless for --resume.
+_FIXED_ON_RESUME = ("experiment.stage", "autoencoder", "generator", "discriminator", "pix2pix", "cyclegan", "patchgan")
+
+
+def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _changed_keys(a, b, f"{name}.")
+        elif a != b:
+            keys.append(name)
+    return keys
+
+
+def train_experiment(config: ExperimentConfig, resume: bool = False,
+                     callback: Callable[[int], None] | None = None) -> Path:
+    """Train one experiment; returns the run folder. ``callback(step)`` runs after every step."""
+    from .loop import has_state, run_training, seed_everything, setup_engine, teardown_engine
+
+    stage_name = config.experiment.stage
+    if stage_name not in STAGES:
+        raise ConfigError(f"experiment.stage must be one of {', '.join(sorted(STAGES))}, got {stage_name!r}")
+    run_dir = config.output_dir
+    resolved = experiment_to_dict(config)
+    if has_state(run_dir):
+        if not resume:
+            raise ConfigError(
+                f"{run_dir} already holds a training run; pass --resume to continue it, or choose another "
+                f"folder (--set experiment.output_dir=...) or delete it to start over"
+            )
+        saved_path = run_dir / "config.json"
+        if saved_path.is_file():
+            saved = json.loads(saved_path.read_text(encoding="utf-8"))
+            changed = _changed_keys(saved, resolved)
+            fixed = [k for k in changed if any(k == f or k.startswith(f + ".") for f in _FIXED_ON_RESUME)]
+            if fixed:
+                raise ConfigError(f"cannot resume {run_dir} with a different model setup (changed: {', '.join(fixed)})")
+            if changed:
+                print(f"resuming with changed settings: {', '.join(changed)}", file=sys.stderr)
+
+    engine = setup_engine(config.train)
+    try:
+        seed_everything(config.experiment.seed + engine.rank)
+        stage = STAGES[stage_name](config, engine, run_dir)
+        if engine.is_main:
+            atomic_write_text(run_dir / "config.toml", to_toml(resolved))
+            atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=2))
+        run_training(config, stage, engine, run_dir, resume=resume, callback=callback)
+    finally:
+        teardown_engine(engine)
+    return run_dir
+
+
+def run_experiment(config_path: str | Path, overrides: list[str] | None = None, dry_run: bool = False,
+                   resume: bool = False) -> int:
+    """CLI entry: load + validate, print (dry run) or train; returns the exit code."""
+    config = load_experiment(config_path, overrides or [])
+    if config.experiment.stage not in STAGES:
+        raise ConfigError(f"experiment.stage must be one of {', '.join(sorted(STAGES))}, "
+                          f"got {config.experiment.stage!r}")
+    if dry_run:
+        print(to_toml(experiment_to_dict(config)), end="")
+        return 0
+    run_dir = train_experiment(config, resume=resume)
+    print(f"finished {config.experiment.name}: model in {run_dir / 'model'}")
+    return 0

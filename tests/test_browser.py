@@ -1,0 +1,205 @@
+"""The drawing panel in headless Chromium: draw, hint, live result, undo, download.
+
+Needs the Debian ``chromium`` package at /usr/bin/chromium and the ``playwright`` Python package
+(never ``playwright install``: the system browser is used). Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium (apt-get install chromium)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package (pip install playwright)")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Recording:
+    """Wraps a pipeline and keeps the inputs of each call: exactly what the page uploaded.
+
+    (Chromium does not report multipart bodies with blobs to Playwright, so the payload is
+    checked where it arrives.)
+    """
+
+    def __init__(self, pipeline) -> None:
+        self._pipeline = pipeline
+        self.calls: list[dict] = []
+
+    def __getattr__(self, name):
+        return getattr(self._pipeline, name)
+
+    def __call__(self, sketch, hint=None, **kwargs):
+        self.calls.append({"sketch": sketch, "hint": hint, **kwargs})
+        return self._pipeline(sketch, hint, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    from test_server_api import FakePipeline
+
+    return Recording(FakePipeline(64))
+
+
+@pytest.fixture(scope="module")
+def server_url(pipeline):
+    import uvicorn
+
+    from sketch2anime.server.app import create_app
+
+    app = create_app({"tiny": pipeline})
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the panel server did not start")
+        time.sleep(0.05)
+    host, port = server.servers[0].sockets[0].getsockname()[:2]
+    yield f"http://{host}:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+    page = context.new_page()
+    page.problems = []
+    page.on("pageerror", lambda exc: page.problems.append(str(exc)))
+    page.on("console", lambda msg: page.problems.append(msg.text) if msg.type == "error" else None)
+    page.goto(server_url + "/")
+    wait_idle(page, 0)
+    yield page
+    context.close()
+
+
+LAYER_STATS = """(id) => {
+  const c = document.getElementById(id);
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let painted = 0, hash = 0;
+  for (let i = 0; i < d.length; i++) { hash = (hash * 31 + d[i]) >>> 0; if (i % 4 === 3 && d[i] > 0) painted++; }
+  return [painted, hash];
+}"""
+
+
+def generation(page) -> int:
+    return int(page.get_attribute("#result", "data-generation"))
+
+
+def wait_idle(page, after: int) -> int:
+    """Wait until a result newer than generation ``after`` is shown and no request is running."""
+    page.wait_for_function(
+        "(n) => Number(document.getElementById('result').dataset.generation) > n"
+        " && document.getElementById('busy').hidden", arg=after, timeout=15000)
+    return generation(page)
+
+
+def stroke(page, points: list[tuple[float, float]], canvas: str = "#sketch-layer") -> None:
+    """Drag the mouse through ``points`` given in canvas pixels (0..512)."""
+    box = page.locator(canvas).bounding_box()
+    scale = box["width"] / 512
+    xy = [(box["x"] + x * scale, box["y"] + y * scale) for x, y in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for point in xy[1:]:
+        page.mouse.move(*point, steps=6)
+    page.mouse.up()
+
+
+def test_draw_hint_undo_download(page, pipeline) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    start = generation(page)
+    blank_result = page.evaluate(LAYER_STATS, "result")
+
+    # Sketch strokes: the result follows each stroke end.
+    stroke(page, [(140, 150), (120, 300), (256, 440), (392, 300), (372, 150)])
+    stroke(page, [(200, 270), (230, 270)])
+    now = wait_idle(page, start)
+    assert page.evaluate(LAYER_STATS, "sketch-layer")[0] > 500
+    assert page.evaluate(LAYER_STATS, "result") != blank_result
+
+    # A green hint painted with the hint brush, colour typed as HEX.
+    page.click("button[data-tool=hint]")
+    page.fill("#hint-hex", "#00c040")
+    page.press("#hint-hex", "Enter")
+    assert page.input_value("#hint-color") == "#00c040"
+    before_hint = page.evaluate(LAYER_STATS, "result")
+    stroke(page, [(60, 60), (200, 60), (200, 90), (60, 90)])
+    now = wait_idle(page, now)
+    sent = pipeline.calls[-1]
+    hint = np.asarray(Image.open(io.BytesIO(sent["hint"])))
+    sketch = np.asarray(Image.open(io.BytesIO(sent["sketch"])).convert("L"))
+    assert hint.shape == (512, 512, 4) and sketch.shape == (512, 512)
+    assert tuple(hint[60, 130]) == (0, 192, 64, 255)  # on the hint stroke
+    assert hint[400, 400, 3] == 0  # untouched: transparent
+    assert sketch[5, 5] == 255 and sketch[300, 120] < 128  # paper white, the stroke dark
+    result = page.evaluate(LAYER_STATS, "result")
+    assert result != before_hint
+    # The fake model copies hint colours, so the hinted area of the shown result turns green.
+    pixel = page.evaluate("() => Array.from(document.getElementById('result').getContext('2d')"
+                          ".getImageData(130, 60, 1, 1).data)")
+    assert abs(pixel[0] - 0) < 40 and abs(pixel[1] - 192) < 40 and abs(pixel[2] - 64) < 40
+    page.screenshot(path=str(ARTIFACTS / "panel_after_hint.png"))
+
+    # Undo (Ctrl+Z) reverts the last sketch stroke exactly; Ctrl+Shift+Z brings it back.
+    page.click("button[data-tool=pen]")
+    sketch_before = page.evaluate(LAYER_STATS, "sketch-layer")
+    stroke(page, [(300, 200), (420, 230)])
+    sketch_after = page.evaluate(LAYER_STATS, "sketch-layer")
+    assert sketch_after != sketch_before
+    page.keyboard.press("Control+z")
+    assert page.evaluate(LAYER_STATS, "sketch-layer") == sketch_before
+    page.keyboard.press("Control+Shift+z")
+    assert page.evaluate(LAYER_STATS, "sketch-layer") == sketch_after
+    now = wait_idle(page, now)
+
+    # Projection slider and variations: picking a candidate makes it the shown result.
+    page.fill("#projection", "0.8")
+    now = wait_idle(page, now)
+    assert pipeline.calls[-1]["projection"] == pytest.approx(0.8)
+    page.click("#variations-button")
+    page.wait_for_selector("#variations img:nth-child(4)", timeout=15000)
+    page.click("#variations img:nth-child(3)")
+    page.wait_for_function("() => document.getElementById('status').textContent.includes('candidate 3')")
+
+    # Downloads: the result PNG at the model's size, and the ZIP of all layers.
+    with page.expect_download() as info:
+        page.click("#download-result")
+    download = info.value
+    assert download.suggested_filename.endswith(".png")
+    data = Path(download.path()).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and Image.open(io.BytesIO(data)).size == (64, 64)
+    with page.expect_download() as info:
+        page.click("#download-zip")
+    assert info.value.suggested_filename == "sketch2anime.zip"
+    page.screenshot(path=str(ARTIFACTS / "panel_final.png"))
+    assert not page.problems, page.problems
