@@ -271,6 +271,22 @@ def test_style_transfer_labels_name_the_features() -> None:
     assert FEATURES_LABEL in module.__doc__ and FEATURES_LABEL[:13] in module.stylize.__doc__
 
 
+@pytest.mark.slow
+def test_style_transfer_with_hed_features() -> None:
+    """The real HED-VGG16 features (skipped without `sketch2anime weights hed`)."""
+    from sketch2anime.evaluation.style_transfer import hed_features_fn
+    from sketch2anime.weights import MissingWeightsError
+
+    try:
+        features = hed_features_fn()
+    except MissingWeightsError:
+        pytest.skip("HED weights not installed")
+    sketch, colour = face_tensors(64)
+    history: list[float] = []
+    out = stylize(sketch, colour, features, StyleTransferConfig(steps=10), history=history)
+    assert out.shape == (1, 3, 64, 64) and history[-1] < history[0]
+
+
 def test_style_transfer_baseline_interface() -> None:
     sketch, colour = face_tensors()
     styles = torch.cat([colour, -colour])

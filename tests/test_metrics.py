@@ -136,7 +136,7 @@ def test_fid_kid_dict():
     result = fid_kid(real, real + 2.0, rng=0, kid_subsets=5, kid_subset_size=50)
     assert result["fid"] == pytest.approx(8 * 4.0, rel=1e-6)  # pure mean shift: ||2·1||²
     assert result["kid_mean"] > 0 and result["n_real"] == 120 and result["kid_subset_size"] == 50
-    assert result["fid_reliable"] is True
+    assert result["fid_full_rank"] is True
     assert fid_kid(real, real, rng=0, kid_subsets=5)["fid"] == pytest.approx(0.0, abs=1e-8)
 
 
@@ -168,6 +168,8 @@ def test_extractor_features_and_fid_of_identical_images(make):
     assert same["fid"] == pytest.approx(0.0, abs=1e-6)
     assert different["fid"] > 1e-3
     assert extractor.describe()["extractor"] == extractor.name
+    if isinstance(extractor, HedVggFeatureExtractor):
+        assert extractor.describe()["input_size"] == 32
 
 
 def test_extractor_rejects_wrong_range_and_shape():

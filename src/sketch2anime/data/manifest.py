@@ -222,3 +222,52 @@ class Journal:
     def remove(self) -> None:
         self.close()
         self.path.unlink(missing_ok=True)
+
+
+@dataclass
+class PrepareReport:
+    """What a run did; ``to_json`` is what lands in ``report.json``."""
+
+    source: str
+    output: str
+    inputs: int = 0
+    prepared: int = 0
+    processed: int = 0
+    resumed: int = 0
+    train: int = 0
+    val: int = 0
+    near_duplicate_groups: int = 0
+    split_changes: int = 0
+    duration_s: float = 0.0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    duplicates: list[dict[str, str]] = field(default_factory=list)
+    extractors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION, "source": self.source, "output": self.output,
+            "extractors": self.extractors, "duration_s": round(self.duration_s, 3),
+            "counts": {"inputs": self.inputs, "prepared": self.prepared, "processed_this_run": self.processed,
+                       "already_done": self.resumed, "skipped": len(self.skipped),
+                       "exact_duplicates": len(self.duplicates), "train": self.train, "val": self.val,
+                       "near_duplicate_groups": self.near_duplicate_groups,
+                       "split_changes": self.split_changes},
+            "skipped": self.skipped, "duplicates": self.duplicates,
+        }
+
+    def summary(self) -> str:
+        reasons: dict[str, int] = {}
+        for item in self.skipped:
+            reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1
+        lines = [
+            f"prepared {self.prepared} images in {self.output} ({self.train} train, {self.val} val) "
+            f"in {self.duration_s:.1f} s",
+            f"  processed now: {self.processed}, already done: {self.resumed}, "
+            f"exact duplicates stored once: {len(self.duplicates)}, near-duplicate groups: {self.near_duplicate_groups}",
+        ]
+        if self.skipped:
+            detail = ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))
+            lines.append(f"  skipped {len(self.skipped)} inputs ({detail}); see {Path(self.output) / REPORT_FILE}")
+        if self.split_changes:
+            lines.append(f"  {self.split_changes} images changed split since the previous run")
+        return "\n".join(lines)

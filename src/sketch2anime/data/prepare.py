@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
@@ -39,9 +39,9 @@ from PIL import Image
 
 from . import faces as faces_mod
 from .image_io import ImageInputError, list_images, load_rgb, load_sketch, resize_square
-from .manifest import (DATASET_FILE, FORMAT_VERSION, JOURNAL_FILE, MANIFEST_FILE, REAL_EXTRACTOR, REPORT_FILE,
-                       DatasetInfo, Journal, ManifestRecord, SketchFile, read_dataset_info, read_records_lenient,
-                       write_dataset_info, write_manifest, write_text_atomic)
+from .manifest import (DATASET_FILE, JOURNAL_FILE, MANIFEST_FILE, REAL_EXTRACTOR, REPORT_FILE,
+                       DatasetInfo, Journal, ManifestRecord, PrepareReport, SketchFile, read_dataset_info,
+                       read_records_lenient, write_dataset_info, write_manifest, write_text_atomic)
 from .split import DEFAULT_THRESHOLD, assign_splits, phash
 
 LAYOUTS = ("images", "paired-folders", "side-by-side")
@@ -103,55 +103,6 @@ class PrepareConfig:
     @property
     def paired(self) -> bool:
         return self.layout != "images"
-
-
-@dataclass
-class PrepareReport:
-    """What a run did; ``to_json`` is what lands in ``report.json``."""
-
-    source: str
-    output: str
-    inputs: int = 0
-    prepared: int = 0
-    processed: int = 0
-    resumed: int = 0
-    train: int = 0
-    val: int = 0
-    near_duplicate_groups: int = 0
-    split_changes: int = 0
-    duration_s: float = 0.0
-    skipped: list[dict[str, str]] = field(default_factory=list)
-    duplicates: list[dict[str, str]] = field(default_factory=list)
-    extractors: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format_version": FORMAT_VERSION, "source": self.source, "output": self.output,
-            "extractors": self.extractors, "duration_s": round(self.duration_s, 3),
-            "counts": {"inputs": self.inputs, "prepared": self.prepared, "processed_this_run": self.processed,
-                       "already_done": self.resumed, "skipped": len(self.skipped),
-                       "exact_duplicates": len(self.duplicates), "train": self.train, "val": self.val,
-                       "near_duplicate_groups": self.near_duplicate_groups,
-                       "split_changes": self.split_changes},
-            "skipped": self.skipped, "duplicates": self.duplicates,
-        }
-
-    def summary(self) -> str:
-        reasons: dict[str, int] = {}
-        for item in self.skipped:
-            reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1
-        lines = [
-            f"prepared {self.prepared} images in {self.output} ({self.train} train, {self.val} val) "
-            f"in {self.duration_s:.1f} s",
-            f"  processed now: {self.processed}, already done: {self.resumed}, "
-            f"exact duplicates stored once: {len(self.duplicates)}, near-duplicate groups: {self.near_duplicate_groups}",
-        ]
-        if self.skipped:
-            detail = ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))
-            lines.append(f"  skipped {len(self.skipped)} inputs ({detail}); see {Path(self.output) / REPORT_FILE}")
-        if self.split_changes:
-            lines.append(f"  {self.split_changes} images changed split since the previous run")
-        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -239,6 +190,30 @@ def _content_hash(unit: _Unit) -> str:
     return sha
 
 
+def _hash_inputs(units: list[_Unit], report: PrepareReport) -> tuple[dict[str, _Unit], dict[str, str], dict[str, list[str]]]:
+    """Content-hash every input: ``id -> first unit``, ``id -> sha256``, ``id -> exact copies``.
+    Empty and unreadable files go to ``report.skipped``, exact copies to ``report.duplicates``."""
+    primary: dict[str, _Unit] = {}
+    sha_of: dict[str, str] = {}
+    duplicates_of: dict[str, list[str]] = {}
+    for unit in units:
+        try:
+            sha = _content_hash(unit)
+        except ImageInputError as exc:
+            report.skipped.append({"source": unit.source, "reason": exc.reason, "message": str(exc)})
+            continue
+        except OSError as exc:
+            report.skipped.append({"source": unit.source, "reason": "unreadable", "message": str(exc)})
+            continue
+        image_id = sha[:16]
+        if image_id in primary:
+            duplicates_of[image_id].append(unit.source)
+            report.duplicates.append({"source": unit.source, "duplicate_of": primary[image_id].source, "id": image_id})
+            continue
+        primary[image_id], sha_of[image_id], duplicates_of[image_id] = unit, sha, []
+    return primary, sha_of, duplicates_of
+
+
 # ---------------------------------------------------------------------------------------------
 # worker side
 
@@ -252,7 +227,6 @@ class _WorkerSetup:
     params: dict[str, dict[str, Any]]
     cpu_extractors: tuple[str, ...]
     detector: Any = None
-    fork_safe: bool = True
 
 
 @dataclass(frozen=True)
@@ -268,7 +242,7 @@ def _init_worker(setup: _WorkerSetup, quiet_interrupts: bool = True) -> None:
 
     if quiet_interrupts:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
-        cv2.setNumThreads(1)  # one process per core already (and no thread pool inherited by fork)
+        cv2.setNumThreads(1)  # one process per core already
     _STATE["setup"] = setup
     _STATE["extractors"] = {name: make_extractor(name, **setup.params.get(name, {})) for name in setup.cpu_extractors}
 
@@ -497,26 +471,7 @@ def prepare_dataset(src: str | Path, out: str | Path, config: PrepareConfig, pro
         units = units[:config.limit]
     report.inputs = len(units)
 
-    # Hash every input: ids, exact duplicates, and which images are already finished.
-    primary: dict[str, _Unit] = {}
-    sha_of: dict[str, str] = {}
-    duplicates_of: dict[str, list[str]] = {}
-    for unit in units:
-        try:
-            sha = _content_hash(unit)
-        except ImageInputError as exc:
-            report.skipped.append({"source": unit.source, "reason": exc.reason, "message": str(exc)})
-            continue
-        except OSError as exc:
-            report.skipped.append({"source": unit.source, "reason": "unreadable", "message": str(exc)})
-            continue
-        image_id = sha[:16]
-        if image_id in primary:
-            duplicates_of[image_id].append(unit.source)
-            report.duplicates.append({"source": unit.source, "duplicate_of": primary[image_id].source, "id": image_id})
-            continue
-        primary[image_id], sha_of[image_id], duplicates_of[image_id] = unit, sha, []
-
+    primary, sha_of, duplicates_of = _hash_inputs(units, report)
     finished: dict[str, ManifestRecord] = {}
     tasks: list[_Task] = []
     for image_id, unit in primary.items():
@@ -551,8 +506,7 @@ def prepare_dataset(src: str | Path, out: str | Path, config: PrepareConfig, pro
     main_extractors = {n: e for n, e in extractors.items() if n in MAIN_PROCESS_EXTRACTORS}
     cpu_names = tuple(n for n in config.extractors if n not in MAIN_PROCESS_EXTRACTORS)
     batcher = _MainExtractors(out, main_extractors, config.batch_size, finish, skip)
-    setup = _WorkerSetup(str(out), config, {n: params[n] for n in cpu_names}, cpu_names, face_detector,
-                         fork_safe=not main_extractors)
+    setup = _WorkerSetup(str(out), config, {n: params[n] for n in cpu_names}, cpu_names, face_detector)
     missing_of = {t.id: t.missing for t in tasks}
 
     def handle(results: list[tuple[str, Any]]) -> None:
@@ -571,6 +525,16 @@ def prepare_dataset(src: str | Path, out: str | Path, config: PrepareConfig, pro
         bar.close()
         journal.close()
 
+    _write_results(out, config, finished, duplicates_of, report, previous_info, previous_manifest)
+    report.duration_s = time.perf_counter() - started
+    write_text_atomic(out / REPORT_FILE, json.dumps(report.to_json(), indent=2) + "\n")
+    return report
+
+
+def _write_results(out: Path, config: PrepareConfig, finished: dict[str, ManifestRecord],
+                   duplicates_of: dict[str, list[str]], report: PrepareReport, previous_info: DatasetInfo | None,
+                   previous_manifest: list[ManifestRecord]) -> None:
+    """Assign splits, write the manifest, drop the journal and fill in the report's counts."""
     # Split: exact duplicates are already merged; near duplicates share their group's split.
     records = sorted(finished.values(), key=lambda r: r.source)
     splits, labels = assign_splits([r.sha256 for r in records], [int(r.phash, 16) for r in records],
@@ -591,9 +555,6 @@ def prepare_dataset(src: str | Path, out: str | Path, config: PrepareConfig, pro
     report.train = sum(1 for r in records if r.split == "train")
     report.val = report.prepared - report.train
     report.near_duplicate_groups = int(np.sum(np.bincount(np.asarray(labels, dtype=np.int64)) > 1)) if labels else 0
-    report.duration_s = time.perf_counter() - started
-    write_text_atomic(out / REPORT_FILE, json.dumps(report.to_json(), indent=2) + "\n")
-    return report
 
 
 def _run_tasks(tasks: list[_Task], setup: _WorkerSetup, config: PrepareConfig,
@@ -616,10 +577,14 @@ def _run_tasks(tasks: list[_Task], setup: _WorkerSetup, config: PrepareConfig,
         finally:
             _STATE.clear()
         return
-    # fork starts workers instantly; but once torch has run here (HED) its thread pools must not
-    # be inherited, so then workers start fresh (spawn).
-    method = "fork" if setup.fork_safe and "fork" in get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method),
+    # Never plain fork: OpenCV's and torch's thread pools in this process deadlock forked children.
+    # A fork server is a fresh process that imports this module once; later pools fork from it.
+    if "forkserver" in get_all_start_methods():
+        context = get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+    else:
+        context = get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
                              initializer=_init_worker, initargs=(setup,)) as pool:
         pending: set[Future] = set()
         queue = iter(chunks)

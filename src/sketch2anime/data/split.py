@@ -5,11 +5,12 @@ uniform number in [0, 1) goes to "val" when below ``val_fraction``. Adding or re
 images therefore never moves an image, unless the change touches its own near-duplicate group.
 
 Near duplicates (re-encodes, resizes, small edits) are found with a 64-bit DCT perceptual hash:
-two images whose hashes differ in at most ``threshold`` bits are joined (union-find), and every
-group uses its smallest content hash as key, so all its members share one split. Candidate pairs
+two images whose hashes differ in at most ``threshold`` bits are joined (also through chains), and
+every group uses its smallest content hash as key, so all its members share one split. Candidate pairs
 come from a multi-index: the 64 bits are cut into ``threshold + 1`` bands, and by the pigeonhole
 principle two hashes within ``threshold`` bits agree exactly on at least one band; only hashes that
-share a band value are compared. That keeps 15k images well under a second.
+share a band value are compared (vectorised), and groups are the connected components of the
+resulting graph. That keeps 15k images well under a second.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 from PIL import Image
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 DEFAULT_THRESHOLD = 4  # bits out of 64; re-encoded or resized copies typically differ in 0-2
 _HASH_SIDE = 32
 _LOW_SIDE = 8
+_SMALL_BUCKET = 64
 
 
 def phash(image: Image.Image | np.ndarray) -> int:
@@ -58,30 +62,42 @@ def _popcount64(values: np.ndarray) -> np.ndarray:
     return ((v * np.uint64(0x0101010101010101)) >> np.uint64(56)).astype(np.int64)
 
 
-class _UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = np.arange(n)
-
-    def find(self, i: int) -> int:
-        parent = self.parent
-        root = i
-        while parent[root] != root:
-            root = parent[root]
-        while parent[i] != root:  # path compression
-            parent[i], i = root, parent[i]
-        return int(root)
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
 def _bands(threshold: int) -> list[tuple[int, int]]:
     """(shift, width) of ``threshold + 1`` bands that tile the 64 bits."""
     count = threshold + 1
     edges = np.linspace(0, 64, count + 1).round().astype(int)
     return [(int(lo), int(hi - lo)) for lo, hi in zip(edges[:-1], edges[1:])]
+
+
+def _close_pairs(unique: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i, j) of distinct hashes within ``threshold`` bits, via the band multi-index."""
+    firsts, seconds = [], []
+    n = len(unique)
+    for shift, width in _bands(threshold):
+        band = (unique >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+        order = np.argsort(band, kind="stable")
+        sorted_band = band[order]
+        starts = np.flatnonzero(np.r_[True, sorted_band[1:] != sorted_band[:-1]])
+        sizes = np.diff(np.r_[starts, n])
+        bucket_size = np.repeat(sizes, sizes)  # per sorted position
+        small = bucket_size <= _SMALL_BUCKET
+        # Small buckets: compare each position with the next k positions of the same band value.
+        for k in range(1, min(int(sizes.max()), _SMALL_BUCKET)):
+            same = (sorted_band[k:] == sorted_band[:-k]) & small[k:]
+            i, j = order[:-k][same], order[k:][same]
+            close = _popcount64(unique[i] ^ unique[j]) <= threshold
+            firsts.append(i[close])
+            seconds.append(j[close])
+        # Rare big buckets (many hashes sharing a band value): a full distance matrix each.
+        for start, size in zip(starts[sizes > _SMALL_BUCKET], sizes[sizes > _SMALL_BUCKET]):
+            members = order[start:start + size]
+            dist = _popcount64(unique[members][:, None] ^ unique[members][None, :])
+            rows, cols = np.nonzero(np.triu(dist <= threshold, k=1))
+            firsts.append(members[rows])
+            seconds.append(members[cols])
+    if not firsts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(firsts).astype(np.int64), np.concatenate(seconds).astype(np.int64)
 
 
 def group_near_duplicates(hashes: Sequence[int], threshold: int = DEFAULT_THRESHOLD) -> list[int]:
@@ -96,33 +112,18 @@ def group_near_duplicates(hashes: Sequence[int], threshold: int = DEFAULT_THRESH
     values = np.array([int(h) & 0xFFFFFFFFFFFFFFFF for h in hashes], dtype=np.uint64)
     # Identical hashes first: only the distinct values need the pairwise search.
     unique, inverse = np.unique(values, return_inverse=True)
-    uf = _UnionFind(len(unique))
+    inverse = inverse.reshape(-1)
     if threshold > 0 and len(unique) > 1:
-        for shift, width in _bands(threshold):
-            band = (unique >> np.uint64(shift)) & np.uint64((1 << width) - 1)
-            order = np.argsort(band, kind="stable")
-            sorted_band = band[order]
-            starts = np.flatnonzero(np.r_[True, sorted_band[1:] != sorted_band[:-1]])
-            ends = np.r_[starts[1:], len(order)]
-            for start, end in zip(starts, ends):
-                if end - start < 2:
-                    continue
-                members = order[start:end]
-                group_values = unique[members]
-                # Pairwise distances inside the bucket (buckets are small for natural images).
-                dist = _popcount64(group_values[:, None] ^ group_values[None, :])
-                rows, cols = np.nonzero(np.triu(dist <= threshold, k=1))
-                for r, c in zip(rows, cols):
-                    uf.union(int(members[r]), int(members[c]))
-    # Map back to input indices; label = smallest input index in the group.
-    roots = np.array([uf.find(u) for u in range(len(unique))])
-    labels = [0] * n
-    group_min: dict[int, int] = {}
-    for i in range(n):
-        root = int(roots[inverse[i]])
-        group_min.setdefault(root, i)
-        labels[i] = group_min[root]
-    return labels
+        first, second = _close_pairs(unique, threshold)
+        graph = coo_matrix((np.ones(len(first), dtype=np.int8), (first, second)), shape=(len(unique), len(unique)))
+        _, component = connected_components(graph, directed=False)
+    else:
+        component = np.arange(len(unique))
+    per_input = component[inverse]
+    # Label = smallest input index of the component (stable, readable).
+    smallest = np.full(per_input.max() + 1, n, dtype=np.int64)
+    np.minimum.at(smallest, per_input, np.arange(n))
+    return smallest[per_input].tolist()
 
 
 def split_of(key: str, seed: int, val_fraction: float) -> str:

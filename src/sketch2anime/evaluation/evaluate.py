@@ -50,7 +50,7 @@ FID_CHOICES = ("auto", "inception", "hed-vgg", "none")
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """Everything ``evaluate`` needs; mirrors the CLI flags (see ``add_arguments``)."""
+    """Everything ``evaluate`` needs; mirrors the flags of ``sketch2anime evaluate`` (cli.py)."""
 
     models: tuple[str, ...]
     data: str
@@ -241,7 +241,8 @@ class _Entry:
         self.values.setdefault(key, []).append(np.asarray(values, dtype=np.float64).reshape(-1))
 
     def add(self, output: torch.Tensor, batch: Batch, clean_sketch: torch.Tensor, hint: torch.Tensor,
-            extractor: Any | None) -> None:
+            features: Any) -> None:
+        """``features``: the output's FID features (N, D) numpy, or None."""
         target = batch.target
         self._add("ssim", ssim(output, target).numpy())
         self._add("psnr", np.minimum(psnr(output, target).numpy(), PSNR_CAP_DB))
@@ -255,8 +256,8 @@ class _Entry:
         if self.with_hints:
             self.small.append(F.interpolate(output.double(), size=(self.hint_size, self.hint_size), mode="area"))
             self.hints.append(hint)
-        if self.with_features and extractor is not None:
-            self.features.append(extractor(output))
+        if self.with_features and features is not None:
+            self.features.append(features)
 
     def per_sample(self, key: str) -> np.ndarray:
         return np.concatenate(self.values[key])
@@ -280,14 +281,15 @@ class _Entry:
             metrics.update({"hint_de00_median": adherence["median"], "hint_de00_p90": adherence["p90"],
                             "hint_de00_mean": adherence["mean"], "hint_pixels": adherence["count"]})
             self._add("hint_de00_median", adherence["per_sample_median"])
-        metrics.update({"fid": None, "kid_mean": None, "kid_std": None, "fid_reliable": None})
+        metrics.update({"fid": None, "kid_mean": None, "kid_std": None, "fid_full_rank": None})
         if self.features and real_features is not None:
             from .fid import fid_kid
 
             fake = np.concatenate(self.features)
             if min(len(fake), len(real_features)) >= 2:
                 result = fid_kid(real_features, fake, rng=np.random.default_rng(seed), kid_subsets=kid_subsets)
-                metrics.update({k: result[k] for k in ("fid", "kid_mean", "kid_std", "fid_reliable")})
+                metrics.update({k: result.get(k) for k in ("fid", "kid_mean", "kid_std")})
+                metrics["fid_full_rank"] = result.get("fid_full_rank", result.get("fid_reliable"))
         return metrics
 
 
@@ -329,6 +331,104 @@ def _hardware(device: torch.device) -> dict[str, Any]:
     return info
 
 
+def _run_batches(model: EvalModel, roughness: str, projection: float | None, protocol: EvaluationProtocol,
+                 config: EvaluateConfig, extractor: Any | None, with_features: bool, device: torch.device,
+                 grid_rows: list[int]) -> tuple[dict[str, _Entry], dict[str, list[torch.Tensor]]]:
+    """Run one model on every batch of one sketch condition, for all hint levels at once.
+
+    Models that ignore hints run once per batch and share that output (and its FID features)
+    between hint levels. Returns the per-level accumulators and the grid rows' outputs.
+    """
+    levels = protocol.config.hint_levels
+    accs = {level: _Entry(protocol.hint_size, level != "none", with_features) for level in levels}
+    grid_outputs: dict[str, list[torch.Tensor]] = {level: [] for level in levels}
+    indices_all = list(range(len(protocol)))
+    for start in range(0, len(protocol), config.batch_size):
+        indices = indices_all[start:start + config.batch_size]
+        clean = protocol.sketch_tensor("none", indices)
+        sketch = clean if roughness == "none" else protocol.sketch_tensor(roughness, indices)
+        target = protocol.target_tensor(indices)
+        ids = [protocol.items[i].id for i in indices]
+        output, elapsed, features = None, 0.0, None
+        for level in levels:
+            hint = protocol.hint_tensor(level, indices)
+            batch = Batch(sketch, None if level == "none" else hint, target, ids)
+            if output is None or model.uses_hints:
+                _sync(device)
+                tick = time.perf_counter()
+                output = model.run(batch, projection, config.seed + start).float().cpu().clamp(-1, 1)
+                _sync(device)
+                elapsed, features = time.perf_counter() - tick, None
+                if tuple(output.shape) != tuple(target.shape):
+                    raise ValueError(f"model {model.name} returned images of shape {tuple(output.shape)} "
+                                     f"for targets of shape {tuple(target.shape)}")
+            if features is None and with_features and extractor is not None:
+                features = extractor(output)
+            accs[level].seconds += elapsed
+            accs[level].add(output, batch, clean, hint, features)
+            rows = [k for k, i in enumerate(indices) if i in grid_rows]
+            if rows:
+                grid_outputs[level].append(output[rows])
+    return accs, grid_outputs
+
+
+def _load_models(config: EvaluateConfig, protocol: EvaluationProtocol, device: torch.device,
+                 log: Any) -> tuple[list[EvalModel], list[dict[str, str]]]:
+    """Build the models named in the config; a style-transfer baseline without HED weights is
+    skipped with its reason (a finished training run must not be lost to it), anything else raises."""
+    models, skipped, taken = [], [], {STYLE_TRANSFER, ORACLE}
+    for source in config.models:
+        start = time.perf_counter()
+        try:
+            if source == STYLE_TRANSFER:
+                model = _style_transfer_model(protocol, device, config.style_steps, config.seed)
+            elif source == ORACLE:
+                model = oracle_model()
+            else:
+                model = _pipeline_model(source, config.device, config.projections, _model_name(source, taken))
+        except ValueError as exc:
+            if source != STYLE_TRANSFER:
+                raise
+            skipped.append({"model": source, "reason": str(exc)})
+            log(f"evaluate: skipping {source}: {exc}")
+            continue
+        model.info["load_seconds"] = round(time.perf_counter() - start, 3)
+        models.append(model)
+    return models, skipped
+
+
+def _entry(model: EvalModel, roughness: str, level: str, projection: float | None, acc: _Entry, n: int,
+           metrics: dict[str, Any], fid_label: str | None, metric_seconds: float) -> dict[str, Any]:
+    return {
+        "model": model.name, "model_path": model.source, "pipeline_type": model.kind,
+        "condition": condition_name(roughness), "roughness": roughness, "hint_level": level,
+        "projection": projection, "n": n, "metrics": metrics,
+        "feature_extractor": fid_label if acc.with_features else None,
+        "timing": {"generate_seconds": round(acc.seconds, 4), "ms_per_image": round(1000 * acc.seconds / max(n, 1), 3),
+                   "shared_with_other_hint_levels": not model.uses_hints,
+                   "metric_seconds": round(metric_seconds, 4)},
+    }
+
+
+PER_IMAGE_KEYS = ("ssim", "psnr", "l1", "line_recall", "line_f", "line_chamfer", "hint_de00_median")
+
+
+def _per_image_rows(entry: dict[str, Any], acc: _Entry, ids: list[str]) -> list[list[Any]]:
+    columns = [acc.per_sample(k) if k in acc.values else [""] * len(ids) for k in PER_IMAGE_KEYS]
+    projection = "" if entry["projection"] is None else entry["projection"]
+    return [[entry["model"], entry["condition"], entry["hint_level"], projection, image_id, *(c[k] for c in columns)]
+            for k, image_id in enumerate(ids)]
+
+
+def _write_per_image(path: Path, rows: list[list[Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["model", "condition", "hint_level", "projection", "image_id", *PER_IMAGE_KEYS])
+    for row in rows:
+        writer.writerow([f"{v:.6g}" if isinstance(v, (float, np.floating)) else v for v in row])
+    atomic_write_text(path, buffer.getvalue())
+
+
 def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None, feature_extractor: Any = None,
                    progress: bool = True) -> dict[str, Any]:
     """Evaluate and write ``metrics.json``, ``per_image.csv``, ``report.md``/``.html``, ``grid.png``
@@ -340,152 +440,78 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     device = pick_device(config.device)
     log = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
 
     protocol = EvaluationProtocol(config.data, ProtocolConfig(
         seed=config.seed, hint_levels=tuple(config.hint_levels), roughness=tuple(config.roughness),
         hint_downscale=config.hint_downscale, limit=config.limit))
-    n = len(protocol)
+    conditions, levels, n = protocol.config.conditions, protocol.config.hint_levels, len(protocol)
+    fid_conditions = {"none" if c == "clean" else c for c in config.fid_conditions} or set(conditions)
+    unknown = sorted(fid_conditions - set(conditions))
+    if unknown:
+        raise ValueError(f"--fid-conditions names {unknown[0]!r}, which is not among the evaluated sketch conditions "
+                         f"({', '.join(conditions)})")
     log(f"evaluate: {n} of {protocol.val_total} validation images of {config.data}")
 
     skipped_models: list[dict[str, str]] = []
     if models is None:
-        models, taken = [], set()
-        for source in config.models:
-            load_start = time.perf_counter()
-            try:
-                if source == STYLE_TRANSFER:
-                    model = _style_transfer_model(protocol, device, config.style_steps, config.seed)
-                elif source == ORACLE:
-                    model = oracle_model()
-                else:
-                    model = _pipeline_model(source, config.device, config.projections, _model_name(source, taken))
-            except ValueError as exc:
-                if source != STYLE_TRANSFER:
-                    raise
-                skipped_models.append({"model": source, "reason": str(exc)})
-                log(f"evaluate: skipping {source}: {exc}")
-                continue
-            model.info["load_seconds"] = round(time.perf_counter() - load_start, 3)
-            models.append(model)
+        models, skipped_models = _load_models(config, protocol, device, log)
+    fid_info: dict[str, Any] = {}
     if feature_extractor is None:
         feature_extractor, fid_info = _feature_extractor(config, device)
-    else:
-        fid_info = {}
+    real_features = None
     if feature_extractor is not None:
         fid_info = {**feature_extractor.describe(), "label": extractor_label(feature_extractor)}
         log(f"evaluate: FID/KID features: {fid_info['label']}")
+        real_features = np.concatenate([feature_extractor(protocol.target_tensor(range(s, min(n, s + config.batch_size))))
+                                        for s in range(0, n, config.batch_size)])
     else:
         log(f"evaluate: FID/KID skipped: {fid_info['skipped']}")
 
-    real_features = None
-    all_indices = list(range(n))
-    if feature_extractor is not None:
-        real_features = np.concatenate([feature_extractor(protocol.target_tensor(all_indices[s:s + config.batch_size]))
-                                        for s in range(0, n, config.batch_size)])
-    fid_conditions = set(config.fid_conditions) or set(protocol.config.conditions)
-
-    levels = protocol.config.hint_levels
+    # The grid shows the first images at one hint level, clean and at the heaviest roughness.
     grid_level = "sparse" if "sparse" in levels else levels[-1]
-    rough_conditions = [r for r in protocol.config.conditions if r != "none"]
-    grid_conditions = ["none"] + rough_conditions[-1:]
+    grid_conditions = ["none"] + [r for r in conditions if r != "none"][-1:]
     grid_rows = list(range(min(config.grid_rows, n)))
-    grid: dict[str, dict[str, Any]] = {r: {"columns": []} for r in grid_conditions}
+    grid_columns: dict[str, list[tuple[str, torch.Tensor]]] = {r: [] for r in grid_conditions}
 
     entries: list[dict[str, Any]] = []
     per_image: list[list[Any]] = []
     for model in models:
-        for roughness in protocol.config.conditions:
+        for roughness in conditions:
             for projection in model.projections:
-                accs = {level: _Entry(protocol.hint_size, level != "none",
-                                      roughness in fid_conditions) for level in levels}
-                grid_outputs: dict[str, list[torch.Tensor]] = {level: [] for level in levels}
-                for start in range(0, n, config.batch_size):
-                    indices = all_indices[start:start + config.batch_size]
-                    clean = protocol.sketch_tensor("none", indices)
-                    sketch = clean if roughness == "none" else protocol.sketch_tensor(roughness, indices)
-                    target = protocol.target_tensor(indices)
-                    ids = [protocol.items[i].id for i in indices]
-                    shared, elapsed = None, 0.0
-                    for level in levels:
-                        hint = protocol.hint_tensor(level, indices)
-                        batch = Batch(sketch, None if level == "none" else hint, target, ids)
-                        if shared is None or model.uses_hints:
-                            _sync(device)
-                            tick = time.perf_counter()
-                            shared = model.run(batch, projection, config.seed + start).float().cpu().clamp(-1, 1)
-                            _sync(device)
-                            elapsed = time.perf_counter() - tick
-                        output = shared
-                        accs[level].seconds += elapsed
-                        if tuple(output.shape) != tuple(target.shape):
-                            raise ValueError(f"model {model.name} returned {tuple(output.shape)} for targets "
-                                             f"{tuple(target.shape)}")
-                        accs[level].add(output, batch, clean, hint, feature_extractor)
-                        rows = [k for k, i in enumerate(indices) if i in grid_rows]
-                        if rows:
-                            grid_outputs[level].append(output[rows])
+                accs, grid_outputs = _run_batches(model, roughness, projection, protocol, config,
+                                                  feature_extractor, roughness in fid_conditions, device, grid_rows)
                 for level in levels:
-                    acc = accs[level]
                     tick = time.perf_counter()
-                    metrics = acc.summary(real_features, config.seed, config.kid_subsets)
-                    entry = {
-                        "model": model.name, "model_path": model.source, "pipeline_type": model.kind,
-                        "condition": condition_name(roughness), "roughness": roughness, "hint_level": level,
-                        "projection": projection, "n": n, "metrics": metrics,
-                        "feature_extractor": fid_info.get("label") if acc.with_features else None,
-                        "timing": {"generate_seconds": round(acc.seconds, 4),
-                                   "ms_per_image": round(1000 * acc.seconds / max(n, 1), 3),
-                                   "shared_with_other_hint_levels": not model.uses_hints,
-                                   "metric_seconds": round(time.perf_counter() - tick, 4)},
-                    }
+                    metrics = accs[level].summary(real_features, config.seed, config.kid_subsets)
+                    entry = _entry(model, roughness, level, projection, accs[level], n, metrics,
+                                   fid_info.get("label"), time.perf_counter() - tick)
                     entries.append(entry)
-                    hint_medians = acc.per_sample("hint_de00_median") if "hint_de00_median" in acc.values else None
-                    for k, item in enumerate(protocol.items):
-                        per_image.append([model.name, condition_name(roughness), level,
-                                          "" if projection is None else projection, item.id,
-                                          *(acc.per_sample(key)[k] for key in ("ssim", "psnr", "l1", "line_recall",
-                                                                                "line_f", "line_chamfer")),
-                                          "" if hint_medians is None else hint_medians[k]])
-                    log(f"evaluate: {model.name} {condition_name(roughness)} hints={level}"
-                        f"{'' if projection is None else f' projection={projection}'}: "
-                        f"SSIM {metrics['ssim_mean']:.4f}"
+                    per_image += _per_image_rows(entry, accs[level], protocol.ids)
+                    log(f"evaluate: {model.name} {entry['condition']} hints={level}"
+                        f"{'' if projection is None else f' projection={projection:g}'}: SSIM {metrics['ssim_mean']:.4f}"
                         + (f", FID {metrics['fid']:.2f}" if metrics["fid"] is not None else "")
                         + f" ({entry['timing']['ms_per_image']:.1f} ms/image)")
-                if roughness in grid and grid_outputs[grid_level]:
+                if roughness in grid_columns and grid_outputs[grid_level]:
                     label = model.name if projection is None else f"{model.name} p={projection:g}"
-                    grid[roughness]["columns"].append((label, torch.cat(grid_outputs[grid_level])))
+                    grid_columns[roughness].append((label, torch.cat(grid_outputs[grid_level])))
     add_deltas(entries)
 
-    # ---- outputs -------------------------------------------------------------------------
-    files: dict[str, str] = {}
+    files: dict[str, Any] = {}
+    out.mkdir(parents=True, exist_ok=True)
     if grid_rows and models:
-        sections = []
-        for roughness in grid_conditions:
-            sections.append({
-                "title": f"{condition_name(roughness)} sketch, {grid_level} hints",
-                "sketch": protocol.sketch_tensor(roughness, grid_rows),
-                "hint": protocol.hint_tensor(grid_level, grid_rows),
-                "target": protocol.target_tensor(grid_rows),
-                "columns": grid[roughness]["columns"],
-            })
+        sections = [{"title": f"{condition_name(r)} sketch, {grid_level} hints",
+                     "sketch": protocol.sketch_tensor(r, grid_rows), "hint": protocol.hint_tensor(grid_level, grid_rows),
+                     "target": protocol.target_tensor(grid_rows), "columns": grid_columns[r]} for r in grid_conditions]
         buffer = io.BytesIO()
         render_grid(sections).save(buffer, format="PNG")
         atomic_write_bytes(out / "grid.png", buffer.getvalue())
         files["grid"] = "grid.png"
     plots = plot_training_logs([Path(p) for p in config.logs], out / "plots") if config.logs else []
     if plots:
-        files["plots"] = [str(p.relative_to(out)) for p in plots]  # type: ignore[assignment]
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["model", "condition", "hint_level", "projection", "image_id", "ssim", "psnr", "l1",
-                     "line_recall", "line_f", "line_chamfer", "hint_de00_median"])
-    for row in per_image:
-        writer.writerow([f"{v:.6g}" if isinstance(v, (float, np.floating)) else v for v in row])
-    atomic_write_text(out / "per_image.csv", buffer.getvalue())
+        files["plots"] = [p.relative_to(out).as_posix() for p in plots]
+    _write_per_image(out / "per_image.csv", per_image)
     files["per_image"] = "per_image.csv"
 
     result = {
@@ -505,7 +531,8 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.__dict__.items()},
         "total_seconds": round(time.perf_counter() - started, 3),
     }
-    atomic_write_text(out / "metrics.json", json.dumps(_json_safe(result), indent=2))
+    result = _json_safe(result)
+    atomic_write_text(out / "metrics.json", json.dumps(result, indent=2))
     write_report(out, result)
     log(f"evaluate: wrote {out / 'metrics.json'} and {out / 'report.md'}")
     return result

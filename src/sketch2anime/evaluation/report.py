@@ -1,4 +1,5 @@
-"""Reports of ``sketch2anime evaluate``: Markdown/HTML tables, the image grid, training-curve plots.
+"""Reports of ``sketch2anime evaluate``: Markdown/HTML tables, the image grid, training-curve plots,
+and ``docs/comparison.md`` for ``scripts/compare_baselines.sh`` (``write_comparison``).
 
 Everything is drawn with Pillow (no matplotlib dependency): the grid is a labelled table of
 tiles, the plots are simple line charts of ``metrics.jsonl`` values against the training step
@@ -255,6 +256,34 @@ def main_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
+def headline_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]], str]:
+    """One row per model (and projection): clean scores at one hint level plus the change under the
+    heaviest roughness. Returns (headers, rows, caption)."""
+    levels = [e["hint_level"] for e in result["entries"]]
+    level = "sparse" if "sparse" in levels else next((lv for lv in levels if lv != "none"), "none")
+    rough = [e["roughness"] for e in result["entries"] if e["roughness"] != "none"]
+    heaviest = max(rough, key=["light", "medium", "heavy"].index) if rough else None
+    by_key = {(e["model"], e["projection"], e["condition"]): e for e in result["entries"] if e["hint_level"] == level}
+    headers = ["model", "projection", "SSIM ↑", "FID ↓", "KID×10³ ↓", "ΔE00 med ↓", "line F ↑", "chamfer px ↓"]
+    if heaviest:
+        headers += [f"ΔSSIM {heaviest}", f"Δ line recall {heaviest}"]
+    rows = []
+    for e in result["entries"]:
+        if e["hint_level"] != level or e["roughness"] != "none":
+            continue
+        m = e["metrics"]
+        row = [e["model"], _proj(e["projection"]), _num(m["ssim_mean"]), _num(m["fid"], 2), _num(m["kid_mean"], 2, 1000.0),
+               _num(m["hint_de00_median"], 2), _num(m["line_f"]), _num(m["line_chamfer"], 2)]
+        if heaviest:
+            r = by_key.get((e["model"], e["projection"], f"rough-{heaviest}"))
+            d = (r or {}).get("delta_vs_clean") or {}
+            row += [_num(d.get("ssim_mean"), signed=True), _num(d.get("line_recall"), signed=True)]
+        rows.append(row)
+    caption = (f"Clean sketches with {level} hints" + (f"; Δ = rough-{heaviest} minus clean" if heaviest else "")
+               + ". All hint levels and conditions follow.")
+    return headers, rows, caption
+
+
 def robustness_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Rough-sketch entries with their change against the clean sketch (rough minus clean)."""
     headers = ["model", "projection", "hints", "sketch", "SSIM", "ΔSSIM", "FID", "ΔFID", "ΔE00 med", "ΔΔE00",
@@ -317,6 +346,10 @@ def _sections(result: dict[str, Any]) -> list[tuple[str, Any]]:
     blocks.append(("table", (["name", "type", "description", "path", "projection"], model_rows)))
     for skipped in result.get("skipped_models", []):
         blocks.append(("p", f"Skipped `{skipped['model']}`: {skipped['reason']}"))
+    headers, rows, caption = headline_table(result)
+    blocks.append(("h2", "Summary"))
+    blocks.append(("p", caption))
+    blocks.append(("table", (headers, rows)))
     blocks.append(("h2", "Clean sketches"))
     blocks.append(("table", main_table(result)))
     if any(e["roughness"] != "none" for e in result["entries"]):
@@ -374,3 +407,71 @@ def write_report(out_dir: Path, result: dict[str, Any]) -> tuple[Path, Path]:
     atomic_write_text(md_path, "\n".join(md))
     atomic_write_text(html_path, page)
     return md_path, html_path
+
+
+# ---------------------------------------------------------------------------------------------
+# docs/comparison.md (scripts/compare_baselines.sh)
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def budget_table(budget: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Rows of ``{"name", "config", "steps", "seconds", "batch_size"}`` (one per training run)."""
+    headers = ["run", "config", "steps", "batch", "images seen", "wall time"]
+    rows = []
+    for run in budget:
+        steps, batch = run.get("steps"), run.get("batch_size")
+        seen = f"{steps * batch:,}" if isinstance(steps, int) and isinstance(batch, int) else "–"
+        seconds = run.get("seconds")
+        wall = f"{seconds / 60:.1f} min" if isinstance(seconds, (int, float)) else "–"
+        rows.append([str(run.get("name", "?")), str(run.get("config", "?")), str(steps), str(batch), seen, wall])
+    return headers, rows
+
+
+def write_comparison(doc_path: Path, metrics_path: Path, budget_path: Path | None = None,
+                     subset_metrics_path: Path | None = None, command: str = "scripts/compare_baselines.sh") -> Path:
+    """Write the comparison page: training budget, hardware, the evaluation tables."""
+    result = json.loads(Path(metrics_path).read_text(encoding="utf-8"))
+    p, hw = result["protocol"], result.get("hardware", {})
+    lines = ["# Sketch2Anime vs baselines on 64×64 anime faces", "",
+             f"Written by `{command}` from `{metrics_path}` ({result.get('started', '')}). All models were trained "
+             "briefly on a CPU under a comparable budget, so the numbers rank the methods at equal small compute; "
+             "they are not converged results and not comparable with published figures.", "",
+             "## Setup", "",
+             f"- Data: `{result['dataset']['path']}`, {p['n_evaluated']} of {p['n_val_total']} held-out validation "
+             f"images at {p['image_size']} px; clean sketch `{p['clean_sketch_extractor']}`; hints and rough sketches "
+             f"seeded per image (seed {p['seed']}, fingerprint `{p['fingerprint'][:16]}`).",
+             f"- Hardware: {hw.get('gpu') or hw.get('processor')} ({hw.get('cpu_count')} CPUs, {hw.get('platform')}), "
+             f"torch {hw.get('torch')} with {hw.get('torch_threads')} threads, device {hw.get('device')}.",
+             f"- {_fid_line(result)}", ""]
+    if budget_path is not None and Path(budget_path).is_file():
+        lines += ["## Training budget", "", markdown_table(*budget_table(_read_jsonl(Path(budget_path)))), ""]
+    headers, rows, caption = headline_table(result)
+    lines += ["## Summary", "", caption, "", markdown_table(headers, rows), ""]
+    lines += ["## Clean sketches", "", markdown_table(*main_table(result)), ""]
+    if any(e["roughness"] != "none" for e in result["entries"]):
+        lines += ["## Robustness to rough sketches (rough minus clean)", "", markdown_table(*robustness_table(result)), ""]
+    if subset_metrics_path is not None and Path(subset_metrics_path).is_file():
+        subset = json.loads(Path(subset_metrics_path).read_text(encoding="utf-8"))
+        sp = subset["protocol"]
+        lines += [f"## With the style-transfer baseline (first {sp['n_evaluated']} validation images)", "",
+                  "Gatys style transfer is an optimisation per image, far too slow on a CPU for the whole split, so "
+                  "all models are scored again on the same subset. Its features are HED-VGG16 features (not "
+                  "ImageNet VGG); its style image is a seeded random training image; it ignores hints.", ""]
+        for skipped in subset.get("skipped_models", []):
+            lines += [f"Skipped `{skipped['model']}`: {skipped['reason']}", ""]
+        lines += [markdown_table(*main_table(subset)), ""]
+    lines += ["## Files", "", f"Full report with the image grid: `{Path(metrics_path).parent / 'report.md'}`.", ""]
+    doc_path = Path(doc_path)
+    doc_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(doc_path, "\n".join(lines))
+    return doc_path

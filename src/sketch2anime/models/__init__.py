@@ -5,10 +5,10 @@ from __future__ import annotations
 from torch import nn
 
 from .autoencoder import AutoencoderConfig, SketchAutoencoder
+from .cyclegan import ResnetGenerator, ResnetGeneratorConfig
 from .discriminator import DiscriminatorConfig, PatchDiscriminator
 from .generator import GeneratorConfig, HintGenerator
 from .hed import HED, HEDConfig
-from .cyclegan import ResnetGenerator, ResnetGeneratorConfig
 from .patchgan import PatchGAN, PatchGANConfig
 from .pix2pix import UNetConfig, UNetGenerator
 

@@ -18,7 +18,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigError
-from .blocks import IMAGE_SIZES, NORM_KINDS, ConvNormAct, NormKind, check_image_batch, level_channels, pyramid_resolutions
+from .blocks import (
+    IMAGE_SIZES,
+    NORM_KINDS,
+    ConvNormAct,
+    NormKind,
+    check_image_batch,
+    level_channels,
+    pyramid_resolutions,
+)
 
 
 @dataclass(frozen=True)
@@ -110,7 +118,8 @@ def sketch_reconstruction_loss(
     ``logits`` ``(N, 1, S, S)`` ink logits; ``target_sketch`` ``(N, 1, S, S)`` in [-1, 1], ink where
     ``target < 0``. Lines cover a few percent of a page, so plain BCE is minimised by a blank page;
     weighting ink pixels by ``paper/ink`` (per batch, capped at ``max_pos_weight``) balances the two
-    classes, and the Dice term scores the ink overlap directly, which a blank output gets 0 of.
+    classes, and the Dice term scores the ink overlap directly, which a blank output gets 0 of
+    (averaged over the samples that have ink).
     """
     if logits.shape != target_sketch.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and target {tuple(target_sketch.shape)} must have the same shape")
@@ -128,4 +137,8 @@ def sketch_reconstruction_loss(
     target = ink.flatten(1)
     overlap = (prob * target).sum(1)
     dice = (2.0 * overlap + 1.0) / (prob.sum(1) + target.sum(1) + 1.0)
-    return bce + dice_weight * (1.0 - dice).mean()
+    # Dice is undefined-ish on a blank page (tiny probabilities summed over every pixel swamp
+    # the smoothing term); blank targets are left to the BCE term.
+    has_ink = (target.sum(1) > 0).to(dice.dtype)
+    dice_loss = ((1.0 - dice) * has_ink).sum() / has_ink.sum().clamp_min(1.0)
+    return bce + dice_weight * dice_loss

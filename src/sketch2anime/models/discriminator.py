@@ -65,9 +65,13 @@ class PatchDiscriminator(nn.Module):
         widths = [min(config.max_channels, config.base_channels * 2**i) for i in range(config.n_layers + 1)]
         layers: list[nn.Module] = [nn.Sequential(conv(config.in_channels, widths[0], 2), nn.LeakyReLU(0.2))]
         for i in range(1, config.n_layers):
-            layers.append(nn.Sequential(conv(widths[i - 1], widths[i], 2), make_norm(config.norm, widths[i]), nn.LeakyReLU(0.2)))
+            layers.append(
+                nn.Sequential(conv(widths[i - 1], widths[i], 2), make_norm(config.norm, widths[i]), nn.LeakyReLU(0.2))
+            )
         last = widths[config.n_layers]
-        layers.append(nn.Sequential(conv(widths[config.n_layers - 1], last, 1), make_norm(config.norm, last), nn.LeakyReLU(0.2)))
+        layers.append(
+            nn.Sequential(conv(widths[config.n_layers - 1], last, 1), make_norm(config.norm, last), nn.LeakyReLU(0.2))
+        )
         self.layers = nn.ModuleList(layers)
         self.to_logits = conv(last, 1, 1)
 

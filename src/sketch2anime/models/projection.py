@@ -268,7 +268,7 @@ def projection_weights(
     exactly by NNLS on an augmented system (see ``_simplex_weights``). Float32 result.
     """
     if not isinstance(z, torch.Tensor) or z.dim() != 1:
-        raise ValueError(f"z must be a (D,) tensor, got {tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__}")
+        raise ValueError(f"z must have shape (D,), got {tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__}")
     _check_matrix(z[None], "z")
     _check_matrix(neighbours, "neighbours", z.shape[0])
     if neighbours.shape[0] < 1:
@@ -310,7 +310,7 @@ def project(
             raise ValueError(f"bank must be a LatentBank or an (M, D) tensor, got {type(bank).__name__}")
         bank = LatentBank(bank, [str(i) for i in range(bank.shape[0] if bank.dim() == 2 else 0)])
     if not isinstance(z, torch.Tensor) or z.dim() not in (1, 2):
-        raise ValueError(f"z must be a (D,) or (N, D) tensor, got {tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__}")
+        raise ValueError(f"z must have shape (D,) or (N, D), got {tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__}")
     single = z.dim() == 1
     queries = z[None] if single else z
     _check_matrix(queries, "z", bank.dim)

@@ -29,7 +29,8 @@ from PIL import Image, UnidentifiedImageError
 log = logging.getLogger("sketch2anime.server")
 
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # per file; a 512x512 canvas PNG is well under 1 MB
-MAX_IMAGE_PIXELS = 40_000_000  # same ceiling as the package's image decoder
+MAX_IMAGE_PIXELS = 40_000_000  # same ceilings as the package's image decoder
+MAX_ASPECT = 50.0
 MAX_SEED = 2**32 - 1
 MAX_VARIATIONS = 8
 # Uploads arrive as these; browsers send "application/octet-stream" for some blobs.
@@ -89,6 +90,8 @@ def _check_image_header(data: bytes, what: str) -> str:
         raise HTTPException(400, f"{what} has no pixels ({width}x{height})")
     if width * height > MAX_IMAGE_PIXELS:
         raise HTTPException(413, f"{what} is {width}x{height}, over the {MAX_IMAGE_PIXELS} pixel limit")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise HTTPException(400, f"{what} is {width}x{height}; aspect ratios beyond {MAX_ASPECT:g}:1 are not drawings")
     return fmt
 
 

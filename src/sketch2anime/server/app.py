@@ -1,7 +1,8 @@
 """``sketch2anime serve``: the FastAPI app that serves the drawing panel and its API.
 
-The page is three hand-written files in ``server/static`` (no build step, no CDN), served from an
-explicit allow-list read once at start-up, so no URL can reach any other file.
+The page is a few hand-written files in ``server/static`` (index.html, app.js + drawing.js as ES
+modules, style.css; no build step, no CDN), served from an allow-list read once at start-up, so
+no URL can reach any other file.
 """
 
 from __future__ import annotations
@@ -174,9 +175,11 @@ def create_app(pipelines: dict[str, Any], upscalers: dict[str, Any] | None = Non
 
 
 def _model_names(specs: list[str]) -> list[str]:
+    """Short unique names for the model select: the folder name (a run's ``model/`` takes the run's)."""
     names: list[str] = []
     for spec in specs:
-        base = spec if spec == "default" else (Path(spec).name or spec)
+        path = Path(spec)
+        base = spec if spec == "default" else (path.parent.name if path.name == "model" and path.parent.name else path.name) or spec
         name, n = base, 2
         while name in names:
             name, n = f"{base}-{n}", n + 1

@@ -30,9 +30,9 @@ from typing import Any, Literal
 from ..config import ConfigError, apply_overrides, from_dict, load_toml, to_dict
 from ..data.dataset import DatasetConfig
 from ..models.autoencoder import AutoencoderConfig
+from ..models.cyclegan import ResnetGeneratorConfig
 from ..models.discriminator import DiscriminatorConfig
 from ..models.generator import GeneratorConfig
-from ..models.cyclegan import ResnetGeneratorConfig
 from ..models.patchgan import PatchGANConfig
 from ..models.pix2pix import UNetConfig
 from .losses import ADVERSARIAL_LOSSES
@@ -90,6 +90,7 @@ class TrainConfig:
     ``perceptual_weight`` (HED-VGG features, needs ``sketch2anime weights hed``), ``hint_weight``
     (masked L1 at hint resolution), ``r1_gamma`` (R1 on real images every ``r1_every`` steps).
     Stage 1 feeds a rough sketch instead of the clean one with probability ``rough_fraction``.
+    ``threads``: CPU threads for torch (0 keeps torch's default; 1 is fastest on a busy machine).
     Stage 2 draws each sample's latent from the clean sketch, the rough sketch, or a projection of
     the rough sketch's latent, in proportions ``latent_mix`` = (clean, rough, projected), with
     strength uniform in ``projection_strength`` and ``projection_k`` neighbours.
@@ -127,6 +128,7 @@ class TrainConfig:
     progress: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    threads: int = 0
     hed_weights: str = ""
 
     def __post_init__(self) -> None:
@@ -140,6 +142,8 @@ class TrainConfig:
         for name in ("weight_decay", "warmup_steps", "l1_weight", "adversarial_weight", "feature_matching_weight",
                      "perceptual_weight", "hint_weight", "r1_gamma"):
             positive(name, allow_zero=True)
+        if self.threads < 0:
+            raise ConfigError(f"train.threads must be 0 (torch's default) or more, got {self.threads}")
         if self.lr_discriminator is not None:
             positive("lr_discriminator")
         if self.grad_clip is not None:

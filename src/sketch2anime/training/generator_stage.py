@@ -19,7 +19,6 @@ perceptual loss + the masked hint loss (output at hint resolution vs hint colour
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ from ..models.projection import LatentBank, project, projection_weights
 from .autoencoder_stage import BANK_STEM, make_optimizer
 from .config import ExperimentConfig
 from .logging import hint_to_display
-from .loop import EMA, BatchStream, Engine, fixed_sample_batch, set_lr, training_dataset, unwrap
+from .loop import EMA, BatchStream, Engine, fixed_sample_batch, set_lr, training_dataset
 from .losses import (
     PerceptualLoss,
     discriminator_loss,

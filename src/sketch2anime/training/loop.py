@@ -85,6 +85,8 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 def setup_engine(train: TrainConfig) -> Engine:
     """Pick device/precision from the config; join the process group under torchrun."""
+    if train.threads > 0:
+        torch.set_num_threads(train.threads)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -301,6 +303,8 @@ def run_training(config: ExperimentConfig, stage: Stage, engine: Engine, run_dir
                 stage.stream.restore(saved["data"])
                 restore_rng(saved["rng"])
                 start = int(saved["step"])
+                if hasattr(stage, "step"):
+                    stage.step = start
             except (KeyError, RuntimeError, ValueError) as exc:
                 raise CheckpointError(f"cannot resume from {state_path(run_dir)}: {exc}") from None
     logger = RunLogger(run_dir, train.steps, start, enabled=engine.is_main, progress=train.progress)

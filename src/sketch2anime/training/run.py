@@ -20,6 +20,7 @@ stage registers one entry there (see ``loop.Stage`` for what it must provide).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -133,5 +134,6 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
         print(to_toml(experiment_to_dict(config)), end="")
         return 0
     run_dir = train_experiment(config, resume=resume)
-    print(f"finished {config.experiment.name}: model in {run_dir / 'model'}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"finished {config.experiment.name}: model in {run_dir / 'model'}")
     return 0

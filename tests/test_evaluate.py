@@ -1,0 +1,324 @@
+"""`sketch2anime evaluate`: the fixed protocol, metrics.json, the oracle check, reports and plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from conftest import draw_face
+from sketch2anime.checkpoint import atomic_write_text, save_model
+from sketch2anime.cli import main as cli_main
+from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
+from sketch2anime.evaluation.evaluate import (
+    EvaluateConfig,
+    EvalModel,
+    add_deltas,
+    oracle_model,
+    run_evaluation,
+)
+from sketch2anime.evaluation.protocol import EvaluationProtocol, ProtocolConfig
+from sketch2anime.evaluation.report import plot_training_logs, read_training_log, write_comparison
+from sketch2anime.inference import PIPELINE_FILE, pipeline_description
+from sketch2anime.models.autoencoder import AutoencoderConfig, SketchAutoencoder
+from sketch2anime.models.generator import GeneratorConfig, HintGenerator
+from sketch2anime.models.projection import LatentBank
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny batches: one thread is faster than two fighting over shared cores (float64 SSIM convs)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("evaldata")
+    images = root / "images"
+    images.mkdir()
+    for i in range(12):
+        draw_face(96, i).save(images / f"face_{i:02d}.png")
+    out = root / "prepared"
+    prepare_dataset(images, out, PrepareConfig(size=SIZE, extractors=("detail", "xdog"), val_fraction=0.5, workers=1),
+                    progress=False)
+    return out
+
+
+def _tiny_generator(conditioning: str) -> HintGenerator:
+    return HintGenerator(GeneratorConfig(image_size=SIZE, latent_dim=16, base_channels=4, max_channels=8,
+                                         hint_channels=4, modulation_hidden=4, conditioning=conditioning))
+
+
+@pytest.fixture(scope="module")
+def pipelines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Untrained tiny pipeline folders: a sketch2anime one (with projection) and a simple GAN."""
+    root = tmp_path_factory.mktemp("pipelines")
+    torch.manual_seed(0)
+    s2a = root / "s2a" / "model"
+    save_model(SketchAutoencoder(AutoencoderConfig(image_size=SIZE, latent_dim=16, base_channels=4, max_channels=8)),
+               s2a / "autoencoder")
+    save_model(_tiny_generator("latent"), s2a / "generator")
+    LatentBank(torch.randn(20, 16), [str(i) for i in range(20)]).save(s2a / "latent_bank")
+    atomic_write_text(s2a / PIPELINE_FILE, json.dumps(pipeline_description("sketch2anime", SIZE, 4, latent_dim=16,
+                                                                           projection_k=5)))
+    simple = root / "simple"
+    save_model(_tiny_generator("sketch"), simple / "generator")
+    atomic_write_text(simple / PIPELINE_FILE, json.dumps(pipeline_description("simple_gan", SIZE, 4)))
+    return {"s2a": s2a, "simple": simple}
+
+
+class ChannelMeans:
+    """A cheap stand-in feature extractor: per-image RGB means (N, 3)."""
+
+    name = "test-channel-means"
+    comparable_with_published = False
+    feature_dim = 3
+
+    def __call__(self, images: torch.Tensor) -> np.ndarray:
+        return images.double().mean(dim=(2, 3)).numpy()
+
+    def describe(self) -> dict:
+        return {"extractor": self.name, "feature_dim": 3, "weights": "none", "comparable_with_published": False}
+
+
+def _config(dataset: Path, out: Path, **changes) -> EvaluateConfig:
+    values = dict(models=("x",), data=str(dataset), out=str(out), fid="none", limit=3, hint_levels=("none", "sparse"),
+                  roughness=("none", "heavy"), projections=(0.0, 1.0), batch_size=3, grid_rows=2, kid_subsets=5)
+    values.update(changes)
+    return EvaluateConfig(**values)
+
+
+# ---------------------------------------------------------------------------------------------
+# protocol
+
+def test_protocol_is_deterministic_and_per_image(dataset: Path) -> None:
+    a = EvaluationProtocol(dataset, ProtocolConfig(seed=3))
+    b = EvaluationProtocol(dataset, ProtocolConfig(seed=3))
+    assert len(a) == a.val_total >= 3
+    assert a.fingerprint() == b.fingerprint()
+    for level in ("sparse", "dense"):
+        assert np.array_equal(a.hints(level)[1], b.hints(level)[1])
+        assert np.array_equal(a.hints(level)[0], b.hints(level)[0])
+    assert np.array_equal(a.sketches("heavy"), b.sketches("heavy"))
+    assert not np.array_equal(a.sketches("heavy"), a.sketches("none"))
+    assert EvaluationProtocol(dataset, ProtocolConfig(seed=4)).fingerprint() != a.fingerprint()
+    # Seeded per image id: a shorter run sees exactly the same inputs for the images it keeps.
+    short = EvaluationProtocol(dataset, ProtocolConfig(seed=3, limit=2))
+    assert short.ids == a.ids[:2]
+    assert np.array_equal(short.hints("dense")[1], a.hints("dense")[1][:2])
+    assert np.array_equal(short.sketches("medium"), a.sketches("medium")[:2])
+
+
+def test_protocol_hint_levels_and_clean_sketch(dataset: Path) -> None:
+    p = EvaluationProtocol(dataset, ProtocolConfig())
+    assert p.extractor == "detail"  # the first extractor given to prepare
+    assert not p.hints("none")[1].any()
+    sparse, dense = p.hints("sparse")[1], p.hints("dense")[1]
+    assert sparse.reshape(len(p), -1).any(axis=1).all()  # no empty samples at hinted levels
+    assert dense.mean() > 2 * sparse.mean()
+    # Hint colours are the image's colours (area-downscaled) under the mask.
+    colours, masks = p.hints("dense")
+    small = F.interpolate(p.target_tensor([0]), size=(p.hint_size, p.hint_size), mode="area")[0]
+    hint = p.hint_tensor("dense", [0])[0]
+    assert hint.shape == (4, SIZE // 4, SIZE // 4)
+    assert torch.allclose(hint[:3][:, torch.from_numpy(masks[0])], small[:, torch.from_numpy(masks[0])], atol=0.02)
+
+
+def test_protocol_rejects_bad_settings(dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="hint level"):
+        ProtocolConfig(hint_levels=("some",))
+    with pytest.raises(ValueError, match="roughness"):
+        ProtocolConfig(roughness=("extreme",))
+    no_val = tmp_path / "noval"
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for i in range(3):
+        draw_face(64, i).save(images / f"{i}.png")
+    prepare_dataset(images, no_val, PrepareConfig(size=SIZE, extractors=("xdog",), val_fraction=0.0, workers=1),
+                    progress=False)
+    with pytest.raises(ValueError, match="no validation images"):
+        EvaluationProtocol(no_val)
+
+
+def test_every_model_gets_identical_inputs(dataset: Path, tmp_path: Path) -> None:
+    seen: dict[str, list] = {"a": [], "b": []}
+
+    def recorder(name: str) -> EvalModel:
+        def run(batch, projection, seed):
+            seen[name].append((batch.sketch.clone(), None if batch.hint is None else batch.hint.clone(), seed))
+            return torch.zeros_like(batch.target)
+        return EvalModel(name=name, source=name, kind="test", run=run)
+
+    run_evaluation(_config(dataset, tmp_path / "out", batch_size=2), models=[recorder("a"), recorder("b")],
+                   progress=False)
+    assert len(seen["a"]) == len(seen["b"]) == 2 * 2 * 2  # conditions x hint levels x batches
+    for (sa, ha, seed_a), (sb, hb, seed_b) in zip(seen["a"], seen["b"]):
+        assert torch.equal(sa, sb) and seed_a == seed_b
+        assert (ha is None) == (hb is None) and (ha is None or torch.equal(ha, hb))
+    assert sum(h is None for _, h, _ in seen["a"]) == 4  # level "none" passes no hint
+    assert any(h is not None and h[:, 3].sum() > 0 for _, h, _ in seen["a"])
+
+
+# ---------------------------------------------------------------------------------------------
+# end to end
+
+def test_evaluate_cli_end_to_end(dataset: Path, pipelines: dict[str, Path], tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKETCH2ANIME_HOME", str(tmp_path / "empty-cache"))  # no HED weights: FID skipped
+    run = tmp_path / "runs" / "s2a"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps({"step": s, "time": s, "loss_g": 2.0 / s, "l1": 1.0 / s})
+                                                 for s in (10, 20, 30)) + "\n{\"step\": 4", encoding="utf-8")
+    out = tmp_path / "eval"
+    code = cli_main(["evaluate", "--model", str(pipelines["s2a"]), "--model", str(pipelines["simple"]),
+                     "--model", "oracle", "--data", str(dataset), "--out", str(out), "--limit", "3",
+                     "--hint-levels", "none,sparse", "--roughness", "none,heavy", "--projection", "0,1",
+                     "--batch-size", "3", "--grid-rows", "2", "--logs", str(run), "--quiet"])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "sketch2anime weights hed" in metrics["feature_extractor"]["skipped"]
+    assert metrics["protocol"]["n_evaluated"] == 3 and metrics["protocol"]["clean_sketch_extractor"] == "detail"
+    assert [m["name"] for m in metrics["models"]] == ["s2a", "simple", "oracle"]
+    assert metrics["models"][0]["projections"] == [0.0, 1.0] and metrics["models"][1]["projections"] == [None]
+    entries = metrics["entries"]
+    assert len(entries) == (2 + 1 + 1) * 2 * 2  # (s2a x 2 projections, simple, oracle) x conditions x hint levels
+    for e in entries:
+        m = e["metrics"]
+        assert e["n"] == 3 and e["model_path"]
+        assert -1.0 <= m["ssim_mean"] <= 1.0 and m["ssim_std"] >= 0
+        assert 0.0 <= m["l1_mean"] <= 1.0 and m["psnr_mean"] > 0
+        assert 0.0 <= m["line_recall"] <= 1.0 and m["line_chamfer"] >= 0
+        assert m["fid"] is None and e["feature_extractor"] is None
+        if e["hint_level"] == "none":
+            assert m["hint_de00_median"] is None
+        else:
+            assert m["hint_de00_median"] >= 0 and m["hint_de00_p90"] >= m["hint_de00_median"] and m["hint_pixels"] > 0
+        assert (e["delta_vs_clean"] is None) == (e["condition"] == "clean")
+        assert e["timing"]["generate_seconds"] >= 0
+    untrained = [e for e in entries if e["model"] == "s2a"]
+    assert all(e["metrics"]["ssim_mean"] < 0.5 for e in untrained)  # random weights are far from the target
+    assert {e["projection"] for e in untrained} == {0.0, 1.0}
+    for name in ("report.md", "report.html", "grid.png", "per_image.csv", "plots/s2a.png"):
+        assert (out / name).is_file(), name
+    report = (out / "report.md").read_text()
+    assert "Robustness to rough sketches" in report and "s2a" in report and "grid.png" in report
+    grid = Image.open(out / "grid.png")
+    # 2 sections x (header + 2 rows of >= 128 px tiles); columns: sketch, hint, 2 s2a, simple, oracle, target
+    assert grid.width >= 7 * 128 and grid.height >= 4 * 128
+    rows = list(csv.DictReader((out / "per_image.csv").open()))
+    assert len(rows) == len(entries) * 3
+
+
+def test_oracle_scores_perfect_and_fid_plumbing(dataset: Path, tmp_path: Path) -> None:
+    def blank(batch, projection, seed):
+        return torch.ones_like(batch.target)  # a white page: worst case for lines and hints
+
+    models = [oracle_model(), EvalModel(name="white", source="white", kind="test", run=blank)]
+    result = run_evaluation(_config(dataset, tmp_path / "out", hint_levels=("none", "sparse", "dense")),
+                            models=models, feature_extractor=ChannelMeans(), progress=False)
+    assert result["feature_extractor"]["label"] == "test-channel-means (NOT comparable with published FID)"
+    oracle = [e for e in result["entries"] if e["model"] == "oracle"]
+    white = {(e["condition"], e["hint_level"]): e for e in result["entries"] if e["model"] == "white"}
+    for e in oracle:
+        m = e["metrics"]
+        assert m["ssim_mean"] == pytest.approx(1.0, abs=1e-9) and m["l1_mean"] == 0.0
+        assert m["fid"] == pytest.approx(0.0, abs=1e-6) and m["line_recall"] == 1.0
+        if e["hint_level"] != "none":
+            assert m["hint_de00_median"] < 0.5 and m["hint_de00_p90"] < 1.5  # uint8 rounding only
+        if e["condition"] != "clean":
+            assert all(v == pytest.approx(0.0, abs=1e-9) for k, v in e["delta_vs_clean"].items()
+                       if v is not None and not k.endswith("_input"))
+        w = white[(e["condition"], e["hint_level"])]["metrics"]
+        assert w["fid"] > 0.01 and w["ssim_mean"] < m["ssim_mean"] and w["line_recall"] == 0.0
+        if e["hint_level"] != "none":
+            assert w["hint_de00_median"] > 5.0
+    assert all(e["feature_extractor"] for e in result["entries"])
+
+
+def test_deltas_are_rough_minus_clean() -> None:
+    def entry(roughness: str, ssim: float, fid: float | None) -> dict:
+        return {"model": "m", "hint_level": "none", "projection": 0.5, "roughness": roughness,
+                "metrics": {"ssim_mean": ssim, "fid": fid}}
+
+    entries = [entry("none", 0.8, 10.0), entry("heavy", 0.6, None), entry("medium", 0.7, 12.5)]
+    add_deltas(entries)
+    assert entries[0]["delta_vs_clean"] is None
+    assert entries[1]["delta_vs_clean"]["ssim_mean"] == pytest.approx(-0.2)
+    assert entries[1]["delta_vs_clean"]["fid"] is None
+    assert entries[2]["delta_vs_clean"]["fid"] == pytest.approx(2.5)
+
+
+def test_style_transfer_is_skipped_with_a_reason_without_weights(dataset: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKETCH2ANIME_HOME", str(tmp_path / "empty-cache"))
+    config = _config(dataset, tmp_path / "out", models=("style-transfer", "oracle"), limit=2, roughness=("none",))
+    result = run_evaluation(config, progress=False)
+    assert [m["name"] for m in result["models"]] == ["oracle"]
+    assert "sketch2anime weights hed" in result["skipped_models"][0]["reason"]
+    assert "Skipped `style-transfer`" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_fid_conditions_must_be_evaluated(dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="fid-conditions"):
+        run_evaluation(_config(dataset, tmp_path / "out", fid_conditions=("medium",)), models=[oracle_model()],
+                       progress=False)
+
+
+def test_comparison_page(dataset: Path, tmp_path: Path) -> None:
+    result = run_evaluation(_config(dataset, tmp_path / "eval", limit=2), models=[oracle_model()], progress=False)
+    budget = tmp_path / "budget.jsonl"
+    budget.write_text(json.dumps({"name": "s2a64", "config": "configs/s2a64.toml", "steps": 50, "batch_size": 16,
+                                  "seconds": 600}) + "\n", encoding="utf-8")
+    doc = write_comparison(tmp_path / "docs" / "comparison.md", tmp_path / "eval" / "metrics.json", budget,
+                           tmp_path / "eval" / "metrics.json")
+    text = doc.read_text()
+    assert "| s2a64 | configs/s2a64.toml | 50 | 16 | 800 | 10.0 min |" in text
+    summary = text.split("## Summary")[1].split("## Clean")[0]
+    assert "sparse hints" in summary
+    assert any(row.startswith("| oracle | – | 1.000 | – | – |") and row.endswith("| +0.000 | +0.000 |")
+               for row in summary.splitlines())  # perfect and unmoved by rough sketches
+    assert "ΔSSIM heavy" in text and "style-transfer baseline (first 2" in text
+    assert result["hardware"]["cpu_count"] and "Hardware:" in text
+
+
+def test_compare_script_is_valid_bash() -> None:
+    script = Path(__file__).resolve().parents[1] / "scripts" / "compare_baselines.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    for config in ("ae64", "s2a64", "simple_gan64", "pix2pix64", "cyclegan64"):
+        assert f"configs/{config}.toml" in text
+        assert (script.parents[1] / "configs" / f"{config}.toml").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# training-curve plots
+
+def test_training_log_plots(tmp_path: Path) -> None:
+    run = tmp_path / "ae64"
+    (run / "eval").mkdir(parents=True)
+    lines = [json.dumps({"step": s, "time": 0.1 * s, "loss": math.exp(-s / 50), "lr": 2e-4, "flag": True})
+             for s in range(10, 210, 10)]
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\nnot json\n", encoding="utf-8")
+    (run / "eval" / "metrics.jsonl").write_text(json.dumps({"step": 100, "ssim": 0.4}) + "\n", encoding="utf-8")
+    series = read_training_log(run)
+    assert set(series) == {"loss", "lr", "eval/ssim"}  # step/time/booleans are not series
+    assert len(series["loss"]) == 20 and series["eval/ssim"] == [(100.0, 0.4)]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    paths = plot_training_logs([run, empty], tmp_path / "plots")
+    assert [p.name for p in paths] == ["ae64.png"]
+    image = np.asarray(Image.open(paths[0]).convert("RGB"))
+    assert image.shape[1] == 3 * 360 and (image != 255).any()

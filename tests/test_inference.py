@@ -1,0 +1,228 @@
+"""Sketch2AnimePipeline and `sketch2anime generate` on tiny random pipeline folders."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sketch2anime.checkpoint import save_model
+from sketch2anime.inference import (
+    Sketch2AnimePipeline,
+    generate_command,
+    pipeline_description,
+)
+from sketch2anime.models.autoencoder import AutoencoderConfig, SketchAutoencoder
+from sketch2anime.models.generator import GeneratorConfig, HintGenerator
+from sketch2anime.models.projection import LatentBank
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny models gain nothing from threads, and the machine is shared.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _write_pipeline(folder: Path, kind: str) -> Path:
+    torch.manual_seed(0)
+    if kind == "sketch2anime":
+        ae = SketchAutoencoder(AutoencoderConfig(latent_dim=16, base_channels=4, max_channels=16))
+        save_model(ae, folder / "autoencoder")
+        with torch.no_grad():
+            sketches = torch.rand(20, 1, 64, 64).mul(2).sub(1).sign()
+            LatentBank(ae.encode(sketches), [f"img{i}/detail" for i in range(20)]).save(folder / "latent_bank")
+        generator = HintGenerator(GeneratorConfig(latent_dim=16, base_channels=4, max_channels=16, hint_channels=4,
+                                                  modulation_hidden=4, conditioning="latent"))
+    elif kind == "simple_gan":
+        generator = HintGenerator(GeneratorConfig(base_channels=4, max_channels=16, hint_channels=4,
+                                                  modulation_hidden=4, conditioning="sketch"))
+    else:
+        ae = SketchAutoencoder(AutoencoderConfig(latent_dim=16, base_channels=4, max_channels=16))
+        save_model(ae, folder / "autoencoder")
+        generator = None
+    if generator is not None:
+        save_model(generator, folder / "generator")
+    description = pipeline_description(kind, 64, 4, latent_dim=16 if kind != "simple_gan" else None, projection_k=4)
+    (folder / "pipeline.json").write_text(json.dumps(description))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def s2a_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write_pipeline(tmp_path_factory.mktemp("s2a"), "sketch2anime")
+
+
+@pytest.fixture(scope="module")
+def simple_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write_pipeline(tmp_path_factory.mktemp("simple"), "simple_gan")
+
+
+def _sketch(width: int, height: int) -> np.ndarray:
+    array = np.full((height, width), 255, np.uint8)
+    array[height // 4: 3 * height // 4, width // 3: width // 3 + 3] = 0
+    array[height // 2, width // 4: 3 * width // 4] = 0
+    return array
+
+
+def test_from_pretrained_reads_the_folder(s2a_folder: Path) -> None:
+    pipe = Sketch2AnimePipeline.from_pretrained(s2a_folder, device="cpu")
+    assert (pipe.pipeline_type, pipe.image_size, pipe.hint_size) == ("sketch2anime", 64, 16)
+    assert pipe.uses_projection and len(pipe.bank) == 20 and pipe.projection_k == 4
+
+
+def test_default_model_missing_gives_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="no default model is installed.*sketch2anime train"):
+        Sketch2AnimePipeline.from_pretrained("default")
+
+
+def test_bad_folders_are_value_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not found"):
+        Sketch2AnimePipeline.from_pretrained(tmp_path / "nope")
+    with pytest.raises(ValueError, match="pipeline.json"):
+        Sketch2AnimePipeline.from_pretrained(tmp_path)
+    ae_only = _write_pipeline(tmp_path / "ae", "autoencoder")
+    with pytest.raises(ValueError, match="only a stage-1"):
+        Sketch2AnimePipeline.from_pretrained(ae_only)
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "pipeline.json").write_text(json.dumps({**pipeline_description("diffusion", 64, 4)}))
+    with pytest.raises(ValueError, match="diffusion"):
+        Sketch2AnimePipeline.from_pretrained(tmp_path / "odd")
+
+
+@pytest.mark.parametrize("size", [(64, 64), (150, 90), (37, 200), (640, 480)])
+def test_output_has_the_input_size(s2a_folder: Path, size: tuple[int, int]) -> None:
+    pipe = Sketch2AnimePipeline.from_pretrained(s2a_folder, device="cpu")
+    picture, projected = pipe(_sketch(*size), return_projected=True)
+    assert picture.size == size and picture.mode == "RGB"
+    assert projected.size == size and projected.mode == "L"
+
+
+def test_inputs_as_path_pil_and_array_agree(s2a_folder: Path, tmp_path: Path) -> None:
+    pipe = Sketch2AnimePipeline.from_pretrained(s2a_folder, device="cpu")
+    array = _sketch(100, 70)
+    Image.fromarray(array).save(tmp_path / "s.png")
+    hint = np.zeros((70, 100, 4), np.uint8)
+    hint[5:30, 5:40] = (200, 30, 30, 255)
+    Image.fromarray(hint, "RGBA").save(tmp_path / "h.png")
+    a = np.asarray(pipe(array, hint=hint))
+    b = np.asarray(pipe(tmp_path / "s.png", hint=tmp_path / "h.png"))
+    c = np.asarray(pipe(Image.fromarray(array), hint=Image.fromarray(hint, "RGBA")))
+    assert np.array_equal(a, b) and np.array_equal(a, c)
+    no_hint = np.asarray(pipe(array))
+    assert not np.array_equal(a, no_hint)
+
+
+def test_hint_is_padded_like_the_sketch(s2a_folder: Path) -> None:
+    pipe = Sketch2AnimePipeline.from_pretrained(s2a_folder, device="cpu")
+    # A wide 200x100 input sits in rows 16..47 of the 64 px square (hint rows 4..11).
+    hint = np.zeros((100, 200, 4), np.uint8)
+    hint[:, :100] = (255, 0, 0, 255)  # left half painted red
+    _, hint_tensor, size = pipe.prepare(_sketch(200, 100), hint)
+    assert size == (200, 100)
+    mask = hint_tensor[0, 3]
+    assert mask[:4].sum() == 0 and mask[12:].sum() == 0  # the padding has no hint
+    assert mask[5:11, :7].all() and mask[5:11, 9:].sum() == 0
+    assert torch.allclose(hint_tensor[0, :3, 6, 2], torch.tensor([1.0, -1.0, -1.0]))
+    sketch_tensor = pipe.prepare(_sketch(200, 100))[0]
+    assert sketch_tensor.shape == (1, 1, 64, 64)
+    assert (sketch_tensor[0, 0, :15] == 1).all()  # padded on white paper
+
+
+def test_generate_tensors_and_projection(s2a_folder: Path) -> None:
+    pipe = Sketch2AnimePipeline.from_pretrained(s2a_folder, device="cpu")
+    sketch = torch.from_numpy(np.stack([_sketch(64, 64), _sketch(64, 64)[::-1]])).float()[:, None] / 127.5 - 1
+    out0 = pipe.generate_tensors(sketch, None, projection=0.0)
+    out1 = pipe.generate_tensors(sketch, torch.zeros(2, 4, 16, 16), projection=1.0)
+    assert out0["image"].shape == (2, 3, 64, 64) and out0["projected_sketch"].shape == (2, 1, 64, 64)
+    assert out0["image"].abs().max() <= 1
+    assert not torch.equal(out0["image"], out1["image"])
+    assert not torch.equal(out0["projected_sketch"], out1["projected_sketch"])
+    with pytest.raises(ValueError, match="projection"):
+        pipe.generate_tensors(sketch, None, projection=1.5)
+    with pytest.raises(ValueError, match="hint"):
+        pipe.generate_tensors(sketch, torch.zeros(2, 4, 8, 8))
+    with pytest.raises(ValueError, match="sketch"):
+        pipe.generate_tensors(torch.zeros(2, 3, 64, 64))
+
+
+def test_variations_differ_and_first_is_the_plain_result(s2a_folder: Path, simple_folder: Path) -> None:
+    for folder in (s2a_folder, simple_folder):
+        pipe = Sketch2AnimePipeline.from_pretrained(folder, device="cpu")
+        sketch = _sketch(80, 60)
+        pictures = pipe.variations(sketch, count=3, seed=5)
+        assert len(pictures) == 3 and all(p.size == (80, 60) for p in pictures)
+        arrays = [np.asarray(p, dtype=np.int16) for p in pictures]
+        assert np.array_equal(arrays[0], np.asarray(pipe(sketch), dtype=np.int16))
+        assert not np.array_equal(arrays[1], arrays[0]) and not np.array_equal(arrays[2], arrays[1])
+        again = pipe.variations(sketch, count=3, seed=5)
+        assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(pictures, again))
+    with pytest.raises(ValueError, match="count"):
+        pipe.variations(sketch, count=0)
+
+
+def test_simple_gan_ignores_projection(simple_folder: Path) -> None:
+    pipe = Sketch2AnimePipeline.from_pretrained(simple_folder, device="cpu")
+    assert not pipe.uses_projection
+    sketch = _sketch(64, 64)
+    a, projected = pipe(sketch, projection=0.0, return_projected=True)
+    assert projected is None
+    assert np.array_equal(np.asarray(a), np.asarray(pipe(sketch, projection=1.0)))
+
+
+def _args(sketch: Path, out: Path, model: Path, **extra) -> argparse.Namespace:
+    values = dict(sketch=sketch, out=out, hint=None, projection=0.5, model=str(model), seed=0,
+                  save_projected=False, device="cpu")
+    values.update(extra)
+    return argparse.Namespace(**values)
+
+
+def test_generate_command_single_file(s2a_folder: Path, tmp_path: Path) -> None:
+    Image.fromarray(_sketch(120, 90)).save(tmp_path / "drawing.png")
+    assert generate_command(_args(tmp_path / "drawing.png", tmp_path / "result.png", s2a_folder,
+                                  save_projected=True)) == 0
+    assert Image.open(tmp_path / "result.png").size == (120, 90)
+    assert Image.open(tmp_path / "result_projected.png").mode == "L"
+    # An output folder gets <stem>.png.
+    (tmp_path / "outdir").mkdir()
+    assert generate_command(_args(tmp_path / "drawing.png", tmp_path / "outdir", s2a_folder)) == 0
+    assert (tmp_path / "outdir" / "drawing.png").is_file()
+
+
+def test_generate_command_folder_with_hints_and_a_corrupt_file(s2a_folder: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    sketches, hints = tmp_path / "sketches", tmp_path / "hints"
+    (sketches / "sub").mkdir(parents=True)
+    hints.mkdir()
+    Image.fromarray(_sketch(64, 64)).save(sketches / "a.png")
+    Image.fromarray(_sketch(90, 60)).save(sketches / "sub" / "b.jpg")
+    (sketches / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    hint = np.zeros((64, 64, 4), np.uint8)
+    hint[:20, :20] = (0, 0, 255, 255)
+    Image.fromarray(hint, "RGBA").save(hints / "a.png")
+    out = tmp_path / "out"
+    code = generate_command(_args(sketches, out, s2a_folder, hint=hints))
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "broken.png" in captured.err
+    assert (out / "a.png").is_file() and Image.open(out / "sub" / "b.png").size == (90, 60)
+    assert not (out / "broken.png").exists()
+    # The hint was matched by stem: a.png differs from the same sketch without a hint.
+    plain = tmp_path / "plain.png"
+    assert generate_command(_args(sketches / "a.png", plain, s2a_folder)) == 0
+    assert not np.array_equal(np.asarray(Image.open(out / "a.png")), np.asarray(Image.open(plain)))
+
+
+def test_generate_via_cli_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sketch2anime.cli import main
+
+    Image.fromarray(_sketch(64, 64)).save(tmp_path / "s.png")
+    assert main(["generate", str(tmp_path / "s.png"), "-o", str(tmp_path / "o.png")]) == 2
+    assert "no default model" in capsys.readouterr().err
