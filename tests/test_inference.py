@@ -78,9 +78,28 @@ def test_from_pretrained_reads_the_folder(s2a_folder: Path) -> None:
     assert pipe.uses_projection and len(pipe.bank) == 20 and pipe.projection_k == 4
 
 
-def test_default_model_missing_gives_a_clear_error() -> None:
+def test_default_model_missing_gives_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sketch2anime.inference.DEFAULT_MODEL_DIR", tmp_path / "not-installed")
     with pytest.raises(ValueError, match="no default model is installed.*sketch2anime train"):
         Sketch2AnimePipeline.from_pretrained("default")
+
+
+def test_default_name_resolves_to_the_package_folder(s2a_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sketch2anime.inference.DEFAULT_MODEL_DIR", s2a_folder)
+    pipe = Sketch2AnimePipeline.from_pretrained("default", device="cpu")
+    assert pipe.folder == s2a_folder and pipe.uses_projection
+
+
+def test_thin_pen_lines_stay_dark_at_the_model_size(s2a_folder: Path) -> None:
+    pipe = Sketch2AnimePipeline.from_pretrained(s2a_folder, device="cpu")
+    canvas = np.full((512, 512), 255, np.uint8)
+    canvas[100:400, 254:258] = 0  # a 4 px pen line, the panel's default brush
+    sketch, _, _ = pipe.prepare(canvas)
+    column = sketch[0, 0, 20:44].min(dim=1).values  # darkest pixel of each row crossing the line
+    assert column.max() < -0.5, "the line must stay ink (< -0.5 in [-1, 1]), not fade to grey"
+    assert (sketch[0, 0] < 0).sum() <= 3 * 38, "and must not be smeared much wider than a few pixels"
+    blank, _, _ = pipe.prepare(np.full((512, 512), 255, np.uint8))
+    assert torch.all(blank == 1.0)
 
 
 def test_bad_folders_are_value_errors(tmp_path: Path) -> None:
@@ -220,9 +239,11 @@ def test_generate_command_folder_with_hints_and_a_corrupt_file(s2a_folder: Path,
     assert not np.array_equal(np.asarray(Image.open(out / "a.png")), np.asarray(Image.open(plain)))
 
 
-def test_generate_via_cli_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_generate_via_cli_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from sketch2anime.cli import main
 
+    monkeypatch.setattr("sketch2anime.inference.DEFAULT_MODEL_DIR", tmp_path / "not-installed")
     Image.fromarray(_sketch(64, 64)).save(tmp_path / "s.png")
     assert main(["generate", str(tmp_path / "s.png"), "-o", str(tmp_path / "o.png")]) == 2
     assert "no default model" in capsys.readouterr().err
