@@ -193,6 +193,19 @@ def test_bank_save_load_round_trip(tmp_path):
     assert loaded.latents.dtype == torch.float32
 
 
+def test_bank_half_precision_storage(tmp_path):
+    bank = make_bank(m=30, d=8)
+    full, _ = bank.save(tmp_path / "full")
+    half, _ = bank.save(tmp_path / "half", storage="float16")
+    assert half.stat().st_size < 0.75 * full.stat().st_size
+    loaded = LatentBank.load(tmp_path / "half")
+    assert loaded.latents.dtype == torch.float32
+    assert torch.allclose(loaded.latents, bank.latents, rtol=1e-3, atol=1e-3)
+    assert not torch.equal(loaded.latents, bank.latents)  # it really was rounded
+    with pytest.raises(ValueError, match="storage"):
+        bank.save(tmp_path / "x", storage="int8")
+
+
 def test_bank_load_errors(tmp_path):
     with pytest.raises(CheckpointError, match="missing"):
         LatentBank.load(tmp_path / "nothing")

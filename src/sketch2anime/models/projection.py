@@ -115,12 +115,17 @@ class LatentBank:
 
     # ---- files ------------------------------------------------------------------------------
 
-    def save(self, path_stem: str | Path) -> tuple[Path, Path]:
-        """Write ``<stem>.safetensors`` then ``<stem>.json`` (atomically each; JSON last)."""
+    def save(self, path_stem: str | Path, storage: Literal["float32", "float16"] = "float32") -> tuple[Path, Path]:
+        """Write ``<stem>.safetensors`` then ``<stem>.json`` (atomically each; JSON last).
+
+        ``storage="float16"`` halves the file (a shipped model's bank); loading always gives float32.
+        """
+        if storage not in ("float32", "float16"):
+            raise ValueError(f"storage must be 'float32' or 'float16', got {storage!r}")
         stem = Path(path_stem)
         tensor_path = stem.with_name(stem.name + ".safetensors")
         json_path = stem.with_name(stem.name + ".json")
-        atomic_save_tensors(tensor_path, {"latents": self.latents})
+        atomic_save_tensors(tensor_path, {"latents": self.latents.to(getattr(torch, storage))})
         atomic_write_text(json_path, json.dumps({
             "format_version": BANK_FORMAT_VERSION,
             "dim": self.dim,
