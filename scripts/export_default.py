@@ -23,10 +23,11 @@ from typing import Any
 import torch
 from PIL import Image
 
+from sketch2anime.checkpoint import atomic_save_tensors, read_tensors
 from sketch2anime.inference import DEFAULT_MODEL_DIR, Sketch2AnimePipeline
 from sketch2anime.models.projection import LatentBank
 
-MAX_BYTES = 50 * 1024 * 1024
+MAX_BYTES = 50_000_000  # the package-data budget for a shipped model
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -68,6 +69,16 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+def half_precision_weights(path: Path) -> None:
+    """Store a model's float weights as float16 (loading casts them back into the float32 module).
+
+    Measured on the stage-1 autoencoder: latents move by at most 0.03% (relative L2), far below
+    the distance between neighbours in the bank, and the file halves.
+    """
+    tensors = read_tensors(path)
+    atomic_save_tensors(path, {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()})
+
+
 def metrics_section(path: Path | None) -> list[str]:
     if path is None or not path.is_file():
         return ["Not evaluated yet: run `sketch2anime evaluate --model default --data DATASET --out DIR` and rerun "
@@ -102,7 +113,8 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
         f"- Resolution {description['image_size']}×{description['image_size']} px; hints at "
         f"{description['image_size'] // description['hint_downscale']} px. Inputs of any size are padded to a "
         "square, resized, and the result is resized back.",
-        f"- Files: {size_mb:.1f} MB (safetensors + JSON, no pickle).", "",
+        f"- Files: {size_mb:.1f} MB (safetensors + JSON, no pickle); the autoencoder weights and the latent bank "
+        "are stored as float16 and loaded as float32.", "",
         "## Training data", "",
         f"- `{gen['dataset']}`, made by `sketch2anime prepare` from `../shared/data/anime-faces-64`: 14,896 anime "
         "face crops (64×64, getchu.com visual-novel art as committed in the public repository "
@@ -160,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         if (staging / "latent_bank.json").is_file():
             # Half-precision storage halves the largest file; neighbours and weights barely move.
             LatentBank.load(staging / "latent_bank").save(staging / "latent_bank", storage="float16")
+        if (staging / "autoencoder" / "model.safetensors").is_file():
+            half_precision_weights(staging / "autoencoder" / "model.safetensors")
         Sketch2AnimePipeline.from_pretrained(staging, device="cpu")(Image.new("L", (64, 64), 255))  # loads and runs
         size = folder_bytes(staging)
         if size > MAX_BYTES:
