@@ -259,8 +259,18 @@ def load_training_state(path: str | Path) -> dict[str, Any] | None:
     if not index_path.exists():
         return None
     index = read_json(index_path)
-    tensors = read_tensors(path.parent / index["tensors_file"])
-    return _unflatten(index["tree"], tensors)
+    if not isinstance(index, dict) or index.get("format_version") != FORMAT_VERSION:
+        version = index.get("format_version") if isinstance(index, dict) else None
+        raise CheckpointError(f"{index_path} is not a version-{FORMAT_VERSION} training state (format_version {version!r})")
+    name = index.get("tensors_file")
+    # A bare file name beside the index; anything else is a damaged or hand-edited index.
+    if not isinstance(name, str) or not name or Path(name).name != name or "tree" not in index:
+        raise CheckpointError(f"{index_path} does not name its tensors file (tensors_file {name!r})")
+    tensors = read_tensors(path.parent / name)
+    try:
+        return _unflatten(index["tree"], tensors)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{index_path} does not match {name} (missing or malformed entry {exc})") from None
 
 
 def copy_model_folder(source: str | Path, destination: str | Path) -> None:

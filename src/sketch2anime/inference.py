@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import numbers
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -259,6 +260,10 @@ class Sketch2AnimePipeline:
                 or hint.shape[0] != sketch.shape[0]:
             shape = tuple(hint.shape) if isinstance(hint, torch.Tensor) else type(hint).__name__
             raise ValueError(f"hint must be a ({sketch.shape[0]}, 4, {h}, {h}) tensor, got {shape}")
+        # NaN/inf would flow through the networks and come out as a garbage (or NaN) picture.
+        for name, tensor in (("sketch", sketch), ("hint", hint)):
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise ValueError(f"{name} tensor contains NaN or infinite values")
         return sketch.to(self.device, torch.float32), hint.to(self.device, torch.float32)
 
     @staticmethod
@@ -267,7 +272,17 @@ class Sketch2AnimePipeline:
             raise ValueError(f"projection must be a number between 0 and 1, got {projection!r}")
         return float(projection)
 
+    @staticmethod
+    def _check_seed(seed: int | None) -> int | None:
+        # torch.manual_seed takes [-2**63, 2**64 - 1]; anything else (inf, 1.5, 2**70) is a user error.
+        if seed is None:
+            return None
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not -2**63 <= seed < 2**64:
+            raise ValueError(f"seed must be None or an integer between -2**63 and 2**64 - 1, got {seed!r}")
+        return int(seed)
+
     def _seeded(self, seed: int | None) -> contextlib.AbstractContextManager:
+        seed = self._check_seed(seed)
         if seed is None:
             return contextlib.nullcontext()
         devices = [self.device] if self.device.type == "cuda" else []
@@ -353,9 +368,12 @@ class Sketch2AnimePipeline:
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 64:
             raise ValueError(f"count must be an integer between 1 and 64, got {count!r}")
         projection = self._check_projection(projection)
+        seed = self._check_seed(seed)
+        if seed is None:
+            raise ValueError("variations need an integer seed, got None")
         sketch_tensor, hint_tensor, size = self.prepare(sketch, hint)
         sketch_tensor, hint_tensor = self._check_tensors(sketch_tensor, hint_tensor)
-        rng = torch.Generator().manual_seed(int(seed))
+        rng = torch.Generator().manual_seed(seed)
         pictures = []
         with torch.inference_mode():
             z0, decoded0 = self._latents(sketch_tensor, projection)

@@ -61,7 +61,7 @@ def _open(source: str | Path | bytes) -> Image.Image:
         raise ImageInputError(f"{label} is too large to decode safely (over {MAX_PIXELS} pixels)", "too_large") from None
     except UnidentifiedImageError:
         raise ImageInputError(f"{label} is not an image in a format sketch2anime can read", "not_an_image") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except Exception as exc:  # PIL's plugins raise TypeError, IndexError, struct.error... on crafted files
         raise ImageInputError(f"{label} is corrupt or truncated ({exc})", "corrupt") from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous
@@ -141,20 +141,25 @@ def load_rgba(source: ImageInput) -> Image.Image:
         raise ImageInputError("pass images as PIL, numpy arrays, bytes or paths, not torch tensors", "bad_type")
     else:
         raise ImageInputError(f"cannot read an image from a {type(source).__name__}", "bad_type")
-    if getattr(image, "is_animated", False):
-        image.seek(0)
-    _check_geometry(image)
     try:
-        image = ImageOps.exif_transpose(image) or image
-    except Exception:  # a broken EXIF block must not cost the picture
-        pass
-    image = _to_8bit(image)
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("LA", "La", "PA", "RGBa"):
-        image = image.convert("RGBA")
-    if image.mode != "RGBA":
-        image = image.convert("RGB").convert("RGBA")
+        if getattr(image, "is_animated", False):  # lazy: PIL parses the next frame here
+            image.seek(0)
+        _check_geometry(image)
+        try:
+            image = ImageOps.exif_transpose(image) or image
+        except Exception:  # a broken EXIF block must not cost the picture
+            pass
+        image = _to_8bit(image)
+        if image.mode == "P" and "transparency" in image.info:
+            image = image.convert("RGBA")
+        if image.mode in ("LA", "La", "PA", "RGBa"):
+            image = image.convert("RGBA")
+        if image.mode != "RGBA":
+            image = image.convert("RGB").convert("RGBA")
+    except ImageInputError:
+        raise
+    except Exception as exc:  # crafted files can still break PIL's frame and mode handling
+        raise ImageInputError(f"the image is corrupt or in an unsupported layout ({exc})", "corrupt") from None
     return image
 
 

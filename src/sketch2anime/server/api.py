@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import Response
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 log = logging.getLogger("sketch2anime.server")
 
@@ -84,7 +84,7 @@ def _check_image_header(data: bytes, what: str) -> str:
             fmt = image.format or "unknown"
     except Image.DecompressionBombError:
         raise HTTPException(413, f"{what} is too large to decode safely") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+    except Exception:  # PIL's plugins raise TypeError, IndexError, struct.error... on crafted headers
         raise HTTPException(415, f"{what} is not an image in a format sketch2anime can read") from None
     if width < 1 or height < 1:
         raise HTTPException(400, f"{what} has no pixels ({width}x{height})")
@@ -283,7 +283,7 @@ def _decode_rgb(data: bytes, what: str, keep_alpha: bool = False) -> Image.Image
             if keep_alpha and ("A" in image.getbands() or "transparency" in image.info):
                 return image.convert("RGBA")
             return image.convert("RGB")
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except Exception as exc:  # same: a crafted body must give a 400, never a 500
         raise HTTPException(400, f"{what} is corrupt ({exc})") from None
 
 

@@ -1,0 +1,87 @@
+"""The benchmark scripts' cores on tiny sizes: tables have the right rows and columns, and each
+script rewrites only its own section of the doc. (The numbers themselves are not checked.)"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import inference_latency, projection, training_throughput  # noqa: E402
+from benchmarks.report import markdown_table, merge_section  # noqa: E402
+
+
+def _table_rows(text: str, first_header: str) -> tuple[list[str], list[list[str]]]:
+    """Header cells and body rows of the last Markdown table whose first header is ``first_header``."""
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |")]
+    assert starts, f"no table starting with {first_header!r} in:\n{text}"
+    i = starts[-1]
+    header = [c.strip() for c in lines[i].strip("|").split("|")]
+    rows = []
+    for line in lines[i + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return header, rows
+
+
+def test_markdown_table_and_sections() -> None:
+    table = markdown_table(["a", "b"], [[1, "x|y"]])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | x\\|y |"]
+    with pytest.raises(ValueError):
+        markdown_table(["a"], [[1, 2]])
+    section = lambda name, text: f"<!-- benchmark:{name}:begin -->\n{text}\n<!-- benchmark:{name}:end -->\n"
+    doc = merge_section("", "training_throughput", section("training_throughput", "T1"))
+    doc = merge_section(doc, "inference_latency", section("inference_latency", "L1"))
+    assert doc.startswith("# Benchmarks") and doc.index("L1") < doc.index("T1")  # canonical order
+    doc = merge_section(doc, "training_throughput", section("training_throughput", "T2"))
+    assert "T1" not in doc and "T2" in doc and "L1" in doc and doc.count("benchmark:training_throughput:begin") == 1
+
+
+def test_projection_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = tmp_path / "bench.md"
+    doc.write_text("# Benchmarks\n\nkept text\n", encoding="utf-8")
+    code = projection.main(["--sizes", "300,600", "--queries", "3", "--dim", "16", "--clusters", "4",
+                            "--threads", "1", "--calibration-size", "100", "--doc", str(doc)])
+    assert code == 0
+    header, rows = _table_rows(capsys.readouterr().out, "bank size")
+    assert header[:3] == ["bank size", "index", "torch/faiss threads"] and "recall@10" in header
+    assert [(r[0], r[1].split()[0]) for r in rows] == [("300", "exact"), ("300", "faiss"), ("600", "exact"), ("600", "faiss")]
+    text = doc.read_text(encoding="utf-8")
+    assert "kept text" in text and "benchmark:projection:begin" in text and "synthetic latents" in text
+    assert "python " in text and "--sizes 300,600" in text  # the command that produced it
+
+
+def test_inference_latency_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = tmp_path / "bench.md"
+    code = inference_latency.main(["--repeats", "1", "--warmup", "0", "--projections", "0,1", "--canvas", "64",
+                                   "--random", "--bank-size", "40", "--threads", "1", "--device", "cpu", "--doc", str(doc)])
+    assert code == 0
+    out = capsys.readouterr().out
+    header, rows = _table_rows(out, "model")
+    assert header == ["model", "torch threads", "what is timed", "projection", "CPU p50 ms", "CPU p95 ms"]
+    assert [(r[2].split()[0], r[3]) for r in rows] == [("pipe(),", "0"), ("pipe(),", "1"), ("POST", "0"), ("POST", "1")]
+    assert all(float(r[4]) > 0 for r in rows)
+    assert "Panel target < 100 ms" in out
+    text = doc.read_text(encoding="utf-8")
+    assert "benchmark:inference_latency:begin" in text and "nproc" in text
+
+
+def test_training_throughput_parsing(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.jsonl"
+    records = [{"step": 5, "images_per_s": 1.0}, {"step": 10, "images_per_s": 10.0},
+               {"step": 20, "images_per_s": 20.0}]
+    metrics.write_text("\n".join(json.dumps(r) for r in records) + "\n{broken", encoding="utf-8")
+    result = training_throughput.read_throughput(metrics, batch_size=4, warmup_windows=1)
+    # Windows after warm-up: 5 steps at 10 img/s (2 s) and 10 steps at 20 img/s (2 s) -> 60 images / 4 s.
+    assert result.images_per_s == pytest.approx(15.0) and result.timed_steps == 15
+    assert result.seconds_per_step == pytest.approx(4 / 15)
+    empty = training_throughput.read_throughput(metrics, batch_size=4, warmup_windows=3)
+    assert empty.images_per_s is None and empty.error

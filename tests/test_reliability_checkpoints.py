@@ -1,0 +1,211 @@
+"""Model and state files cannot run code, and a wrong or damaged one gives an error naming the problem.
+
+Only safetensors + JSON are ever read. A pickle dressed up as ``model.safetensors`` must be refused
+without being unpickled (its payload would create a marker file), and the source tree must contain
+no call that unpickles (checked on the AST, with a self-test showing the check can fail).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import pickle
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+
+from test_server_api import build_tiny_pipeline
+from sketch2anime.checkpoint import (CONFIG_FILE, MODEL_FILE, CheckpointError, load_model, load_training_state,
+                                     save_model, save_training_state)
+from sketch2anime.inference import PIPELINE_FILE, Sketch2AnimePipeline
+from sketch2anime.models.autoencoder import AutoencoderConfig, SketchAutoencoder
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "sketch2anime"
+
+
+class _Payload:
+    """Unpickling this calls ``os.mkdir(marker)``: proof that code ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    model = SketchAutoencoder(AutoencoderConfig(image_size=64, latent_dim=16, base_channels=4, max_channels=8))
+    return save_model(model, tmp_path / "ae")
+
+
+def _edit_config(folder: Path, **changes) -> None:
+    description = json.loads((folder / CONFIG_FILE).read_text())
+    for key, value in changes.items():
+        if key.startswith("config."):
+            description["config"][key.split(".", 1)[1]] = value
+        else:
+            description[key] = value
+    (folder / CONFIG_FILE).write_text(json.dumps(description))
+
+
+def test_a_saved_model_loads(saved: Path) -> None:
+    assert isinstance(load_model(saved, expected_type="sketch_autoencoder"), SketchAutoencoder)
+
+
+def test_pickle_renamed_to_safetensors_is_refused_without_running(saved: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "code-ran"
+    (saved / MODEL_FILE).write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_model(saved)
+    assert not marker.exists()
+    # torch's own zip-pickle format is refused the same way.
+    torch.save({"weight": torch.zeros(2)}, saved / MODEL_FILE)
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_model(saved)
+
+
+@pytest.mark.parametrize("damage", ["half", "minus_one_byte", "header_only", "huge_header_length", "empty"])
+def test_damaged_safetensors_names_the_file(saved: Path, damage: str) -> None:
+    path = saved / MODEL_FILE
+    data = path.read_bytes()
+    header = struct.unpack("<Q", data[:8])[0]
+    damaged = {
+        "half": data[: len(data) // 2],
+        "minus_one_byte": data[:-1],
+        "header_only": data[: 8 + header],
+        "huge_header_length": struct.pack("<Q", 2**60) + data[8:],
+        "empty": b"",
+    }[damage]
+    path.write_bytes(damaged)
+    with pytest.raises(CheckpointError, match=f"{MODEL_FILE} is not a readable safetensors file"):
+        load_model(saved)
+
+
+@pytest.mark.parametrize("version", [2, 0, "1", None])
+def test_wrong_format_version(saved: Path, version) -> None:
+    _edit_config(saved, format_version=version)
+    with pytest.raises(CheckpointError, match=f"format_version {version!r}"):
+        load_model(saved)
+
+
+def test_config_problems_are_named(saved: Path) -> None:
+    (saved / CONFIG_FILE).write_text('{"format_version": 1, "model_type": ')
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_model(saved)
+    (saved / CONFIG_FILE).write_text(json.dumps({"format_version": 1, "model_type": "teapot", "config": {}}))
+    with pytest.raises(CheckpointError, match="unknown model_type 'teapot'"):
+        load_model(saved)
+    (saved / CONFIG_FILE).write_text(json.dumps({"format_version": 1, "model_type": "sketch_autoencoder",
+                                                 "config": {"colour": "blue"}}))
+    with pytest.raises(CheckpointError, match="colour"):
+        load_model(saved)
+    (saved / CONFIG_FILE).unlink()
+    with pytest.raises(CheckpointError, match=f"missing file .*{CONFIG_FILE}"):
+        load_model(saved)
+
+
+def test_config_and_weights_shape_mismatch(saved: Path) -> None:
+    _edit_config(saved, **{"config.latent_dim": 32})
+    with pytest.raises(CheckpointError, match=r"weight \S+ has shape .* the config needs"):
+        load_model(saved)
+
+
+def test_weights_of_another_model(saved: Path, tmp_path: Path) -> None:
+    other = build_tiny_pipeline(tmp_path / "p", kind="simple_gan") / "generator"
+    (saved / MODEL_FILE).write_bytes((other / MODEL_FILE).read_bytes())
+    with pytest.raises(CheckpointError, match="weights do not match the sketch_autoencoder config.*missing"):
+        load_model(saved)
+    with pytest.raises(CheckpointError, match="holds a 'hint_generator' model, expected 'sketch_autoencoder'"):
+        load_model(other, expected_type="sketch_autoencoder")
+
+
+def test_pipeline_folder_problems_are_named(tmp_path: Path) -> None:
+    folder = build_tiny_pipeline(tmp_path / "p")
+    description = json.loads((folder / PIPELINE_FILE).read_text())
+    (folder / PIPELINE_FILE).write_text(json.dumps({**description, "format_version": 9}))
+    with pytest.raises(CheckpointError, match="pipeline format_version 9"):
+        Sketch2AnimePipeline.from_pretrained(folder, device="cpu")
+    (folder / PIPELINE_FILE).write_text(json.dumps({**description, "image_size": 128}))
+    with pytest.raises(CheckpointError, match="generator is for 64px, pipeline.json says 128px"):
+        Sketch2AnimePipeline.from_pretrained(folder, device="cpu")
+    (folder / PIPELINE_FILE).write_text(json.dumps(description))
+    (folder / "latent_bank.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(CheckpointError, match="latent_bank.safetensors is not a readable safetensors file"):
+        Sketch2AnimePipeline.from_pretrained(folder, device="cpu")
+
+
+def test_training_state_problems_are_named(tmp_path: Path) -> None:
+    stem = tmp_path / "state" / "train"
+    save_training_state(stem, {"step": 3, "weights": {"w": torch.ones(2)}, "note": "x"})
+    assert load_training_state(stem)["step"] == 3
+    index_path = stem.with_name("train.json")
+    index = json.loads(index_path.read_text())
+    marker = tmp_path / "code-ran"
+    cases = [
+        ({**index, "format_version": 7}, "not a version-1 training state"),
+        ({k: v for k, v in index.items() if k != "tensors_file"}, "does not name its tensors file"),
+        ({**index, "tensors_file": "../../elsewhere.safetensors"}, "does not name its tensors file"),
+        ({**index, "tree": {"__tensor__": "t99:nowhere"}}, "does not match"),
+        ([1, 2, 3], "not a version-1 training state"),
+    ]
+    for content, message in cases:
+        index_path.write_text(json.dumps(content))
+        with pytest.raises(CheckpointError, match=message):
+            load_training_state(stem)
+    index_path.write_text(json.dumps(index))
+    (stem.parent / index["tensors_file"]).write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_training_state(stem)
+    assert not marker.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# no unpickling anywhere in the package
+
+_PICKLE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "joblib", "cloudpickle", "marshal", "shelve"}
+
+
+def unpickling_calls(source: str, filename: str = "<source>") -> list[str]:
+    """Calls that can execute code from a file: pickle-family loads, torch.load without
+    ``weights_only=True``, numpy loads with ``allow_pickle=True``, torch.jit.load, Unpickler."""
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = ast.unparse(node.func)
+        keywords = {k.arg: k.value for k in node.keywords}
+        root, _, attribute = name.rpartition(".")
+        where = f"{filename}:{node.lineno}: {name}"
+        if root in _PICKLE_MODULES and attribute in {"load", "loads", "Unpickler", "open"}:
+            found.append(where)
+        elif attribute == "Unpickler" or name in {"Unpickler", "torch.jit.load", "jit.load"}:
+            found.append(where)
+        elif name == "torch.load":
+            safe = keywords.get("weights_only")
+            if not (isinstance(safe, ast.Constant) and safe.value is True):
+                found.append(where + " without weights_only=True")
+        elif name in {"np.load", "numpy.load"}:
+            allow = keywords.get("allow_pickle")
+            if allow is not None and not (isinstance(allow, ast.Constant) and allow.value is False):
+                found.append(where + " with allow_pickle")
+    return found
+
+
+def test_the_checker_finds_unpickling() -> None:
+    planted = ("import pickle, torch, numpy as np\n"
+               "a = pickle.load(open('m', 'rb'))\nb = torch.load('m')\nc = torch.load('m', weights_only=False)\n"
+               "d = np.load('m', allow_pickle=True)\ne = pickle.Unpickler(f)\nf = torch.jit.load('m')\n"
+               "ok1 = torch.load('m', weights_only=True)\nok2 = np.load('m')\nok3 = pickle.dumps(x)\n")
+    assert [line.split(":")[1] for line in unpickling_calls(planted)] == ["2", "3", "4", "5", "6", "7"]
+
+
+def test_no_unpickling_in_the_package() -> None:
+    files = sorted(SRC.rglob("*.py"))
+    assert len(files) > 30  # the scan really covers the package
+    found = [hit for path in files for hit in unpickling_calls(path.read_text(encoding="utf-8"), str(path))]
+    assert found == []

@@ -1,0 +1,390 @@
+"""Every way an image enters: arbitrary bytes and arrays decode to a valid image or a typed error.
+
+Property tests (hypothesis) over ``data.image_io`` and ``Sketch2AnimePipeline.__call__`` on a tiny
+random pipeline, plus each named awkward-file kind checked explicitly. ``named_inputs()`` is also
+the input table of ``scripts/reliability.py``, so the report and the tests try the same files.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image
+
+from conftest import draw_face
+from test_bad_files import bomb_png, exif_rotated_jpeg, jpeg_bytes, png_bytes
+from test_server_api import build_tiny_pipeline
+from sketch2anime.data import image_io
+from sketch2anime.data.image_io import ImageInputError, load_rgb, load_rgba, load_sketch
+from sketch2anime.inference import Sketch2AnimePipeline
+
+# Modest budgets: the whole file runs in well under 30 s on 2 busy cores.
+FAST = settings(max_examples=40, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SLOW = settings(FAST, max_examples=20)
+
+# Inputs of the three kinds that crashed the decoder before the fix (found by the atheris run of
+# scripts/reliability.py, then rebuilt by hand): PIL raised struct.error / IndexError / TypeError
+# instead of an ImageInputError.
+
+def gif_cut_extension() -> bytes:
+    """GIF87a, one 32x32 frame of zero data, then a graphic control extension cut short (struct.error)."""
+    data = bytearray(541)
+    for offset, chunk in ((0, b"GIF87a"), (13, b","), (18, b" "), (20, b" "), (24, b"\xff"), (280, b"\xff"),
+                          (537, b"!\xf9\x01")):
+        data[offset:offset + len(chunk)] = chunk
+    return bytes(data)
+
+
+def gif_cut_second_frame() -> bytes:
+    """A valid 1-frame GIF whose trailer is replaced by a second frame's bare descriptor (IndexError)."""
+    buffer = io.BytesIO()
+    Image.new("P", (8, 8), 1).save(buffer, "GIF")
+    return buffer.getvalue()[:-1] + b"," + struct.pack("<HHHHB", 0, 0, 8, 8, 0)
+
+
+def tiff_float_strip_offset() -> bytes:
+    """A 1x1 TIFF whose StripOffsets tag is a FLOAT (TypeError in PIL's seek)."""
+    entries = [(256, 3, 1), (257, 3, 1), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 11, 106.0), (278, 3, 1),
+               (279, 4, 1)]
+    ifd = struct.pack("<H", len(entries))
+    for tag, kind, value in entries:
+        packing = {3: "<HHIHH", 4: "<HHII", 11: "<HHIf"}[kind]
+        ifd += struct.pack(packing, tag, kind, 1, value, 0) if kind == 3 else struct.pack(packing, tag, kind, 1, value)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + b"\x80"
+
+
+REGRESSIONS = {"gif_cut_extension": gif_cut_extension(), "gif_cut_second_frame": gif_cut_second_frame(),
+               "tiff_float_strip_offset": tiff_float_strip_offset()}
+
+
+@dataclass(frozen=True)
+class InputCase:
+    """One named input: ``expect`` is "ok" or the ``ImageInputError.reason`` it must raise."""
+
+    name: str
+    what: str
+    data: bytes | np.ndarray
+    expect: str
+    suffix: str = ".png"
+
+
+def _encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def _animated_gif() -> bytes:
+    frames = [Image.new("RGB", (40, 40), (200, 30, 30)), Image.new("RGB", (40, 40), (30, 30, 200))]
+    return _encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
+
+
+def _palette_with_transparency() -> bytes:
+    image = Image.new("P", (16, 16), 0)
+    image.putpalette([0, 0, 0, 200, 0, 0] + [0] * 762)
+    image.paste(1, (8, 0, 16, 16))
+    return _encode(image, "PNG", transparency=0)  # left half transparent, right half red
+
+
+def _true_bomb() -> bytes:
+    # A real decompression bomb: a few KB of PNG that would decode to 8000x8000 pixels.
+    return _encode(Image.new("1", (8000, 8000), 1), "PNG", optimize=True)
+
+
+def named_inputs() -> list[InputCase]:
+    """The named bad (and awkward but valid) inputs of the reliability campaign."""
+    face = draw_face(96, 1)
+    good = png_bytes(face)
+    sixteen = Image.fromarray(np.asarray(face.convert("L")).astype(np.uint16) * 257)
+    nan = np.full((32, 32), 0.5, np.float32)
+    nan[3, 3] = np.nan
+    inf = np.zeros((32, 32, 3), np.float64)
+    inf[0, 0, 0] = np.inf
+    return [
+        InputCase("zero_byte", "0-byte file", b"", "empty"),
+        InputCase("truncated_png", "first half of a PNG", good[: len(good) // 2], "corrupt"),
+        InputCase("truncated_jpeg", "first 700 bytes of a JPEG", jpeg_bytes(draw_face(96, 2))[:700], "corrupt", ".jpg"),
+        InputCase("random_bytes", "3000 random bytes", np.random.default_rng(0).bytes(3000), "not_an_image"),
+        InputCase("text_as_png", "a text file named .png", b"hello, this is not a picture\n" * 20, "not_an_image"),
+        InputCase("png_named_jpg", "a PNG with a .jpg extension", good, "ok", ".jpg"),
+        InputCase("bomb_header", "PNG header claiming 100000x100000", bomb_png(100_000, 100_000), "too_large"),
+        InputCase("over_pixel_limit", "PNG header claiming 7000x7000 (49 MP > 40 MP)", bomb_png(7000, 7000), "too_large"),
+        InputCase("zlib_bomb", "real 8000x8000 1-bit PNG bomb", _true_bomb(), "too_large"),
+        InputCase("one_by_one", "1x1 PNG", png_bytes(Image.new("RGB", (1, 1), (10, 200, 30))), "ok"),
+        InputCase("sliver_10000x10", "10000x10 PNG (aspect 1000:1)", png_bytes(Image.new("L", (10000, 10), 128)),
+                  "bad_shape"),
+        InputCase("sixteen_bit", "16-bit grayscale PNG", png_bytes(sixteen), "ok"),
+        InputCase("cmyk_jpeg", "CMYK JPEG", jpeg_bytes(face.convert("CMYK")), "ok", ".jpg"),
+        InputCase("palette_gif", "palette GIF", _encode(face.convert("P", palette=Image.Palette.ADAPTIVE), "GIF"),
+                  "ok", ".gif"),
+        InputCase("palette_transparent", "palette PNG with a transparent index", _palette_with_transparency(), "ok"),
+        InputCase("animated_gif", "2-frame animated GIF", _animated_gif(), "ok", ".gif"),
+        InputCase("exif_rotated", "JPEG with EXIF orientation 6", exif_rotated_jpeg(), "ok", ".jpg"),
+        InputCase("rgba_png", "RGBA PNG, transparent background", png_bytes(Image.new("RGBA", (32, 32), (0, 0, 0, 0))),
+                  "ok"),
+        InputCase("all_white", "empty sketch (all white)", png_bytes(Image.new("L", (64, 64), 255)), "ok"),
+        InputCase("all_black", "all-black sketch", png_bytes(Image.new("L", (64, 64), 0)), "ok"),
+        InputCase("gif_cut_extension", "GIF, extension cut short (was struct.error)", REGRESSIONS["gif_cut_extension"],
+                  "corrupt", ".gif"),
+        InputCase("gif_cut_second_frame", "GIF, 2nd frame cut (was IndexError)", REGRESSIONS["gif_cut_second_frame"],
+                  "corrupt", ".gif"),
+        InputCase("tiff_float_offset", "TIFF, FLOAT strip offset (was TypeError)", REGRESSIONS["tiff_float_strip_offset"],
+                  "corrupt", ".tif"),
+        InputCase("array_nan", "float32 array with a NaN", nan, "not_finite"),
+        InputCase("array_inf", "float64 RGB array with +inf", inf, "not_finite"),
+        InputCase("array_out_of_range", "float array in [0, 1000]", np.linspace(0, 1000, 64 * 64).reshape(64, 64),
+                  "bad_range"),
+        InputCase("array_negative_int", "int16 array with -5", np.full((8, 8), -5, np.int16), "bad_range"),
+        InputCase("array_empty", "0x0 array", np.zeros((0, 0), np.uint8), "empty"),
+        InputCase("array_4d", "(1, 1, 8, 8) array", np.zeros((1, 1, 8, 8), np.uint8), "bad_shape"),
+        InputCase("array_complex", "complex64 array", np.zeros((8, 8), np.complex64), "bad_type"),
+        InputCase("array_object", "object array", np.full((8, 8), None, object), "bad_type"),
+        InputCase("array_bool", "bool array", np.eye(16, dtype=bool), "ok"),
+        InputCase("array_minus1_1", "float32 array in [-1, 1]", np.linspace(-1, 1, 256, dtype=np.float32).reshape(16, 16),
+                  "ok"),
+        InputCase("array_chw", "(3, 16, 16) CHW uint8 array", np.zeros((3, 16, 16), np.uint8), "ok"),
+    ]
+
+
+def outcome(call, *args, **kwargs) -> str:
+    """"ok" or the typed error's reason; anything untyped propagates and fails the caller."""
+    try:
+        call(*args, **kwargs)
+    except ImageInputError as exc:
+        return exc.reason
+    return "ok"
+
+
+CASES = named_inputs()
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory: pytest.TempPathFactory) -> Sketch2AnimePipeline:
+    torch.set_num_threads(1)
+    return Sketch2AnimePipeline.from_pretrained(build_tiny_pipeline(tmp_path_factory.mktemp("tiny") / "m"), device="cpu")
+
+
+# ---------------------------------------------------------------------------------------------
+# each named kind, explicitly
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_named_input_gives_expected_outcome(case: InputCase, pipe: Sketch2AnimePipeline, tmp_path: Path) -> None:
+    assert outcome(load_rgb, case.data) == case.expect
+    if isinstance(case.data, bytes):  # the CLI's way in: a path, with whatever extension it came with
+        path = tmp_path / f"{case.name}{case.suffix}"
+        path.write_bytes(case.data)
+        assert outcome(load_sketch, path) == case.expect
+    if case.expect == "ok":
+        width, height = load_sketch(case.data).size
+        picture = pipe(case.data, seed=0)
+        assert picture.mode == "RGB" and picture.size == (width, height)
+        assert np.array_equal(np.asarray(picture), np.asarray(pipe(case.data, seed=0)))
+    else:
+        with pytest.raises(ImageInputError):
+            pipe(case.data)
+        with pytest.raises(ImageInputError):  # a bad hint layer is refused the same way
+            pipe(np.full((32, 32), 255, np.uint8), hint=case.data)
+
+
+def _case(name: str) -> InputCase:
+    return next(c for c in CASES if c.name == name)
+
+
+def test_conversions_keep_the_picture() -> None:
+    # 16-bit: scaled down, not clipped to white.
+    assert 30 < np.asarray(load_sketch(_case("sixteen_bit").data)).mean() < 240
+    # CMYK: colours survive the conversion (JPEG is lossy, so loosely).
+    face = np.asarray(draw_face(96, 1)).astype(int)
+    assert np.abs(np.asarray(load_rgb(_case("cmyk_jpeg").data)).astype(int) - face).mean() < 25
+    # EXIF orientation 6: stored 120x80, shown 80x120 with the red half on top.
+    rotated = np.asarray(load_rgb(_case("exif_rotated").data)).astype(int)
+    assert rotated.shape == (120, 80, 3)
+    assert rotated[10, 40, 0] > 150 > rotated[10, 40, 2] and rotated[110, 40, 2] > 150 > rotated[110, 40, 0]
+    # Animated GIF: the first (red) frame.
+    first = np.asarray(load_rgb(_case("animated_gif").data)).astype(int)
+    assert first[20, 20, 0] > 150 and first[20, 20, 2] < 100
+    # Transparency (palette index or alpha) becomes white paper.
+    palette = np.asarray(load_rgb(_case("palette_transparent").data))
+    assert palette[4, 2].tolist() == [255, 255, 255] and palette[4, 12].tolist() == [200, 0, 0]
+    assert np.asarray(load_sketch(_case("rgba_png").data)).min() == 255
+    assert load_rgb(_case("one_by_one").data).getpixel((0, 0)) == (10, 200, 30)
+
+
+def test_pixel_limit_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = png_bytes(draw_face(200, 0))
+    assert outcome(load_rgb, data) == "ok"
+    monkeypatch.setattr(image_io, "MAX_PIXELS", 100 * 100)
+    assert outcome(load_rgb, data) == "too_large"
+
+
+def test_odd_python_values_are_refused(pipe: Sketch2AnimePipeline, tmp_path: Path) -> None:
+    for value in (None, 3, [1, 2], torch.zeros(1, 1, 64, 64), tmp_path, tmp_path / "missing.png"):
+        assert outcome(load_rgb, value) in {"bad_type", "missing"}
+        with pytest.raises(ImageInputError):
+            pipe(value)
+
+
+def test_empty_and_black_sketches_colour_sensibly(pipe: Sketch2AnimePipeline) -> None:
+    for fill in (255, 0):
+        sketch = np.full((48, 80), fill, np.uint8)
+        picture, projected = pipe(sketch, seed=1, return_projected=True)
+        assert picture.size == (80, 48) and projected.size == (80, 48)
+        assert np.isfinite(np.asarray(picture, dtype=np.float32)).all()
+
+
+def test_tensor_api_refuses_non_finite(pipe: Sketch2AnimePipeline) -> None:
+    sketch = torch.ones(1, 1, 64, 64)
+    sketch[0, 0, 5, 5] = float("nan")
+    with pytest.raises(ValueError, match="sketch tensor contains NaN"):
+        pipe.generate_tensors(sketch)
+    hint = torch.zeros(1, 4, 16, 16)
+    hint[0, 1, 2, 2] = float("inf")
+    with pytest.raises(ValueError, match="hint tensor contains NaN"):
+        pipe.generate_tensors(torch.ones(1, 1, 64, 64), hint)
+
+
+# ---------------------------------------------------------------------------------------------
+# properties
+
+def _seed_files() -> list[bytes]:
+    face = draw_face(24, 3)
+    gray = face.convert("L")
+    files = [_encode(face, fmt) for fmt in ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "PPM", "TGA", "ICO")]
+    files += [_encode(face.convert("CMYK"), "JPEG"), _encode(face.convert("RGBA"), "PNG"), _encode(face.convert("P"), "GIF"),
+              _encode(Image.fromarray(np.asarray(gray).astype(np.uint16) * 257), "PNG"),
+              _encode(Image.fromarray(np.asarray(gray, np.float32) / 255), "TIFF"), _animated_gif(), exif_rotated_jpeg()]
+    return files
+
+
+SEED_FILES = _seed_files()
+
+
+@st.composite
+def mutated_files(draw: st.DrawFn) -> bytes:
+    """A valid file of some format with a few bytes changed, cut or inserted: gets past the magic."""
+    data = bytearray(draw(st.sampled_from(SEED_FILES)))
+    for _ in range(draw(st.integers(1, 6))):
+        position = draw(st.integers(0, max(0, len(data) - 1)))
+        kind = draw(st.sampled_from(["set", "cut", "insert", "truncate"]))
+        if kind == "set" and data:
+            data[position] = draw(st.integers(0, 255))
+        elif kind == "cut":
+            del data[position:position + draw(st.integers(1, 64))]
+        elif kind == "insert":
+            data[position:position] = draw(st.binary(min_size=1, max_size=16))
+        else:
+            del data[position:]
+    return bytes(data)
+
+
+any_bytes = st.one_of(st.binary(max_size=512), mutated_files(), st.sampled_from(list(REGRESSIONS.values())))
+
+
+def _valid_image(image: Image.Image, mode: str) -> None:
+    assert image.mode == mode
+    width, height = image.size
+    assert width >= 1 and height >= 1 and width * height <= image_io.MAX_PIXELS
+    assert max(width, height) <= image_io.MAX_ASPECT * min(width, height)
+
+
+@FAST
+@given(data=any_bytes)
+def test_any_bytes_decode_or_raise_typed(data: bytes) -> None:
+    for loader, mode in ((load_rgb, "RGB"), (load_rgba, "RGBA"), (load_sketch, "L")):
+        try:
+            image = loader(data)
+        except ImageInputError as exc:
+            assert str(exc) and exc.reason
+            continue
+        _valid_image(image, mode)
+
+
+@SLOW
+@given(data=any_bytes)
+def test_any_bytes_through_the_pipeline(pipe: Sketch2AnimePipeline, data: bytes) -> None:
+    try:
+        size = load_sketch(data).size
+    except ImageInputError:
+        with pytest.raises(ImageInputError):
+            pipe(data)
+        with pytest.raises(ImageInputError):
+            pipe(np.full((16, 16), 255, np.uint8), hint=data)
+        return
+    assert pipe(data, seed=0).size == size
+    assert pipe(np.full((16, 16), 255, np.uint8), hint=data, seed=0).size == (16, 16)
+
+
+DTYPES = [np.uint8, np.uint16, np.int8, np.int16, np.int64, np.float16, np.float32, np.float64, np.bool_, np.complex64]
+any_array = st.sampled_from(DTYPES).flatmap(
+    lambda dtype: hnp.arrays(dtype, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=6)))
+
+
+@FAST
+@given(array=any_array)
+def test_any_array_gives_image_or_typed_error(array: np.ndarray) -> None:
+    try:
+        image = load_rgb(array)
+    except ImageInputError as exc:
+        assert exc.reason in {"bad_shape", "bad_type", "bad_range", "empty", "not_finite"}
+        return
+    _valid_image(image, "RGB")
+    if np.issubdtype(array.dtype, np.floating):
+        assert np.isfinite(array).all()  # a NaN or inf never becomes a picture
+
+
+@SLOW
+@given(array=any_array)
+def test_any_array_through_the_pipeline(pipe: Sketch2AnimePipeline, array: np.ndarray) -> None:
+    try:
+        size = load_sketch(array).size
+    except ImageInputError:
+        with pytest.raises(ImageInputError):
+            pipe(array)
+        return
+    assert pipe(array, seed=0).size == size
+
+
+gray_arrays = hnp.arrays(np.uint8, st.tuples(st.integers(1, 40), st.integers(1, 40)))
+
+
+@FAST
+@given(array=gray_arrays)
+def test_valid_gray_arrays_round_trip_exactly(array: np.ndarray) -> None:
+    assert np.array_equal(np.asarray(load_sketch(array)), array)
+
+
+@FAST
+@given(array=hnp.arrays(np.float32, st.tuples(st.integers(1, 24), st.integers(1, 24), st.sampled_from([3, 4])),
+                        elements=st.floats(0, 1, width=32)),
+       where=st.tuples(st.integers(0, 23), st.integers(0, 23)), bad=st.sampled_from([np.nan, np.inf, -np.inf]))
+def test_one_non_finite_value_is_always_refused(array: np.ndarray, where: tuple[int, int], bad: float) -> None:
+    assert outcome(load_rgb, array) == "ok"
+    array = array.copy()
+    array[where[0] % array.shape[0], where[1] % array.shape[1], 0] = bad
+    assert outcome(load_rgb, array) == "not_finite"
+
+
+@SLOW
+@given(projection=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-3, 3), st.booleans()),
+       seed=st.one_of(st.none(), st.integers(-2**70, 2**70), st.floats(allow_nan=True, allow_infinity=True)))
+def test_settings_are_validated(pipe: Sketch2AnimePipeline, projection: float, seed: int | float | None) -> None:
+    sketch = np.full((24, 24), 255, np.uint8)
+    good_projection = not isinstance(projection, bool) and 0.0 <= projection <= 1.0
+    good_seed = seed is None or (isinstance(seed, int) and -2**63 <= seed < 2**64)
+    if good_projection and good_seed:
+        first = pipe(sketch, projection=projection, seed=seed)
+        if seed is not None:
+            assert np.array_equal(np.asarray(first), np.asarray(pipe(sketch, projection=projection, seed=seed)))
+    else:
+        with pytest.raises(ValueError):
+            pipe(sketch, projection=projection, seed=seed)
