@@ -46,14 +46,16 @@ def _check_matrix(x: torch.Tensor, name: str, dim: int | None = None) -> None:
 
 
 def knn_exact(
-    queries: torch.Tensor, keys: torch.Tensor, k: int, chunk_size: int = 65536
+    queries: torch.Tensor, keys: torch.Tensor, k: int, chunk_size: int = 65536,
+    key_sq_norms: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact k nearest ``keys (M, D)`` rows of each ``queries (Q, D)`` row (Euclidean).
 
     Ranks by ``||b||^2 - 2 a.b`` (``||a||^2`` does not change the order) one chunk of ``chunk_size``
     keys at a time, merging a running top-k, so memory stays bounded for big banks. The returned
     distances are then recomputed directly from the differences (no cancellation error) and
-    re-sorted. ``k`` is clamped to ``M``. Returns ``(distances (Q, k), indices (Q, k) int64)``,
+    re-sorted. ``k`` is clamped to ``M``. ``key_sq_norms (M,)``: the keys' squared norms, if the
+    caller keeps them (a bank does: recomputing them per query costs more than the search). Returns ``(distances (Q, k), indices (Q, k) int64)``,
     nearest first.
     """
     _check_matrix(queries, "queries")
@@ -69,6 +71,8 @@ def knn_exact(
     queries = queries.to(torch.float32)
     keys = keys.to(torch.float32)
     q_block = max(1, _MAX_SCORE_ELEMENTS // min(chunk_size, n_keys))
+    if key_sq_norms is None:
+        key_sq_norms = torch.linalg.vector_norm(keys, dim=1).square()
 
     all_idx = []
     for q0 in range(0, queries.shape[0], q_block):
@@ -77,7 +81,7 @@ def knn_exact(
         best_idx = torch.empty((q.shape[0], 0), dtype=torch.int64)
         for k0 in range(0, n_keys, chunk_size):
             chunk = keys[k0 : k0 + chunk_size]
-            score = (chunk * chunk).sum(1)[None, :] - 2.0 * (q @ chunk.T)
+            score = torch.addmm(key_sq_norms[None, k0 : k0 + chunk_size], q, chunk.T, alpha=-2.0)
             take = min(k, chunk.shape[0])
             s, i = torch.topk(score, take, dim=1, largest=False)
             best_score = torch.cat([best_score, s], dim=1)
@@ -105,6 +109,7 @@ class LatentBank:
         self.latents = latents.detach().to(torch.float32).cpu().contiguous()
         self.ids = ids
         self._faiss_index = None
+        self._sq_norm_cache: torch.Tensor | None = None
 
     @property
     def dim(self) -> int:
@@ -162,6 +167,11 @@ class LatentBank:
 
     # ---- search -----------------------------------------------------------------------------
 
+    def _sq_norms(self) -> torch.Tensor:
+        if self._sq_norm_cache is None:
+            self._sq_norm_cache = torch.linalg.vector_norm(self.latents, dim=1).square()
+        return self._sq_norm_cache
+
     def knn(
         self, queries: torch.Tensor, k: int, chunk_size: int = 65536, index: IndexKind = "exact"
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,7 +181,7 @@ class LatentBank:
         graph index (approximate, built once per bank) from the optional ``faiss-cpu`` package.
         """
         if index == "exact":
-            return knn_exact(queries, self.latents, k, chunk_size)
+            return knn_exact(queries, self.latents, k, chunk_size, self._sq_norms())
         if index == "faiss":
             return self._knn_faiss(queries, k)
         raise ValueError(f"unknown index {index!r}: use 'exact' or 'faiss'")
@@ -196,7 +206,7 @@ class LatentBank:
         self._faiss_index.hnsw.efSearch = max(64, 2 * k)
         sq, idx = self._faiss_index.search(np.ascontiguousarray(queries.detach().cpu().numpy(), dtype=np.float32), k)
         if (idx < 0).any():  # graph search found fewer than k: fall back to exact for safety
-            return knn_exact(queries, self.latents, k)
+            return knn_exact(queries, self.latents, k, key_sq_norms=self._sq_norms())
         indices = torch.from_numpy(idx.astype(np.int64))
         distances = torch.from_numpy(np.sqrt(np.maximum(sq, 0.0)).astype(np.float32))
         return distances, indices
