@@ -43,7 +43,7 @@ def load_average() -> tuple[float, float, float] | None:
 
 
 def other_training_jobs() -> list[str]:
-    """Command lines of running ``sketch2anime ... train`` processes other than this one (deduplicated:
+    """Command lines of running ``sketch2anime ... train|evaluate`` processes other than this one (deduplicated:
     DataLoader workers repeat their parent's command line)."""
     found: list[str] = []
     own = os.getpid()
@@ -59,7 +59,7 @@ def other_training_jobs() -> list[str]:
             continue
         words = [a.decode("utf-8", "replace") for a in argv if a]
         text = " ".join(words)
-        if "sketch2anime" in text and "train" in words:
+        if "sketch2anime" in text and ("train" in words or "evaluate" in words):
             short = text[text.find("sketch2anime"):]
             if short not in found:
                 found.append(short)
@@ -88,10 +88,10 @@ class Hardware:
             lines.append(f"- load average at start (1/5/15 min): {self.load[0]:.2f} / {self.load[1]:.2f} / {self.load[2]:.2f}")
         if self.training_jobs:
             jobs = "; ".join(f"`{job}`" for job in self.training_jobs)
-            lines.append(f"- **concurrent training job(s) running during the measurement**: {jobs} "
+            lines.append(f"- **concurrent training/evaluation job(s) running at the start**: {jobs} "
                          "(timings are slower than on an idle machine)")
         else:
-            lines.append("- no other `sketch2anime train` process was running at start")
+            lines.append("- no other `sketch2anime train` / `evaluate` process was running at start")
         return "\n".join(lines)
 
 

@@ -47,7 +47,7 @@ def _check_matrix(x: torch.Tensor, name: str, dim: int | None = None) -> None:
 
 def knn_exact(
     queries: torch.Tensor, keys: torch.Tensor, k: int, chunk_size: int = 65536,
-    key_sq_norms: torch.Tensor | None = None,
+    key_sq_norms: torch.Tensor | None = None, keys_checked: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact k nearest ``keys (M, D)`` rows of each ``queries (Q, D)`` row (Euclidean).
 
@@ -55,11 +55,17 @@ def knn_exact(
     keys at a time, merging a running top-k, so memory stays bounded for big banks. The returned
     distances are then recomputed directly from the differences (no cancellation error) and
     re-sorted. ``k`` is clamped to ``M``. ``key_sq_norms (M,)``: the keys' squared norms, if the
-    caller keeps them (a bank does: recomputing them per query costs more than the search). Returns ``(distances (Q, k), indices (Q, k) int64)``,
+    caller keeps them (a bank does: recomputing them per query costs more than the search).
+    ``keys_checked``: the keys were validated already (a bank checks once, at construction; the
+    finiteness scan of a big bank costs ten times the search itself). Returns ``(distances (Q, k), indices (Q, k) int64)``,
     nearest first.
     """
     _check_matrix(queries, "queries")
-    _check_matrix(keys, "bank latents", queries.shape[1])
+    if keys_checked:
+        if keys.dim() != 2 or keys.shape[1] != queries.shape[1]:
+            raise ValueError(f"bank latents have shape {tuple(keys.shape)}, queries have dimension {queries.shape[1]}")
+    else:
+        _check_matrix(keys, "bank latents", queries.shape[1])
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     if chunk_size < 1:
@@ -181,7 +187,7 @@ class LatentBank:
         graph index (approximate, built once per bank) from the optional ``faiss-cpu`` package.
         """
         if index == "exact":
-            return knn_exact(queries, self.latents, k, chunk_size, self._sq_norms())
+            return knn_exact(queries, self.latents, k, chunk_size, self._sq_norms(), keys_checked=True)
         if index == "faiss":
             return self._knn_faiss(queries, k)
         raise ValueError(f"unknown index {index!r}: use 'exact' or 'faiss'")
@@ -206,7 +212,7 @@ class LatentBank:
         self._faiss_index.hnsw.efSearch = max(64, 2 * k)
         sq, idx = self._faiss_index.search(np.ascontiguousarray(queries.detach().cpu().numpy(), dtype=np.float32), k)
         if (idx < 0).any():  # graph search found fewer than k: fall back to exact for safety
-            return knn_exact(queries, self.latents, k, key_sq_norms=self._sq_norms())
+            return knn_exact(queries, self.latents, k, key_sq_norms=self._sq_norms(), keys_checked=True)
         indices = torch.from_numpy(idx.astype(np.int64))
         distances = torch.from_numpy(np.sqrt(np.maximum(sq, 0.0)).astype(np.float32))
         return distances, indices
