@@ -126,16 +126,20 @@ class Campaign:
     seconds: float = 0.0
 
 
-def _kill_once(command: list[str], run_dir: Path, rng: np.random.Generator, steps: int, timeout: float) -> Kill:
+def _kill_once(command: list[str], run_dir: Path, target: int, delay: float, timeout: float) -> Kill:
+    """Run ``command``; once step ``target`` is logged (0: at once), wait ``delay`` s and SIGKILL it."""
     before = saved_step(run_dir)
-    during_startup = rng.random() < 0.2
-    target = 0 if during_startup else int(rng.integers(min(before + 1, steps - 1), steps))
-    delay = float(rng.uniform(0.0, 1.5 if during_startup else 0.25))
+    if target:
+        target = max(target, before + 1)  # a resumed run logs only steps past its saved state
+    metrics = run_dir / "metrics.jsonl"
+    spawned_ns = time.time_ns()
     process = subprocess.Popen(command, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     try:
         while target and process.poll() is None and time.monotonic() < deadline:
-            if max(logged_steps(run_dir), default=0) >= target:
+            # Lines from before this run count only once this process has rewritten the log.
+            if metrics.exists() and metrics.stat().st_mtime_ns > spawned_ns \
+                    and max(logged_steps(run_dir), default=0) >= target:
                 break
             time.sleep(0.01)
         time.sleep(delay)
@@ -162,9 +166,13 @@ def kill_resume_campaign(dataset: Path, run_dir: Path, kills: int, seed: int, st
     rng = np.random.default_rng(seed)
     campaign = Campaign(steps, every)
     started = time.monotonic()
-    for index in range(kills):
+    # Kill steps spread over the whole run; about 1 in 5 kills lands during start-up instead.
+    plan = sorted(int(t) for t in rng.choice(np.arange(1, steps), size=min(kills, steps - 1), replace=False))
+    for index, planned in enumerate(plan):
+        during_startup = rng.random() < 0.2
+        target, delay = (0, float(rng.uniform(0.0, 1.5))) if during_startup else (planned, float(rng.uniform(0.0, 0.25)))
         command = train_command(dataset, run_dir, steps, every, resume=index > 0)
-        kill = _kill_once(command, run_dir, rng, steps, timeout)
+        kill = _kill_once(command, run_dir, target, delay, timeout)
         campaign.kills.append(kill)
         if kill.finished:
             break
