@@ -249,8 +249,8 @@ def main(argv: list[str] | None = None) -> int:
             f"recall@{args.k}: share of the exact {args.k} nearest neighbours that the faiss index returns",
             "faiss build: first `LatentBank.knn(index=\"faiss\")` call (builds the HNSW graph, answers one query), "
             "timed once per bank with the first thread count",
-            "bank isfinite check: `torch.isfinite(bank.latents).all()`, which `knn_exact` runs on the whole bank "
-            "on every call (part of the exact time)",
+            "bank isfinite check: `torch.isfinite(bank.latents).all()`, the cost of one full validation pass over "
+            "the bank (earlier `knn_exact` repeated it on every call; current `LatentBank.knn` checks the bank once)",
             *args.note,
         ]
         section = section_text(SECTION, "Projection: time and recall against bank size", hardware,
