@@ -365,11 +365,19 @@ def fuzz_section(report: Report, runs: int, work: Path, seed: int) -> None:
 def training_section(report: Report, kills: int, seed: int, work: Path) -> None:
     import pytest
 
-    from test_reliability_training import disk_full_fault, kill_resume_campaign, make_tiny_dataset
+    import torch
+
+    from test_reliability_training import (disk_full_fault, final_tensors, kill_resume_campaign, make_tiny_dataset,
+                                           metrics_without_timing, train_command)
 
     dataset = make_tiny_dataset(work / "train-data")
     steps, every = 40, 4
     campaign = kill_resume_campaign(dataset, work / "killed", kills=kills, seed=seed, steps=steps, every=every)
+    subprocess.run(train_command(dataset, work / "uninterrupted", steps, every, resume=False), cwd=REPO,
+                   env=CHILD_ENV, capture_output=True, timeout=900)
+    expected, got = final_tensors(work / "uninterrupted"), final_tensors(work / "killed")
+    identical = expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected) \
+        and metrics_without_timing(work / "uninterrupted") == metrics_without_timing(work / "killed")
     report.text("## SIGKILL during training, then `--resume`")
     report.text(f"`python -m sketch2anime.cli train configs/test_autoencoder.toml` ({steps} steps, "
                 f"checkpoint_every {every}, train.threads=1) killed with SIGKILL {len(campaign.kills)} times at "
@@ -385,11 +393,15 @@ def training_section(report: Report, kills: int, seed: int, work: Path) -> None:
     report.text(f"Final resume: exit {campaign.final_rc}, state at step {campaign.final_step}, "
                 f"{len(campaign.final_logged)} metric lines ({'steps 1..%d once each' % steps if campaign.final_logged == list(range(1, steps + 1)) else 'NOT 1..N'}), "
                 f"worst loss at a kill {worst} steps (limit {every}), leftover temporary files "
-                f"{len(campaign.temporary_files)}; campaign took {campaign.seconds} s.")
+                f"{len(campaign.temporary_files)}; campaign took {campaign.seconds} s. Final training state "
+                f"({len(got)} tensors: weights, EMA, optimiser moments) and metrics "
+                f"{'are bit-identical to' if identical else 'DIFFER from'} an uninterrupted run of the same config.")
     report.text()
-    report.check("SIGKILL campaign: every checkpoint loads, loss <= checkpoint_every, resume completes",
+    report.check("killed-and-resumed run is bit-identical to an uninterrupted run", identical)
+    report.check("SIGKILL campaign: every checkpoint loads, loss <= checkpoint_every, resume completes, no temp files left",
                  campaign.final_rc == 0 and campaign.final_step == steps and campaign.final_logged == list(
-                     range(1, steps + 1)) and worst <= every and all(k.after >= k.before for k in campaign.kills),
+                     range(1, steps + 1)) and worst <= every and all(k.after >= k.before for k in campaign.kills)
+                 and not campaign.temporary_files,
                  f"worst loss {worst}")
 
     report.text("## Disk full during a checkpoint")
@@ -639,6 +651,24 @@ def traversal_section(report: Report, server: Server) -> None:
 # ---------------------------------------------------------------------------------------------
 # main
 
+FINDINGS = [
+    "Crafted GIF/TIFF files made PIL raise `struct.error`, `IndexError` or `TypeError` inside `image_io` "
+    "(the decoder caught only OSError/ValueError/...), which the CLI and prepare reported as tracebacks or "
+    "'error' and the server as 500: `image_io._open` and the mode/frame normalisation in `load_rgba` now map any "
+    "decoder exception to `ImageInputError(reason='corrupt')`; the server's header check and export decoder map "
+    "them to 415/400. Regression inputs: `gif_cut_extension`, `gif_cut_second_frame`, `tiff_float_offset`.",
+    "`Sketch2AnimePipeline(..., seed=inf)` raised `OverflowError` and `seed=2**70` an opaque overflow message; "
+    "seeds are now checked (`ValueError` unless an integer in torch's range).",
+    "`generate_tensors` let NaN/inf tensors through (NaN pictures, or a confusing 'z contains NaN'): it now "
+    "refuses them with a `ValueError` naming the tensor.",
+    "A damaged `state/train.json` (no `tensors_file`, wrong type, unknown tensor key) gave `KeyError`/`TypeError` "
+    "on `--resume`: `load_training_state` now checks `format_version`, the tensors file name and the tree and "
+    "raises `CheckpointError` naming the problem.",
+    "A SIGKILL in the middle of an atomic write left its `.<name>.<random>.tmp` file behind for good (one per "
+    "kill, model-sized for state files): `train` now clears such leftovers in its run folder when it starts "
+    "(`checkpoint.remove_stale_temporaries`), so the campaign ends with none.",
+]
+
 def hardware() -> list[str]:
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
@@ -696,6 +726,10 @@ def main(argv: list[str] | None = None) -> int:
             report.text(f"- {line}")
         report.text()
         summary_at = len(report.parts)
+        report.text("## Bugs this campaign found (fixed in src/)")
+        for line in FINDINGS:
+            report.text(f"- {line}")
+        report.text()
         server = Server(model, work / "server.log")
         try:
             server.wait_ready()

@@ -166,8 +166,10 @@ def kill_resume_campaign(dataset: Path, run_dir: Path, kills: int, seed: int, st
     rng = np.random.default_rng(seed)
     campaign = Campaign(steps, every)
     started = time.monotonic()
-    # Kill steps spread over the whole run; about 1 in 5 kills lands during start-up instead.
-    plan = sorted(int(t) for t in rng.choice(np.arange(1, steps), size=min(kills, steps - 1), replace=False))
+    # One kill step drawn in each of ``kills`` equal slices of the run, so kills cover all of it;
+    # about 1 in 5 kills lands during start-up instead.
+    bounds = np.linspace(1, steps, kills + 1).round().astype(int)
+    plan = [min(int(rng.integers(low, max(low + 1, high))), steps - 1) for low, high in zip(bounds[:-1], bounds[1:])]
     for index, planned in enumerate(plan):
         during_startup = rng.random() < 0.2
         target, delay = (0, float(rng.uniform(0.0, 1.5))) if during_startup else (planned, float(rng.uniform(0.0, 0.25)))
@@ -213,6 +215,7 @@ def test_sigkill_at_random_moments_then_resume(dataset: Path, tmp_path: Path) ->
     assert campaign.final_rc == 0
     assert campaign.final_step == steps
     assert campaign.final_logged == list(range(1, steps + 1))  # each step logged once, none missing
+    assert campaign.temporary_files == []  # whatever a kill left half-written was cleared on resume
 
     # The killed-and-resumed run is the uninterrupted run, bit for bit.
     reference = tmp_path / "reference"
@@ -226,6 +229,22 @@ def test_sigkill_at_random_moments_then_resume(dataset: Path, tmp_path: Path) ->
     reference_model = load_model(reference / "model" / "autoencoder")
     for (name, a), (_, b) in zip(model.state_dict().items(), reference_model.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_resume_clears_what_a_killed_writer_left(dataset: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    config = load_experiment(CONFIG, settings_for(dataset, run_dir, steps=3, every=3))
+    torch.set_num_threads(1)
+    train_experiment(config)
+    orphans = [run_dir / "state" / ".train.3.safetensors.k1ll3d.tmp", run_dir / "model" / "autoencoder" /
+               ".model.safetensors.x7.tmp", run_dir / ".config.json.q2.tmp"]
+    for orphan in orphans:
+        orphan.write_bytes(b"half a file")
+    keep = run_dir / "notes.tmp"  # not the atomic writer's naming: not ours to delete
+    keep.write_text("mine")
+    train_experiment(config, resume=True)
+    assert not any(orphan.exists() for orphan in orphans) and keep.exists()
+    assert check_files(run_dir)[1] == [] and saved_step(run_dir) == 3
 
 
 # ---------------------------------------------------------------------------------------------

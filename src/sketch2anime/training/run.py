@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from ..checkpoint import atomic_write_text
+from ..checkpoint import atomic_write_text, remove_stale_temporaries
 from ..config import ConfigError
 from .config import ExperimentConfig, experiment_to_dict, load_experiment, to_toml
 
@@ -115,6 +115,8 @@ def train_experiment(config: ExperimentConfig, resume: bool = False,
         seed_everything(config.experiment.seed + engine.rank)
         stage = STAGES[stage_name](config, engine, run_dir)
         if engine.is_main:
+            # A run killed mid-write (SIGKILL, power loss) leaves temporary files; this run owns the folder.
+            remove_stale_temporaries(run_dir)
             atomic_write_text(run_dir / "config.toml", to_toml(resolved))
             atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=2))
         run_training(config, stage, engine, run_dir, resume=resume, callback=callback)
