@@ -28,7 +28,7 @@ measured; re-running one script leaves the other sections as they are.
 """
 
 # Sections appear in this order when the doc is first assembled; unknown ones go last.
-SECTION_ORDER = ("inference_latency", "projection", "training_throughput")
+SECTION_ORDER = ("inference_latency", "panel_latency", "projection", "training_throughput")
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

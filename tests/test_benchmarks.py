@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks import inference_latency, projection, training_throughput  # noqa: E402
+from benchmarks import inference_latency, panel_latency, projection, training_throughput  # noqa: E402
 from benchmarks.report import markdown_table, merge_section  # noqa: E402
 
 
@@ -67,9 +67,10 @@ def test_inference_latency_table(tmp_path: Path, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     header, rows = _table_rows(out, "model")
     assert header == ["model", "torch threads", "what is timed", "projection", "CPU p50 ms", "CPU p95 ms"]
-    assert [(r[2].split()[0], r[3]) for r in rows] == [("pipe(),", "0"), ("pipe(),", "1"), ("POST", "0"), ("POST", "1")]
+    assert [(r[2].split()[0], r[3]) for r in rows] == [("pipe(),", "0"), ("pipe(),", "1")] + [("POST", "0"), ("POST", "1")] * 2
     assert all(float(r[4]) > 0 for r in rows)
-    assert "Panel target < 100 ms" in out
+    assert ["panel sends" in r[2] for r in rows[2:]] == [True, True, False, False]
+    assert "Panel target < 100 ms" in out and "(what the panel sends), projection 0." in out
     text = doc.read_text(encoding="utf-8")
     assert "benchmark:inference_latency:begin" in text and "nproc" in text
 
@@ -85,3 +86,21 @@ def test_training_throughput_parsing(tmp_path: Path) -> None:
     assert result.seconds_per_step == pytest.approx(4 / 15)
     empty = training_throughput.read_throughput(metrics, batch_size=4, warmup_windows=3)
     assert empty.images_per_s is None and empty.error
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(panel_latency.CHROMIUM).exists(), reason="needs Chromium at /usr/bin/chromium")
+def test_panel_latency_in_a_real_browser(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("playwright.sync_api")
+    from test_server_api import build_tiny_pipeline
+
+    folder = build_tiny_pipeline(tmp_path / "tiny")
+    doc = tmp_path / "bench.md"
+    assert panel_latency.main(["--model", str(folder), "--strokes", "3", "--hint-every", "2", "--doc", str(doc)]) == 0
+    out = capsys.readouterr().out
+    header, rows = _table_rows(out, "what")
+    assert header == ["what", "updates", "p50 ms", "p95 ms", "mean ms"]
+    assert [r[1] for r in rows] == ["3", "3"] and all(float(r[2]) > 0 for r in rows)
+    update, model = (float(r[2]) for r in rows)
+    assert update >= model  # the page's measurement contains the server's
+    assert "benchmark:panel_latency:begin" in doc.read_text(encoding="utf-8")

@@ -233,3 +233,69 @@ def test_upload_eyedropper_and_layer_toggles(page, tmp_path) -> None:
     assert "hidden" not in (page.get_attribute("#shadow", "class") or "")
     page.screenshot(path=str(ARTIFACTS / "panel_upload.png"))
     assert not page.problems, page.problems
+
+
+# ---------------------------------------------------------------------------------------------
+# the shipped default model: a face in a few strokes, then a hair hint that must colour the hair
+
+def _start_server(app) -> tuple:
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the panel server did not start")
+        time.sleep(0.05)
+    host, port = server.servers[0].sockets[0].getsockname()[:2]
+    return server, thread, f"http://{host}:{port}"
+
+
+FACE = [
+    [(106, 230), (126, 340), (256, 430), (386, 340), (406, 230)],  # cheeks and chin
+    [(81, 230), (120, 130), (256, 80), (392, 130), (431, 230)],  # top of the hair
+    [(81, 235), (140, 175), (198, 250), (256, 165), (314, 250), (372, 175), (431, 235)],  # fringe
+    [(152, 300), (186, 262), (220, 300), (186, 338), (152, 300)],  # eyes
+    [(292, 300), (326, 262), (360, 300), (326, 338), (292, 300)],
+    [(81, 235), (70, 480)], [(431, 235), (442, 480)],  # long hair
+    [(226, 392), (256, 400), (286, 392)],  # mouth
+]
+HAIR = [(150, 150), (256, 110), (362, 150)]
+HINT_RGB = (48, 96, 224)
+
+
+def test_default_model_draws_a_face_that_takes_the_hair_hint(browser) -> None:
+    from sketch2anime.inference import Sketch2AnimePipeline
+    from sketch2anime.server.app import create_app
+
+    server, thread, url = _start_server(create_app({"default": Sketch2AnimePipeline.from_pretrained("default")}))
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    try:
+        page = context.new_page()
+        page.goto(url + "/")
+        now = wait_idle(page, 0)
+        for points in FACE:
+            stroke(page, points)
+            now = wait_idle(page, now)  # a result for every stroke, from the first one on
+        pixels = "(pts) => pts.map(([x, y]) => Array.from(document.getElementById('result').getContext('2d')" \
+                 ".getImageData(x, y, 1, 1).data.slice(0, 3)))"
+        before = np.array(page.evaluate(pixels, HAIR), dtype=float).mean(0)
+        page.click("button[data-tool=hint]")
+        page.fill("#hint-hex", "#%02x%02x%02x" % HINT_RGB)
+        page.press("#hint-hex", "Enter")
+        stroke(page, HAIR)
+        now = wait_idle(page, now)
+        after = np.array(page.evaluate(pixels, HAIR), dtype=float).mean(0)
+        page.screenshot(path=str(ARTIFACTS / "panel_default_model.png"))
+        target = np.array(HINT_RGB, dtype=float)
+        # The hair under the hint moves at least halfway towards the hint colour and turns blue.
+        assert np.linalg.norm(after - target) < 0.5 * np.linalg.norm(before - target), (before, after)
+        assert after[2] > after[0] + 40, after
+        update_ms = float(page.get_attribute("#result", "data-update-ms"))
+        assert update_ms > 0  # the panel measures each update (benchmarks/panel_latency.py reports it)
+    finally:
+        context.close()
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -124,6 +124,21 @@ def test_output_has_the_input_size(s2a_folder: Path, size: tuple[int, int]) -> N
     assert projected.size == size and projected.mode == "L"
 
 
+@pytest.mark.parametrize("size, expected", [((64, 64), (64, 64)), ((640, 480), (64, 48)), ((90, 150), (38, 64))])
+def test_model_output_size_keeps_the_framing(s2a_folder: Path, size: tuple[int, int],
+                                             expected: tuple[int, int]) -> None:
+    # output_size="model": the model's square output with the padding cut off, not resized.
+    pipe = Sketch2AnimePipeline.from_pretrained(s2a_folder, device="cpu")
+    small, projected = pipe(_sketch(*size), seed=3, return_projected=True, output_size="model")
+    assert small.size == projected.size == expected
+    full = pipe(_sketch(*size), seed=3)
+    back = np.asarray(full.resize(expected, Image.Resampling.BOX), dtype=int)
+    assert np.abs(back - np.asarray(small, dtype=int)).mean() < 8  # the same picture, only smaller
+    assert [p.size for p in pipe.variations(_sketch(*size), count=2, output_size="model")] == [expected] * 2
+    with pytest.raises(ValueError, match="output_size"):
+        pipe(_sketch(*size), output_size="512")
+
+
 def test_inputs_as_path_pil_and_array_agree(s2a_folder: Path, tmp_path: Path) -> None:
     pipe = Sketch2AnimePipeline.from_pretrained(s2a_folder, device="cpu")
     array = _sketch(100, 70)

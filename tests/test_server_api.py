@@ -59,7 +59,7 @@ class FakePipeline:
         self.pipeline_type = "fake"
         self.uses_projection = True
 
-    def __call__(self, sketch, hint=None, projection=0.5, seed=None, return_projected=False):
+    def __call__(self, sketch, hint=None, projection=0.5, seed=None, return_projected=False, output_size="input"):
         sketch_img = load_sketch(sketch)
         hint_img = None if hint is None else load_rgba(hint).resize(sketch_img.size, Image.Resampling.NEAREST)
         self._inputs = (sketch_img, hint_img, projection, seed)
@@ -73,10 +73,12 @@ class FakePipeline:
             mask = rgba[..., 3] > 127
             out[mask] = rgba[..., :3][mask]
         image = Image.fromarray(out.clip(0, 255).astype(np.uint8), "RGB")
+        if output_size == "model":
+            image, sketch_img = image.resize((self.image_size,) * 2), sketch_img.resize((self.image_size,) * 2)
         return (image, sketch_img) if return_projected else image
 
-    def variations(self, sketch, hint=None, projection=0.5, count=4, seed=0):
-        return [self(sketch, hint, projection, seed + i) for i in range(count)]
+    def variations(self, sketch, hint=None, projection=0.5, count=4, seed=0, output_size="input"):
+        return [self(sketch, hint, projection, seed + i, output_size=output_size) for i in range(count)]
 
 
 def sketch_png(size: int = 512, offset: int = 0) -> bytes:
@@ -161,6 +163,25 @@ def test_generate_json_and_png(client: TestClient) -> None:
     plain = client.post("/api/generate", files=files(sketch_png(96)), data={"model": "plain"}).json()
     assert plain["model"] == "plain" and plain["projected_sketch"] is None  # no autoencoder, no shadow
     assert decode_data_url(plain["image"]).size == (96, 96)
+
+
+def test_output_size_model_sends_the_model_resolution(client: TestClient, tiny: dict) -> None:
+    # What the panel asks for: the same picture, at the model's 64 px, as the upscaled 512 px one.
+    data = {"projection": "0.3", "seed": "5", "output_size": "model"}
+    body = client.post("/api/generate", files=files(sketch_png(512)), data=data).json()
+    small, projected = decode_data_url(body["image"]), decode_data_url(body["projected_sketch"])
+    assert small.size == projected.size == (64, 64) and body["width"] == 64
+    large = client.post("/api/generate?format=png", files=files(sketch_png(512)),
+                        data={"projection": "0.3", "seed": "5"}).content
+    direct = tiny["tiny"](sketch_png(512), projection=0.3, seed=5, output_size="model")
+    assert np.array_equal(np.asarray(small), np.asarray(direct))
+    shrunk = Image.open(io.BytesIO(large)).resize((64, 64), Image.Resampling.BOX)
+    assert np.abs(np.asarray(shrunk, dtype=int) - np.asarray(small, dtype=int)).mean() < 6
+    variations = client.post("/api/variations", files=files(sketch_png(512)), data={"count": "2", **data}).json()
+    assert all(decode_data_url(u).size == (64, 64) for u in variations["images"])
+    for bad in ("native", "512", "MODEL"):
+        res = client.post("/api/generate", files=files(), data={"output_size": bad})
+        assert res.status_code == 422, (bad, res.status_code)
 
 
 def test_seed_projection_and_hint_reach_the_pipeline(client: TestClient) -> None:

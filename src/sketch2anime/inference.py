@@ -204,8 +204,18 @@ def _shrink_sketch(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return _resize(image, size)
 
 
-def _back_to_input(image: Image.Image, width: int, height: int) -> Image.Image:
+OUTPUT_SIZES = ("input", "model")
+
+
+def _back_to_input(image: Image.Image, width: int, height: int, output_size: str = "input") -> Image.Image:
+    """The model's square output -> the input's frame: at the input's size (``"input"``), or at the
+    model's own resolution with the padding cropped off (``"model"``: the longer side is the model's
+    size; a live preview then sends a few KB instead of an upscaled 512 px PNG)."""
     side, left, top = _square_box(width, height)
+    if output_size == "model":
+        scale = image.size[0] / side
+        box = (round(left * scale), round(top * scale), round((left + width) * scale), round((top + height) * scale))
+        return image.crop((box[0], box[1], max(box[2], box[0] + 1), max(box[3], box[1] + 1)))
     return _resize(image, (side, side)).crop((left, top, left + width, top + height))
 
 
@@ -340,27 +350,38 @@ class Sketch2AnimePipeline:
             hint_tensor = rgba_to_hint(_pad_to_square(layer, (0, 0, 0, 0)), self.image_size, self.hint_downscale)[None]
         return sketch_tensor, hint_tensor, (width, height)
 
-    def _to_pictures(self, result: dict[str, torch.Tensor | None], size: tuple[int, int]) -> tuple[Image.Image, Image.Image | None]:
-        picture = _back_to_input(Image.fromarray(tensor_to_uint8(result["image"][0]), "RGB"), *size)
+    @staticmethod
+    def _check_output_size(output_size: str) -> str:
+        if output_size not in OUTPUT_SIZES:
+            raise ValueError(f"output_size must be one of {', '.join(OUTPUT_SIZES)}, got {output_size!r}")
+        return output_size
+
+    def _to_pictures(self, result: dict[str, torch.Tensor | None], size: tuple[int, int],
+                     output_size: str = "input") -> tuple[Image.Image, Image.Image | None]:
+        picture = _back_to_input(Image.fromarray(tensor_to_uint8(result["image"][0]), "RGB"), *size, output_size)
         projected = result["projected_sketch"]
         sketch_picture = None
         if projected is not None:
-            sketch_picture = _back_to_input(Image.fromarray(tensor_to_uint8(projected[0]), "L"), *size)
+            sketch_picture = _back_to_input(Image.fromarray(tensor_to_uint8(projected[0]), "L"), *size, output_size)
         return picture, sketch_picture
 
     def __call__(self, sketch: ImageInput, hint: ImageInput | None = None, projection: float = 0.5,
-                 seed: int | None = None, return_projected: bool = False) -> Image.Image | tuple[Image.Image, Image.Image | None]:
+                 seed: int | None = None, return_projected: bool = False,
+                 output_size: str = "input") -> Image.Image | tuple[Image.Image, Image.Image | None]:
         """Colour ``sketch`` (path, PIL or numpy, any size); ``hint`` is an RGBA layer whose alpha marks
-        hinted pixels. Returns a PIL RGB image of the sketch's size (and, with ``return_projected``,
-        the projected sketch as PIL L, or None for pipelines without an autoencoder)."""
+        hinted pixels. Returns a PIL RGB image of the sketch's size, or with ``output_size="model"``
+        of the model's resolution (same framing), and, with ``return_projected``, the projected
+        sketch as PIL L, or None for pipelines without an autoencoder."""
+        output_size = self._check_output_size(output_size)
         sketch_tensor, hint_tensor, size = self.prepare(sketch, hint)
         result = self.generate_tensors(sketch_tensor, hint_tensor, projection, seed)
-        picture, projected = self._to_pictures(result, size)
+        picture, projected = self._to_pictures(result, size, output_size)
         return (picture, projected) if return_projected else picture
 
     def variations(self, sketch: ImageInput, hint: ImageInput | None = None, projection: float = 0.5,
-                   count: int = 4, seed: int = 0) -> list[Image.Image]:
-        """``count`` candidates; the first equals ``self(sketch, hint, projection)``.
+                   count: int = 4, seed: int = 0, output_size: str = "input") -> list[Image.Image]:
+        """``count`` candidates; the first equals ``self(sketch, hint, projection)``
+        (``output_size`` as there).
 
         With an autoencoder the others re-project the latent onto a random k-subset of its 3k
         nearest training latents (strength at least 0.35) after a small perturbation scaled by the
@@ -371,6 +392,7 @@ class Sketch2AnimePipeline:
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 64:
             raise ValueError(f"count must be an integer between 1 and 64, got {count!r}")
         projection = self._check_projection(projection)
+        output_size = self._check_output_size(output_size)
         seed = self._check_seed(seed)
         if seed is None:
             raise ValueError("variations need an integer seed, got None")
@@ -392,7 +414,7 @@ class Sketch2AnimePipeline:
                 image = GENERATOR_RUNNERS[self.pipeline_type](self, shifted, hint_tensor, z, decoded)
                 image = _shift(image, (-shift[0], -shift[1]), fill=None)
                 result = {"image": image.float().clamp(-1, 1).cpu(), "projected_sketch": None}
-                pictures.append(self._to_pictures(result, size)[0])
+                pictures.append(self._to_pictures(result, size, output_size)[0])
         return pictures
 
     def _varied_latent(self, sketch: torch.Tensor, projection: float, rng: torch.Generator) -> torch.Tensor:

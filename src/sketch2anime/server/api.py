@@ -28,6 +28,8 @@ from PIL import Image
 
 log = logging.getLogger("sketch2anime.server")
 
+OUTPUT_SIZE_HELP = ("input: the result at the sketch's size; model: at the model's own resolution "
+                    "(what the panel asks for and scales up itself: the upscaled PNG is most of the latency)")
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # per file; a 512x512 canvas PNG is well under 1 MB
 MAX_IMAGE_PIXELS = 40_000_000  # same ceilings as the package's image decoder
 MAX_ASPECT = 50.0
@@ -189,13 +191,14 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
         projection: float = Form(0.5, ge=0.0, le=1.0),
         seed: int | None = Form(None, ge=0, le=MAX_SEED),
         model: str | None = Form(None),
+        output_size: Literal["input", "model"] = Form("input", description=OUTPUT_SIZE_HELP),
         format: Literal["json", "png"] = Query("json"),
     ) -> Response | dict[str, Any]:
         slot = pick(model)
         sketch_data = _image_upload(sketch, "the sketch")
         hint_data = _image_upload(hint, "the hint layer")
-        result, elapsed_ms = run(slot, "__call__", sketch=sketch_data, hint=hint_data,
-                                 projection=projection, seed=seed, return_projected=True)
+        result, elapsed_ms = run(slot, "__call__", sketch=sketch_data, hint=hint_data, projection=projection,
+                                 seed=seed, return_projected=True, output_size=output_size)
         image, projected = _unpack(result)
         if format == "png":
             return Response(png_bytes(image), media_type="image/png",
@@ -219,12 +222,13 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
         seed: int = Form(0, ge=0, le=MAX_SEED),
         count: int = Form(4, ge=1, le=MAX_VARIATIONS),
         model: str | None = Form(None),
+        output_size: Literal["input", "model"] = Form("input", description=OUTPUT_SIZE_HELP),
     ) -> dict[str, Any]:
         slot = pick(model)
         sketch_data = _image_upload(sketch, "the sketch")
         hint_data = _image_upload(hint, "the hint layer")
-        images, elapsed_ms = run(slot, "variations", sketch=sketch_data, hint=hint_data,
-                                 projection=projection, count=count, seed=seed)
+        images, elapsed_ms = run(slot, "variations", sketch=sketch_data, hint=hint_data, projection=projection,
+                                 count=count, seed=seed, output_size=output_size)
         return {
             "images": [data_url(image) for image in images],
             "model": slot.name,

@@ -13,7 +13,7 @@ const resultCtx = resultCanvas.getContext("2d");
 const state = {
   models: [], model: null, upscalers: [],
   seq: 0, applied: 0, inFlight: false, pending: false, timer: 0,
-  result: null, // {blob, image, projected: Blob | null}
+  result: null, // {blob, image, projected: Blob | null}, all at the model's resolution
 };
 
 const drawing = new Drawing(
@@ -87,18 +87,12 @@ function updateHistoryButtons() {
 }
 
 function pickColor(e, element) {
-  // Colours come from the result at its own resolution, at the same relative position.
+  // The colour the user sees under the pointer: the shown result canvas, at the same relative position.
   if (!state.result) { setStatus("nothing to pick from yet: draw something first", true); return; }
-  const img = state.result.image;
   const r = element.getBoundingClientRect();
-  const x = Math.min(img.width - 1, Math.max(0, Math.floor(((e.clientX - r.left) / r.width) * img.width)));
-  const y = Math.min(img.height - 1, Math.max(0, Math.floor(((e.clientY - r.top) / r.height) * img.height)));
-  const c = document.createElement("canvas");
-  c.width = img.width;
-  c.height = img.height;
-  const cx = c.getContext("2d");
-  cx.drawImage(img, 0, 0);
-  const [red, green, blue] = cx.getImageData(x, y, 1, 1).data;
+  const x = Math.min(SIZE - 1, Math.max(0, Math.floor(((e.clientX - r.left) / r.width) * SIZE)));
+  const y = Math.min(SIZE - 1, Math.max(0, Math.floor(((e.clientY - r.top) / r.height) * SIZE)));
+  const [red, green, blue] = resultCtx.getImageData(x, y, 1, 1).data;
   setColor("#" + [red, green, blue].map((v) => v.toString(16).padStart(2, "0")).join(""));
   setTool("hint");
 }
@@ -129,6 +123,9 @@ async function inputForm() {
   form.append("projection", $("projection").value);
   form.append("seed", String(currentSeed()));
   if (state.model) form.append("model", state.model);
+  // The result comes at the model's resolution and the canvas scales it up: an upscaled 512 px PNG
+  // would cost the server more time than the model itself.
+  form.append("output_size", "model");
   return form;
 }
 
@@ -138,6 +135,7 @@ async function runGenerate() {
   const seq = ++state.seq;
   const model = state.model;
   busy.hidden = false;
+  const started = performance.now(); // the update time shown counts encoding, upload, model and drawing
   try {
     const res = await fetch("/api/generate", { method: "POST", body: await inputForm() });
     const body = await readJson(res);
@@ -146,8 +144,12 @@ async function runGenerate() {
     if (seq > state.applied && model === state.model) {
       state.applied = seq;
       await showResult(dataUrlToBlob(body.image), body.projected_sketch);
+      const updateMs = performance.now() - started;
+      resultCanvas.dataset.updateMs = updateMs.toFixed(1);
+      resultCanvas.dataset.modelMs = String(body.elapsed_ms);
       resultCanvas.dataset.generation = String(seq);
-      setStatus(`${Math.round(body.elapsed_ms)} ms · ${body.model} · ${body.width}×${body.height}`);
+      setStatus(`${Math.round(updateMs)} ms update (model ${Math.round(body.elapsed_ms)} ms) · ${body.model} · `
+        + `${body.width}×${body.height} px`);
     }
   } catch (err) {
     if (seq > state.applied) setStatus(err.message, true);
@@ -217,7 +219,7 @@ async function exportZip() {
   const form = new FormData();
   form.append("sketch", await drawing.sketchBlob(), "sketch.png");
   form.append("hint", await drawing.hintBlob(), "hint.png");
-  if (state.result) form.append("result", state.result.blob, "result.png");
+  if (state.result) form.append("result", await canvasBlob(resultCanvas), "result.png");
   if (state.result?.projected) form.append("projected", state.result.projected, "projected.png");
   form.append("settings", JSON.stringify({ model: state.model, projection: Number($("projection").value), seed: currentSeed() }));
   const res = await fetch("/api/export", { method: "POST", body: form });
@@ -300,7 +302,7 @@ function wire() {
   resultCanvas.addEventListener("pointerdown", (e) => { if (drawing.tool === "eyedropper") pickColor(e, resultCanvas); });
   $("download-result").addEventListener("click", guarded(async () => {
     if (!state.result) throw new Error("no result yet: draw something first");
-    download(state.result.blob, "sketch2anime-result.png");
+    download(await canvasBlob(resultCanvas), "sketch2anime-result.png");
   }));
   $("download-sketch").addEventListener("click", guarded(async () => download(await drawing.sketchBlob(), "sketch.png")));
   $("download-hints").addEventListener("click", guarded(async () => download(await canvasBlob(hintCanvas), "hints.png")));
