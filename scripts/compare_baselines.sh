@@ -5,10 +5,13 @@
 #
 #   scripts/compare_baselines.sh                 # configs as written: several hours on 2 CPU cores
 #   BUDGET=0.1 scripts/compare_baselines.sh      # a tenth of every config's train.steps
+#   IMAGES=8000 BUDGET=0.05 scripts/compare_baselines.sh   # every image model sees 8000 training images
 #
 # Re-running resumes: finished runs are not trained again (`train --resume`), the prepared data is
 # reused. Environment (all optional):
 #   BUDGET            factor on each config's train.steps (default 1)
+#   IMAGES            training images each image model sees (steps = IMAGES / its batch size), the same
+#                     budget for all; BUDGET then scales only the autoencoder (stage 1 of Sketch2Anime)
 #   SRC               source images (default: the shared anime-faces-64 folder)
 #   DATA              prepared dataset folder (default datasets/faces64)
 #   PREPARE_LIMIT     prepare only the first N source images (default: all)
@@ -17,6 +20,7 @@
 #   EVAL_LIMIT        evaluate only the first N validation images (default: all of them)
 #   FID               auto | hed-vgg | inception | none (default auto; see sketch2anime evaluate --help)
 #   FID_CONDITIONS    sketch conditions that get FID/KID (default none = clean only; "" = all)
+#   FID_SIZE          input side of the HED-VGG features (default 256; 128 is ~3x faster on a CPU)
 #   INCEPTION_WEIGHTS pt_inception-2015-12-05-6726825d.pth for the standard FID
 #   STYLE_LIMIT       images for the style-transfer comparison (default 32; 0 skips it)
 #   STYLE_STEPS       optimisation steps of the style transfer (default 100)
@@ -61,19 +65,23 @@ mkdir -p "$RUNS"
 BUDGET_FILE="$RUNS/budget.jsonl"
 : > "$BUDGET_FILE"
 
-scaled_steps() {  # CONFIG -> max(1, round(train.steps * BUDGET))
-    "$PYTHON" - "$1" "$BUDGET" <<'EOF'
-import sys, tomllib
-steps = tomllib.load(open(sys.argv[1], "rb")).get("train", {}).get("steps", 1000)
-print(max(1, round(steps * float(sys.argv[2]))))
+scaled_steps() {  # CONFIG [IMAGES] -> ceil(IMAGES / batch size), else max(1, round(train.steps * BUDGET))
+    "$PYTHON" - "$1" "$BUDGET" "${2:-}" <<'EOF'
+import math, sys, tomllib
+config = tomllib.load(open(sys.argv[1], "rb"))
+if sys.argv[3]:
+    print(max(1, math.ceil(int(sys.argv[3]) / config.get("data", {}).get("batch_size", 16))))
+else:
+    print(max(1, round(config.get("train", {}).get("steps", 1000) * float(sys.argv[2]))))
 EOF
 }
 
 train() {  # NAME CONFIG [extra --set ...]
     local name=$1 config=$2
     shift 2
-    local steps
-    steps=$(scaled_steps "$config")
+    local steps images=""
+    [[ "$name" != ae64 ]] && images=${IMAGES:-}
+    steps=$(scaled_steps "$config" "$images")
     local sets=(--set "train.steps=$steps" --set "experiment.output_dir=$RUNS/$name" --set "data.root=$DATA"
                 --set "train.device=$DEVICE")
     local extra
@@ -89,7 +97,14 @@ try:
     batch = json.load(open(f"{run}/config.json"))["data"]["batch_size"]
 except (OSError, KeyError, ValueError):
     batch = None
-print(json.dumps({"name": name, "config": config, "steps": int(steps), "batch_size": batch, "seconds": int(seconds)}))
+# Training time from the run's own log (it spans resumed sessions); this call's wall time if absent.
+seconds = float(seconds)
+try:
+    lines = [json.loads(line) for line in open(f"{run}/metrics.jsonl") if line.strip()]
+    seconds = float(lines[-1]["time"]) if lines else seconds
+except (OSError, KeyError, ValueError, TypeError):
+    pass
+print(json.dumps({"name": name, "config": config, "steps": int(steps), "batch_size": batch, "seconds": round(seconds)}))
 EOF
 }
 
@@ -103,6 +118,7 @@ train cyclegan64 configs/cyclegan64.toml
 MODELS=(--model "$RUNS/s2a64/model" --model "$RUNS/simple_gan64/model" --model "$RUNS/pix2pix64/model"
         --model "$RUNS/cyclegan64/model")
 COMMON=(--data "$DATA" --fid "$FID" --fid-conditions "$FID_CONDITIONS" --device "$DEVICE" --seed 0
+        ${FID_SIZE:+--fid-size "$FID_SIZE"}
         ${INCEPTION_WEIGHTS:+--inception-weights "$INCEPTION_WEIGHTS"})
 
 say "evaluate on the validation split"
@@ -119,7 +135,8 @@ if [[ "$STYLE_LIMIT" -gt 0 ]]; then
 fi
 
 # ---- docs/comparison.md -------------------------------------------------------------------
-"$PYTHON" - "$DOC" "$EVAL_OUT/metrics.json" "$BUDGET_FILE" "$SUBSET_METRICS" "BUDGET=$BUDGET scripts/compare_baselines.sh" <<'EOF'
+"$PYTHON" - "$DOC" "$EVAL_OUT/metrics.json" "$BUDGET_FILE" "$SUBSET_METRICS" \
+    "${IMAGES:+IMAGES=$IMAGES }BUDGET=$BUDGET${EVAL_LIMIT:+ EVAL_LIMIT=$EVAL_LIMIT}${FID_SIZE:+ FID_SIZE=$FID_SIZE} scripts/compare_baselines.sh" <<'EOF'
 import sys
 from pathlib import Path
 from sketch2anime.evaluation.report import write_comparison

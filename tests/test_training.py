@@ -222,3 +222,20 @@ def test_cli_train_end_to_end(tiny_dataset: Path, tmp_path: Path, capsys: pytest
     assert main(["train", str(CONFIGS / "test_simple_gan.toml"), *sum((["--set", a] for a in args), [])]) == 2
     assert "--resume" in capsys.readouterr().err
     assert main(["train", str(CONFIGS / "test_simple_gan.toml"), "--resume", *sum((["--set", a] for a in args), [])]) == 0
+
+
+def test_resumed_log_keeps_counting_training_time(tmp_path: Path) -> None:
+    from sketch2anime.training.logging import METRICS_FILE, RunLogger
+
+    first = RunLogger(tmp_path, total_steps=10, progress=False, tensorboard=False)
+    for step in (1, 2, 3):
+        first.log(step, {"loss": 1.0})
+    lines = [json.loads(x) for x in (tmp_path / METRICS_FILE).read_text().splitlines()]
+    # A killed run restarted from step 2: the record of step 3 goes, the clock goes on from step 2's time.
+    rewritten = [{**r, "time": 100.0 * r["step"]} for r in lines]
+    (tmp_path / METRICS_FILE).write_text("\n".join(json.dumps(r) for r in rewritten) + "\n")
+    resumed = RunLogger(tmp_path, total_steps=10, start_step=2, progress=False, tensorboard=False)
+    resumed.log(3, {"loss": 0.5})
+    records = [json.loads(x) for x in (tmp_path / METRICS_FILE).read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3]
+    assert 200.0 <= records[-1]["time"] < 230.0

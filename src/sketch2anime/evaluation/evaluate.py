@@ -58,6 +58,7 @@ class EvaluateConfig:
     inception_weights: str | None = None
     fid: str = "auto"
     fid_conditions: tuple[str, ...] = ()  # roughness levels that get FID/KID; empty = all
+    fid_size: int = 256  # hed-vgg input side (Inception always resizes to 299)
     limit: int | None = None
     seed: int = 0
     device: str = "auto"
@@ -78,6 +79,8 @@ class EvaluateConfig:
             raise ValueError(f"--fid must be one of {', '.join(FID_CHOICES)}, got {self.fid!r}")
         if not self.projections or any(not 0.0 <= p <= 1.0 for p in self.projections):
             raise ValueError(f"projection strengths must lie in [0, 1], got {self.projections}")
+        if not 32 <= self.fid_size <= 1024:
+            raise ValueError(f"--fid-size must lie between 32 and 1024 pixels, got {self.fid_size}")
         if self.batch_size < 1 or self.grid_rows < 0 or self.style_steps < 1 or self.kid_subsets < 1:
             raise ValueError("batch size, style steps and KID subsets must be >= 1 and grid rows >= 0")
 
@@ -208,7 +211,7 @@ def _feature_extractor(config: EvaluateConfig, device: torch.device) -> tuple[An
             raise ValueError("--fid inception needs --inception-weights PATH (pt_inception-2015-12-05-6726825d.pth)")
         return make_feature_extractor("inception", config.inception_weights, device=device), {}
     try:
-        return make_feature_extractor("hed-vgg", device=device), {}
+        return make_feature_extractor("hed-vgg", device=device, hed_input_size=config.fid_size), {}
     except MissingWeightsError as exc:
         if choice == "hed-vgg":
             raise
@@ -220,7 +223,8 @@ def extractor_label(extractor: Any) -> str:
         return "inception (standard)"
     if extractor.name == "inception":
         return "inception (NOT comparable with published FID: non-standard weights)"
-    return f"{extractor.name} (NOT comparable with published FID)"
+    size = getattr(extractor, "size", None)  # hed-vgg: numbers depend on the input side
+    return f"{extractor.name}{f' at {size} px' if size else ''} (NOT comparable with published FID)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -572,7 +576,8 @@ def config_from_args(args: argparse.Namespace) -> EvaluateConfig:
     return EvaluateConfig(
         models=tuple(str(m) for m in args.model), data=str(args.data), out=str(args.out),
         inception_weights=str(args.inception_weights) if getattr(args, "inception_weights", None) else None,
-        fid=get("fid", "auto"), fid_conditions=_csv(get("fid_conditions", "")), limit=getattr(args, "limit", None),
+        fid=get("fid", "auto"), fid_conditions=_csv(get("fid_conditions", "")), fid_size=get("fid_size", 256),
+        limit=getattr(args, "limit", None),
         seed=get("seed", 0), device=get("device", "auto"), hint_levels=_csv(get("hint_levels", "none,sparse,dense")),
         roughness=_csv(get("roughness", "none,medium,heavy")), projections=projections,
         hint_downscale=get("hint_downscale", 4), batch_size=get("batch_size", 32),

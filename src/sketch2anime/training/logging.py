@@ -52,7 +52,8 @@ class RunLogger:
             # A fresh run starts a fresh log; a resumed one drops lines past its restored step.
             (self.run_dir / METRICS_FILE).unlink(missing_ok=True)
         else:
-            self._truncate_after(start_step)
+            # "time" counts training time over all sessions: a resumed run continues its clock.
+            self.start_time -= self._truncate_after(start_step)
         if tensorboard:
             self._tb = _tensorboard_writer(self.run_dir / "tensorboard")
         if progress:
@@ -64,18 +65,22 @@ class RunLogger:
             except ImportError:
                 self._bar = None
 
-    def _truncate_after(self, step: int) -> None:
+    def _truncate_after(self, step: int) -> float:
+        """Drop records past ``step``; returns the training time of the last record kept (s)."""
         path = self.run_dir / METRICS_FILE
         if not path.exists():
-            return
-        kept = []
+            return 0.0
+        kept, last_time = [], 0.0
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
-                if int(json.loads(line).get("step", 0)) <= step:
+                record = json.loads(line)
+                if int(record.get("step", 0)) <= step:
                     kept.append(line)
-            except (json.JSONDecodeError, ValueError, AttributeError):
+                    last_time = max(last_time, float(record.get("time", 0.0)))
+            except (json.JSONDecodeError, ValueError, AttributeError, TypeError):
                 continue  # a line cut short by a crash
         atomic_write_bytes(path, ("\n".join(kept) + "\n" if kept else "").encode("utf-8"))
+        return last_time if math.isfinite(last_time) else 0.0
 
     def log(self, step: int, losses: dict[str, float], **extra: float) -> None:
         """Append one record: step, losses, and extras such as lr and images_per_s."""
