@@ -426,7 +426,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def budget_table(budget: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Rows of ``{"name", "config", "steps", "seconds", "batch_size"}`` (one per training run)."""
-    headers = ["run", "config", "steps", "batch", "images seen", "wall time"]
+    headers = ["run", "config", "steps", "batch", "images seen", "training time"]
     rows = []
     for run in budget:
         steps, batch = run.get("steps"), run.get("batch_size")
@@ -470,8 +470,16 @@ def write_comparison(doc_path: Path, metrics_path: Path, budget_path: Path | Non
         for skipped in subset.get("skipped_models", []):
             lines += [f"Skipped `{skipped['model']}`: {skipped['reason']}", ""]
         lines += [markdown_table(*main_table(subset)), ""]
-    lines += ["## Files", "", f"Full report with the image grid: `{Path(metrics_path).parent / 'report.md'}`.", ""]
     doc_path = Path(doc_path)
     doc_path.parent.mkdir(parents=True, exist_ok=True)
+    grid = Path(metrics_path).parent / result.get("files", {}).get("grid", "grid.png")
+    if grid.is_file():  # the doc carries its own copy: run folders are not committed
+        shown = doc_path.parent / "images" / f"{doc_path.stem}_grid.png"
+        shown.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(shown, grid.read_bytes())
+        lines += ["## Image grid", "", "First validation images; columns: sketch, hint, target, then each model "
+                  "(clean sketch above, the roughest below).", "",
+                  f"![comparison grid]({shown.relative_to(doc_path.parent).as_posix()})", ""]
+    lines += ["## Files", "", f"Full report: `{Path(metrics_path).parent / 'report.md'}`.", ""]
     atomic_write_text(doc_path, "\n".join(lines))
     return doc_path
