@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -25,21 +22,13 @@ if __package__ in (None, ""):
 
     add_repo_root()
 
+from benchmarks.browser_session import CHROMIUM, drag, panel_page
 from benchmarks.hardware import describe_hardware
 from benchmarks.report import command_line, markdown_table, section_text, write_section
 from benchmarks.timing import Summary, format_ms, summarise
 
 SECTION = "panel_latency"
 TARGET_MS = 100.0
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def stroke_points(index: int) -> list[tuple[float, float]]:
@@ -52,51 +41,14 @@ def stroke_points(index: int) -> list[tuple[float, float]]:
 
 def measure(model: str, strokes: int, hint_every: int, timeout_s: float) -> dict[str, list[float]]:
     """Per update: ``update`` (page-measured, ms) and ``model`` (server-side model call, ms)."""
-    from playwright.sync_api import sync_playwright
-
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "sketch2anime.cli", "serve", "--model", model,
-                               "--host", "127.0.0.1", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     samples: dict[str, list[float]] = {"update": [], "model": []}
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            page = browser.new_page(viewport={"width": 1280, "height": 860})
-            deadline = time.monotonic() + timeout_s
-            while True:
-                try:
-                    page.goto(f"http://127.0.0.1:{port}/")
-                    break
-                except Exception:  # the server is still loading the model
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit(f"the panel did not come up: {server.stderr.read().decode()[-2000:]}")
-                    time.sleep(0.5)
-            page.wait_for_function("() => Number(document.getElementById('result').dataset.generation) > 0",
-                                   timeout=timeout_s * 1000)
-            box = page.locator("#sketch-layer").bounding_box()
-            scale = box["width"] / 512
-            for index in range(strokes):
-                if hint_every and index % hint_every == hint_every - 1:
-                    page.click("button[data-tool=hint]")
-                else:
-                    page.click("button[data-tool=pen]")
-                before = int(page.get_attribute("#result", "data-generation"))
-                points = stroke_points(index)
-                page.mouse.move(box["x"] + points[0][0] * scale, box["y"] + points[0][1] * scale)
-                page.mouse.down()
-                for x, y in points[1:]:
-                    page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=2)
-                page.mouse.up()
-                page.wait_for_function(
-                    "(n) => Number(document.getElementById('result').dataset.generation) > n"
-                    " && document.getElementById('busy').hidden", arg=before, timeout=timeout_s * 1000)
-                samples["update"].append(float(page.get_attribute("#result", "data-update-ms")))
-                samples["model"].append(float(page.get_attribute("#result", "data-model-ms")))
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    with panel_page(model, timeout_s) as page:
+        for index in range(strokes):
+            hint = hint_every and index % hint_every == hint_every - 1
+            page.click("button[data-tool=hint]" if hint else "button[data-tool=pen]")
+            drag(page, stroke_points(index), timeout_s, steps=2)
+            samples["update"].append(float(page.get_attribute("#result", "data-update-ms")))
+            samples["model"].append(float(page.get_attribute("#result", "data-model-ms")))
     return samples
 
 

@@ -13,23 +13,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.browser_session import drag, panel_page  # noqa: E402
 
 
 def arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, n: int = 24) -> list[tuple[float, float]]:
@@ -63,57 +53,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hair", default="#3060e0", help="hair hint colour (HEX)")
     parser.add_argument("--out", type=Path, default=Path("docs/images/panel.png"))
     args = parser.parse_args(argv)
-    from playwright.sync_api import sync_playwright
-
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "sketch2anime.cli", "serve", "--model", args.model,
-                               "--host", "127.0.0.1", "--port", str(port)])
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            page = browser.new_page(viewport={"width": 1280, "height": 860})
-            for _ in range(120):
-                try:
-                    page.goto(url)
-                    break
-                except Exception:  # the server is still loading the model
-                    time.sleep(0.5)
-            else:
-                raise SystemExit(f"the panel did not come up at {url}")
-            page.wait_for_function("() => Number(document.getElementById('result').dataset.generation) > 0",
-                                   timeout=30000)
-            box = page.locator("#sketch-layer").bounding_box()
-            scale = box["width"] / 512
-
-            def drag(points: list[tuple[float, float]]) -> None:
-                before = int(page.get_attribute("#result", "data-generation"))
-                page.mouse.move(box["x"] + points[0][0] * scale, box["y"] + points[0][1] * scale)
-                page.mouse.down()
-                for x, y in points[1:]:
-                    page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=4)
-                page.mouse.up()
-                page.wait_for_function(
-                    "(n) => Number(document.getElementById('result').dataset.generation) > n"
-                    " && document.getElementById('busy').hidden", arg=before, timeout=30000)
-
-            for stroke in FACE_STROKES:
-                drag(stroke)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(args.out.with_name(args.out.stem + "_no_hint.png")))
-            before = mean_colour(page, HAIR_HINT)
-            page.click("button[data-tool=hint]")
-            page.fill("#hint-hex", args.hair)
-            page.press("#hint-hex", "Enter")
-            drag(HAIR_HINT)
-            after = mean_colour(page, HAIR_HINT)
-            page.screenshot(path=str(args.out))
-            browser.close()
-        print(f"wrote {args.out}; result colour under the hair hint: before {[round(v) for v in before]}, "
-              f"after {[round(v) for v in after]} (hint {args.hair})")
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    with panel_page(args.model, timeout_s=60) as page:
+        for stroke in FACE_STROKES:
+            drag(page, stroke)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(args.out.with_name(args.out.stem + "_no_hint.png")))
+        before = mean_colour(page, HAIR_HINT)
+        page.click("button[data-tool=hint]")
+        page.fill("#hint-hex", args.hair)
+        page.press("#hint-hex", "Enter")
+        drag(page, HAIR_HINT)
+        after = mean_colour(page, HAIR_HINT)
+        page.screenshot(path=str(args.out))
+    print(f"wrote {args.out}; result colour under the hair hint: before {[round(v) for v in before]}, "
+          f"after {[round(v) for v in after]} (hint {args.hair})")
     return 0
 
 

@@ -62,13 +62,9 @@ def pipeline(tmp_path_factory):
     return Recording(Sketch2AnimePipeline.from_pretrained(folder, device="cpu"))
 
 
-@pytest.fixture(scope="module")
-def server_url(pipeline):
+def _start_server(app) -> tuple:
     import uvicorn
 
-    from sketch2anime.server.app import create_app
-
-    app = create_app({"tiny": pipeline})
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -78,7 +74,15 @@ def server_url(pipeline):
             pytest.fail("the panel server did not start")
         time.sleep(0.05)
     host, port = server.servers[0].sockets[0].getsockname()[:2]
-    yield f"http://{host}:{port}"
+    return server, thread, f"http://{host}:{port}"
+
+
+@pytest.fixture(scope="module")
+def server_url(pipeline):
+    from sketch2anime.server.app import create_app
+
+    server, thread, url = _start_server(create_app({"tiny": pipeline}))
+    yield url
     server.should_exit = True
     thread.join(timeout=10)
 
@@ -237,21 +241,6 @@ def test_upload_eyedropper_and_layer_toggles(page, tmp_path) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # the shipped default model: a face in a few strokes, then a hair hint that must colour the hair
-
-def _start_server(app) -> tuple:
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the panel server did not start")
-        time.sleep(0.05)
-    host, port = server.servers[0].sockets[0].getsockname()[:2]
-    return server, thread, f"http://{host}:{port}"
-
 
 FACE = [
     [(106, 230), (126, 340), (256, 430), (386, 340), (406, 230)],  # cheeks and chin
