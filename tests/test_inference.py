@@ -262,3 +262,20 @@ def test_generate_via_cli_missing_model(tmp_path: Path, capsys: pytest.CaptureFi
     Image.fromarray(_sketch(64, 64)).save(tmp_path / "s.png")
     assert main(["generate", str(tmp_path / "s.png"), "-o", str(tmp_path / "o.png")]) == 2
     assert "no default model" in capsys.readouterr().err
+
+
+def test_generate_on_a_full_disk_says_so(s2a_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from sketch2anime.cli import main
+
+    Image.fromarray(_sketch(64, 64)).save(tmp_path / "s.png")
+
+    def full_disk(self, fp, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(fp))
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    code = main(["generate", str(tmp_path / "s.png"), "--model", str(s2a_folder), "-o", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err
+    assert code == 1 and "No space left on device" in err and "o.png" in err and "Traceback" not in err

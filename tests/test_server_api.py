@@ -233,6 +233,9 @@ def test_export_zip(client: TestClient) -> None:
     assert zipfile.ZipFile(io.BytesIO(converted.content)).read("sketch.png")[:8] == b"\x89PNG\r\n\x1a\n"
     assert client.post("/api/export", files=files(), data={"settings": "[1, 2"}).status_code == 400
     assert client.post("/api/export", files=files(b"garbage!")).status_code == 415
+    truncated = sketch_png()[:-200]  # the header reads fine, the pixels do not
+    res = client.post("/api/export", files={"sketch": ("s.png", truncated, "image/png")})
+    assert res.status_code == 400 and "corrupt" in res.json()["detail"]
 
 
 def test_upscale_only_when_installed(tiny: dict) -> None:

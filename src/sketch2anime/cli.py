@@ -184,6 +184,13 @@ def main(argv: list[str] | None = None) -> int:
         # Config, input and checkpoint errors are ValueErrors with a user-facing message.
         print(f"sketch2anime {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # Disk full, permissions, a vanished folder: say what failed; the writes are atomic, so the
+        # last complete checkpoint / output is still there and the same command resumes.
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"sketch2anime {args.command}: error: {exc.strerror or exc}{where}; nothing finished was lost, "
+              "re-run the same command once the cause is fixed", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

@@ -264,6 +264,8 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
             data = _read_upload(upload, f"the {name} layer")
             if _check_image_header(data, f"the {name} layer") != "PNG":
                 data = _to_png(data, name)
+            else:  # decoded once so that a truncated or corrupt PNG is refused, not zipped
+                _decode_rgb(data, f"the {name} layer", keep_alpha=True)
             files[f"{name}.png"] = data
         if settings is not None:
             try:
