@@ -181,6 +181,11 @@ def test_generate_tensors_and_projection(s2a_folder: Path) -> None:
     assert not torch.equal(out0["projected_sketch"], out1["projected_sketch"])
     with pytest.raises(ValueError, match="projection"):
         pipe.generate_tensors(sketch, None, projection=1.5)
+    for bad in (float("nan"), np.bool_(True), "0.5"):
+        with pytest.raises(ValueError, match="projection"):
+            pipe.generate_tensors(sketch, None, projection=bad)
+    # numpy scalars (a value read from an array) are numbers like any other
+    assert torch.equal(pipe.generate_tensors(sketch, None, projection=np.float32(0.0))["image"], out0["image"])
     with pytest.raises(ValueError, match="hint"):
         pipe.generate_tensors(sketch, torch.zeros(2, 4, 8, 8))
     with pytest.raises(ValueError, match="sketch"):

@@ -281,7 +281,9 @@ class Sketch2AnimePipeline:
 
     @staticmethod
     def _check_projection(projection: float) -> float:
-        if isinstance(projection, bool) or not isinstance(projection, (int, float)) or not 0.0 <= projection <= 1.0:
+        # numbers.Real also admits numpy scalars (a slider value read from an array is np.float32)
+        if isinstance(projection, (bool, np.bool_)) or not isinstance(projection, numbers.Real) \
+                or not 0.0 <= projection <= 1.0:
             raise ValueError(f"projection must be a number between 0 and 1, got {projection!r}")
         return float(projection)
 
