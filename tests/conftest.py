@@ -33,6 +33,27 @@ def draw_face(size: int = 64, seed: int = 0) -> Image.Image:
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from threads, and two threads fighting over 2 shared cores stall."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def scene(size: int, seed: int) -> Image.Image:
+    """draw_face plus random blocks, so that different seeds are not perceptual near duplicates."""
+    image = draw_face(size, seed)
+    rng = np.random.default_rng(1000 + seed)
+    d = ImageDraw.Draw(image)
+    for _ in range(4):
+        x, y = rng.integers(0, size, 2)
+        w, h = rng.integers(size // 6, size // 2, 2)
+        d.rectangle([int(x), int(y), int(x + w), int(y + h)], fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+    return image
+
+
+@pytest.fixture
 def face_rgb() -> np.ndarray:
     return np.asarray(draw_face(64, 0))
 

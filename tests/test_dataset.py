@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 from torch.utils.data import DataLoader
 
-from conftest import draw_face
+from conftest import scene
 from sketch2anime.data.contact_sheet import render_contact_sheet, sheet_geometry
 from sketch2anime.data.dataset import DatasetConfig, PairedSketchDataset
 from sketch2anime.data.hints import HintConfig
@@ -19,15 +19,6 @@ from sketch2anime.data.manifest import read_manifest
 from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
 
 
-def scene(size: int, seed: int) -> Image.Image:
-    image = draw_face(size, seed)
-    rng = np.random.default_rng(1000 + seed)
-    d = ImageDraw.Draw(image)
-    for _ in range(4):
-        x, y = rng.integers(0, size, 2)
-        w, h = rng.integers(size // 6, size // 2, 2)
-        d.rectangle([int(x), int(y), int(x + w), int(y + h)], fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
-    return image
 
 
 @pytest.fixture(scope="module")

@@ -22,13 +22,7 @@ from sketch2anime.models.generator import GeneratorConfig, HintGenerator
 from sketch2anime.models.projection import LatentBank
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models gain nothing from threads, and the machine is shared.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _write_pipeline(folder: Path, kind: str) -> Path:

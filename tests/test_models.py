@@ -20,13 +20,7 @@ from sketch2anime.models.discriminator import DiscriminatorConfig, PatchDiscrimi
 from sketch2anime.models.generator import GeneratorConfig, HintGenerator, hint_upsampled
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The test machine's 2 cores are shared; one thread avoids oversubscription stalls.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def line_sketch(size: int = 64, seed: int = 0) -> torch.Tensor:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import draw_face
+from conftest import scene
 from sketch2anime.cli import main as cli_main
 from sketch2anime.data import faces as faces_mod
 from sketch2anime.data import prepare as prepare_mod
@@ -21,16 +21,6 @@ from sketch2anime.data.manifest import JOURNAL_FILE, read_dataset_info, read_man
 from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
 
 
-def scene(size: int, seed: int) -> Image.Image:
-    """draw_face plus random blocks, so that different seeds are not perceptual near duplicates."""
-    image = draw_face(size, seed)
-    rng = np.random.default_rng(1000 + seed)
-    d = ImageDraw.Draw(image)
-    for _ in range(4):
-        x, y = rng.integers(0, size, 2)
-        w, h = rng.integers(size // 6, size // 2, 2)
-        d.rectangle([int(x), int(y), int(x + w), int(y + h)], fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
-    return image
 
 
 def make_source(folder: Path, count: int, size: int = 96, start: int = 0) -> Path:

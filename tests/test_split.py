@@ -9,23 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from conftest import draw_face
+from conftest import scene
 from sketch2anime.data.manifest import read_manifest
 from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
 from sketch2anime.data.split import assign_splits, group_near_duplicates, hamming, phash, split_of
 
 
-def scene(size: int, seed: int) -> Image.Image:
-    image = draw_face(size, seed)
-    rng = np.random.default_rng(1000 + seed)
-    d = ImageDraw.Draw(image)
-    for _ in range(4):
-        x, y = rng.integers(0, size, 2)
-        w, h = rng.integers(size // 6, size // 2, 2)
-        d.rectangle([int(x), int(y), int(x + w), int(y + h)], fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
-    return image
 
 
 def reencoded(image: Image.Image, side: int, quality: int = 75) -> Image.Image:
