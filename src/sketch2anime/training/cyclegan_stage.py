@@ -41,7 +41,8 @@ from ..models.cyclegan import ResnetGenerator, ResnetGeneratorConfig
 from ..models.patchgan import PatchGAN
 from .autoencoder_stage import make_optimizer
 from .config import ExperimentConfig
-from .loop import EMA, BatchStream, Engine, fixed_sample_batch, set_lr, to_device, training_dataset, unwrap
+from .gan_common import GANStageBase
+from .loop import EMA, BatchStream, Engine, fixed_sample_batch, to_device, training_dataset
 from .pix2pix_stage import patchgan_config, random_jitter, write_pipeline
 
 _COLOUR_STREAM_TAG = 0xC0102  # separates the colour stream's seeds from the sketch stream's
@@ -113,7 +114,7 @@ def lsgan_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return (fake_logits - 1).pow(2).mean()
 
 
-class CycleGANStage:
+class CycleGANStage(GANStageBase):
     def __init__(self, config: ExperimentConfig, engine: Engine, run_dir: Path) -> None:
         self.config, self.engine, self.run_dir = config, engine, run_dir
         train, size = config.train, config.experiment.image_size
@@ -145,14 +146,6 @@ class CycleGANStage:
         self.step = 0
 
     # ---- loop interface ---------------------------------------------------------------------
-
-    def set_lr_factor(self, factor: float) -> None:
-        train = self.config.train
-        set_lr(self.opt_g, train.lr, factor)
-        set_lr(self.opt_d, train.lr_discriminator or train.lr, factor)
-
-    def lr(self) -> float:
-        return float(self.opt_g.param_groups[0]["lr"])
 
     def inputs(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """(sketches, unpaired colour images) for one step, jittered independently."""
@@ -211,36 +204,19 @@ class CycleGANStage:
         return {"d_colour": d_colour.detach(), "d_sketch": d_sketch.detach(), "g_adv_colour": adv_colour.detach(),
                 "g_adv_sketch": adv_sketch.detach(), "cycle": cycle.detach(), "g_loss": g_loss.detach()}
 
-    def state_dict(self) -> dict[str, Any]:
-        size = self.config.experiment.image_size
-        state = {
-            "G": unwrap(self.G).state_dict(), "F": unwrap(self.F).state_dict(),
-            "D_colour": unwrap(self.D_colour).state_dict(), "D_sketch": unwrap(self.D_sketch).state_dict(),
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": self.generator.get_state(),
-            "colour_stream": self.colour_stream.state(),
-            "pool_colour": self.pool_colour.state(torch.zeros(1, 3, size, size)).cpu(),
-            "pool_sketch": self.pool_sketch.state(torch.zeros(1, 1, size, size)).cpu(),
-        }
-        if self.ema is not None:
-            state["ema"] = self.ema.state_dict()
-        return state
+    def saved_networks(self) -> dict[str, torch.nn.Module]:
+        return {"G": self.G, "F": self.F, "D_colour": self.D_colour, "D_sketch": self.D_sketch}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in ("G", "F", "D_colour", "D_sketch"):
-            getattr(self, name).load_state_dict(state[name])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.generator.set_state(state["rng"])
+    def extra_state(self) -> dict[str, Any]:
+        size = self.config.experiment.image_size
+        return {"colour_stream": self.colour_stream.state(),
+                "pool_colour": self.pool_colour.state(torch.zeros(1, 3, size, size)).cpu(),
+                "pool_sketch": self.pool_sketch.state(torch.zeros(1, 1, size, size)).cpu()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
         self.colour_stream.restore(state["colour_stream"])
         self.pool_colour.restore(state["pool_colour"], self.engine.device)
         self.pool_sketch.restore(state["pool_sketch"], self.engine.device)
-        if self.ema is not None:
-            if "ema" not in state:
-                raise ValueError("the saved state has no EMA weights but train.ema_decay is set")
-            self.ema.load_state_dict(state["ema"])
-
-    def eval_generator(self) -> ResnetGenerator:
-        return self.ema.model if self.ema is not None else self.G
 
     # ---- samples and export -----------------------------------------------------------------
 

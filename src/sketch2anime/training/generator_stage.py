@@ -35,7 +35,8 @@ from ..models.projection import LatentBank, project, projection_weights
 from .autoencoder_stage import BANK_STEM, make_optimizer
 from .config import ExperimentConfig
 from .logging import hint_to_display
-from .loop import EMA, BatchStream, Engine, fixed_sample_batch, set_lr, training_dataset
+from .gan_common import GANStageBase
+from .loop import EMA, BatchStream, Engine, fixed_sample_batch, training_dataset
 from .losses import (
     PerceptualLoss,
     discriminator_loss,
@@ -74,7 +75,7 @@ def _copy_file_if_changed(source: Path, destination: Path) -> None:
     atomic_write_bytes(destination, source.read_bytes())
 
 
-class GeneratorStage:
+class GeneratorStage(GANStageBase):
     def __init__(self, config: ExperimentConfig, engine: Engine, run_dir: Path, mode: str) -> None:
         if mode not in ("sketch2anime", "simple_gan"):
             raise ValueError(f"unknown generator stage mode {mode!r}")
@@ -186,14 +187,6 @@ class GeneratorStage:
 
     # ---- loop interface ---------------------------------------------------------------------
 
-    def set_lr_factor(self, factor: float) -> None:
-        train = self.config.train
-        set_lr(self.opt_g, train.lr, factor)
-        set_lr(self.opt_d, train.lr_discriminator or train.lr, factor)
-
-    def lr(self) -> float:
-        return float(self.opt_g.param_groups[0]["lr"])
-
     def train_step(self, batch: dict[str, Any], step: int) -> dict[str, torch.Tensor]:
         train = self.config.train
         image, hint, clean = batch["image"], batch["hint"], batch["sketch"]
@@ -259,27 +252,8 @@ class GeneratorStage:
         self.step = step + 1
         return losses
 
-    def state_dict(self) -> dict[str, Any]:
-        state = {"generator_model": self.G.state_dict(), "discriminator": self.D.state_dict(),
-                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                 "rng": self.generator.get_state()}
-        if self.ema is not None:
-            state["ema"] = self.ema.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.G.load_state_dict(state["generator_model"])
-        self.D.load_state_dict(state["discriminator"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.generator.set_state(state["rng"])
-        if self.ema is not None:
-            if "ema" not in state:
-                raise ValueError("the saved state has no EMA weights but train.ema_decay is set")
-            self.ema.load_state_dict(state["ema"])
-
-    def eval_generator(self) -> HintGenerator:
-        return self.ema.model if self.ema is not None else self.G
+    def saved_networks(self) -> dict[str, torch.nn.Module]:
+        return {"generator_model": self.G, "discriminator": self.D}
 
     # ---- samples and export -----------------------------------------------------------------
 

@@ -36,7 +36,8 @@ from ..models.pix2pix import UNetConfig, UNetGenerator, upsample_hint
 from .autoencoder_stage import make_optimizer
 from .config import ExperimentConfig
 from .logging import hint_to_display
-from .loop import EMA, BatchStream, Engine, fixed_sample_batch, set_lr, training_dataset, unwrap
+from .gan_common import GANStageBase
+from .loop import EMA, BatchStream, Engine, fixed_sample_batch, training_dataset
 from .losses import discriminator_loss, generator_adversarial_loss
 
 
@@ -76,7 +77,7 @@ def write_pipeline(folder: Path, pipeline_type: str, generator: torch.nn.Module,
     atomic_write_text(folder / PIPELINE_FILE, json.dumps(description, indent=2, sort_keys=True))
 
 
-class Pix2PixStage:
+class Pix2PixStage(GANStageBase):
     def __init__(self, config: ExperimentConfig, engine: Engine, run_dir: Path) -> None:
         self.config, self.engine, self.run_dir = config, engine, run_dir
         train, size = config.train, config.experiment.image_size
@@ -101,14 +102,6 @@ class Pix2PixStage:
         self.step = 0
 
     # ---- loop interface ---------------------------------------------------------------------
-
-    def set_lr_factor(self, factor: float) -> None:
-        train = self.config.train
-        set_lr(self.opt_g, train.lr, factor)
-        set_lr(self.opt_d, train.lr_discriminator or train.lr, factor)
-
-    def lr(self) -> float:
-        return float(self.opt_g.param_groups[0]["lr"])
 
     def inputs(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(sketch, full-resolution hint or None, image) of a batch: rough/clean mix, then jitter."""
@@ -159,26 +152,8 @@ class Pix2PixStage:
         return {"d_loss": d_loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean(),
                 "g_adv": adv.detach(), "l1": l1.detach(), "g_loss": g_loss.detach()}
 
-    def state_dict(self) -> dict[str, Any]:
-        state = {"generator_model": unwrap(self.G).state_dict(), "discriminator": unwrap(self.D).state_dict(),
-                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": self.generator.get_state()}
-        if self.ema is not None:
-            state["ema"] = self.ema.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.G.load_state_dict(state["generator_model"])
-        self.D.load_state_dict(state["discriminator"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.generator.set_state(state["rng"])
-        if self.ema is not None:
-            if "ema" not in state:
-                raise ValueError("the saved state has no EMA weights but train.ema_decay is set")
-            self.ema.load_state_dict(state["ema"])
-
-    def eval_generator(self) -> UNetGenerator:
-        return self.ema.model if self.ema is not None else self.G
+    def saved_networks(self) -> dict[str, torch.nn.Module]:
+        return {"generator_model": self.G, "discriminator": self.D}
 
     # ---- samples and export -----------------------------------------------------------------
 
