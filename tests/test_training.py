@@ -205,6 +205,23 @@ def test_resume_continues_to_more_steps_and_refuses_model_changes(tiny_dataset: 
                                  "generator.base_channels=4"), resume=True)
 
 
+@pytest.mark.parametrize("config_name", ["test_autoencoder.toml", "test_simple_gan.toml"])
+def test_resuming_a_finished_run_keeps_its_export(config_name: str, tiny_dataset: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "done"
+    train_experiment(_config(config_name, tiny_dataset, out, "train.steps=2"))
+    exported = {p: p.stat().st_mtime_ns for p in (out / "model").rglob("*") if p.is_file()}
+    assert json.loads((out / "model" / "pipeline.json").read_text())["training"]["final"] is True
+    capsys.readouterr()
+    train_experiment(_config(config_name, tiny_dataset, out, "train.steps=2"), resume=True)
+    assert "already finished at step 2" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in (out / "model").rglob("*") if p.is_file()} == exported
+    # An export that never completed (no pipeline.json) is redone.
+    (out / "model" / "pipeline.json").unlink()
+    train_experiment(_config(config_name, tiny_dataset, out, "train.steps=2"), resume=True)
+    assert (out / "model" / "pipeline.json").is_file()
+
+
 def test_cli_train_end_to_end(tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
     args = [f"data.root={json.dumps(str(tiny_dataset))}", f"experiment.output_dir={json.dumps(str(out))}",

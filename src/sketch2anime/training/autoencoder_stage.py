@@ -129,7 +129,7 @@ class AutoencoderStage:
         description = pipeline_description(
             "autoencoder", self.config.experiment.image_size, self.config.data.hints.downscale,
             latent_dim=model.config.latent_dim, projection_k=self.config.train.projection_k,
-            training={**meta, "dataset": str(self.config.data.root), "bank_size": len(bank)},
+            training={**meta, "dataset": str(self.config.data.root), "bank_size": len(bank), "final": True},
         )
         atomic_write_text(folder / PIPELINE_FILE, json.dumps(description, indent=2, sort_keys=True))
 

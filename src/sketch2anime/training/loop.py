@@ -352,9 +352,24 @@ def run_training(config: ExperimentConfig, stage: Stage, engine: Engine, run_dir
     finally:
         logger.close()
     if engine.is_main:
-        stage.export(Path(run_dir) / "model", final=True)
+        if step == start and _final_export_done(Path(run_dir) / "model", step):
+            # Resuming a finished run: its final export is complete (pipeline.json is written last),
+            # so it is not redone (for stage 1 that would re-encode the whole latent bank).
+            logger.message(f"{run_dir} had already finished at step {step}; its model export is kept")
+        else:
+            stage.export(Path(run_dir) / "model", final=True)
     engine.barrier()
     return step
+
+
+def _final_export_done(folder: Path, step: int) -> bool:
+    from ..inference import read_pipeline_description
+
+    try:
+        training = read_pipeline_description(folder).get("training", {})
+    except (OSError, ValueError):
+        return False
+    return training.get("final") is True and training.get("step") == step
 
 
 # ---------------------------------------------------------------------------------------------
