@@ -450,7 +450,7 @@ def write_comparison(doc_path: Path, metrics_path: Path, budget_path: Path | Non
              f"- Data: `{result['dataset']['path']}`, {p['n_evaluated']} of {p['n_val_total']} held-out validation "
              f"images at {p['image_size']} px; clean sketch `{p['clean_sketch_extractor']}`; hints and rough sketches "
              f"seeded per image (seed {p['seed']}, fingerprint `{p['fingerprint'][:16]}`).",
-             f"- Hardware: {hw.get('gpu') or hw.get('processor')} ({hw.get('cpu_count')} CPUs, {hw.get('platform')}), "
+             f"- Hardware: {hw.get('gpu') or hw.get('cpu_model') or hw.get('processor')} ({hw.get('cpu_count')} CPUs, {hw.get('platform')}), "
              f"torch {hw.get('torch')} with {hw.get('torch_threads')} threads, device {hw.get('device')}.",
              f"- {_fid_line(result)}", ""]
     if budget_path is not None and Path(budget_path).is_file():
@@ -467,6 +467,10 @@ def write_comparison(doc_path: Path, metrics_path: Path, budget_path: Path | Non
                   "Gatys style transfer is an optimisation per image, far too slow on a CPU for the whole split, so "
                   "all models are scored again on the same subset. Its features are HED-VGG16 features (not "
                   "ImageNet VGG); its style image is a seeded random training image; it ignores hints.", ""]
+        if subset.get("feature_extractor", {}).get("extractor") == "hed-vgg":
+            lines += ["Its FID/KID here flatter it: the optimisation matches Gram statistics of the very HED-VGG16 "
+                      "layers the FID/KID features come from, and 32 images are far too few for FID. Read its SSIM, "
+                      "hint and line columns, not its FID.", ""]
         for skipped in subset.get("skipped_models", []):
             lines += [f"Skipped `{skipped['model']}`: {skipped['reason']}", ""]
         lines += [markdown_table(*main_table(subset)), ""]
