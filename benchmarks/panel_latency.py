@@ -53,7 +53,7 @@ def measure(model: str, strokes: int, hint_every: int, timeout_s: float) -> dict
 
 
 def latency_table(samples: dict[str, list[float]]) -> tuple[str, Summary]:
-    labels = {"update": "whole update, as the page measures it (encode 2 x 512 px PNG, upload, server, decode, draw)",
+    labels = {"update": "whole update, as the page measures it (encode 512 px sketch + 128 px hint PNG, upload, server, decode, draw)",
               "model": "model call inside the server (prepare + generate + 64 px output)"}
     rows, summaries = [], {}
     for key, label in labels.items():

@@ -147,6 +147,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", action="append", default=None, help="model folder or 'default' (repeatable)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: 1 on machines with up to 4 cores, where the browser "
+                        "shares them; else torch's default)")
 
 
 def _run_serve(args: argparse.Namespace) -> int:

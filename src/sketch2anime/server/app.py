@@ -209,10 +209,11 @@ def serve_command(args: argparse.Namespace) -> int:
     """Load every ``--model`` (default: the shipped model) and run the panel until Ctrl+C."""
     import uvicorn
 
-    from ..inference import Sketch2AnimePipeline
+    from ..inference import Sketch2AnimePipeline, set_serving_threads
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
+    threads = set_serving_threads(getattr(args, "threads", None))
     specs = list(args.model or ["default"])
     pipelines = {}
     for name, spec in zip(_model_names(specs), specs):
@@ -224,6 +225,7 @@ def serve_command(args: argparse.Namespace) -> int:
               "(there is no login)", flush=True)
     app = create_app(pipelines)
     shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"sketch2anime panel: http://{shown}:{args.port}/  (Ctrl+C to stop)", flush=True)
+    print(f"sketch2anime panel: http://{shown}:{args.port}/  (Ctrl+C to stop; {threads} torch CPU thread"
+          f"{'s' if threads > 1 else ''})", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -3,6 +3,9 @@
 import { Drawing, SIZE, canvasBlob, loadImage, parseHex } from "/static/drawing.js";
 
 const DEBOUNCE_MS = 150;
+// Hints live on a grid 4x coarser than the model (16 px for a 64 px model, 128 for a 512 px one), so
+// live updates send the hint layer at 128 px: a 512 px PNG would cost encoding and decoding for nothing.
+const HINT_UPLOAD_SIZE = 128;
 const SWATCHES = ["#2b2b3a", "#f2d36b", "#c8503c", "#e58fb1", "#5a7fd6", "#6bb36b", "#f6dcc8", "#ffffff"];
 
 const $ = (id) => document.getElementById(id);
@@ -119,7 +122,7 @@ function currentSeed() {
 async function inputForm() {
   const form = new FormData();
   form.append("sketch", await drawing.sketchBlob(), "sketch.png");
-  form.append("hint", await drawing.hintBlob(), "hint.png");
+  form.append("hint", await drawing.hintBlob(HINT_UPLOAD_SIZE), "hint.png");
   form.append("projection", $("projection").value);
   form.append("seed", String(currentSeed()));
   if (state.model) form.append("model", state.model);

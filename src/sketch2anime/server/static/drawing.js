@@ -180,7 +180,16 @@ export class Drawing {
   }
 
   sketchBlob() { return canvasBlob(this.sketchOnWhite()); }
-  hintBlob() { return canvasBlob(this.canvases.hint); }
+  /** The hint layer as PNG; with `side` < SIZE shrunk first (the canvas averages premultiplied colour). */
+  hintBlob(side = SIZE) {
+    if (side >= SIZE) return canvasBlob(this.canvases.hint);
+    const small = document.createElement("canvas");
+    small.width = small.height = side;
+    const cx = small.getContext("2d");
+    cx.imageSmoothingQuality = "high";
+    cx.drawImage(this.canvases.hint, 0, 0, side, side);
+    return canvasBlob(small);
+  }
 
   /** Load line art: fit it in the square, then turn brightness into ink alpha (paper -> transparent). */
   async upload(file) {
