@@ -15,16 +15,12 @@ from pathlib import Path
 
 import torch
 
+from sketch2anime.evaluation.evaluate import cpu_model as package_cpu_model
+
 
 def cpu_model() -> str:
     """The ``model name`` line of /proc/cpuinfo (Linux), else whatever ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
+    return package_cpu_model() or platform.processor() or platform.machine() or "unknown"
 
 
 def usable_cpus() -> int:

@@ -326,7 +326,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _cpu_model() -> str | None:
+def cpu_model() -> str | None:
     """The ``model name`` of /proc/cpuinfo (Linux); None elsewhere."""
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
@@ -339,7 +339,7 @@ def _cpu_model() -> str | None:
 
 def _hardware(device: torch.device) -> dict[str, Any]:
     info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_model": _cpu_model(),
+            "cpu_model": cpu_model(),
             "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "device": str(device)}
     if device.type == "cuda":
