@@ -476,14 +476,9 @@ def write_comparison(doc_path: Path, metrics_path: Path, budget_path: Path | Non
         lines += [markdown_table(*main_table(subset)), ""]
     doc_path = Path(doc_path)
     doc_path.parent.mkdir(parents=True, exist_ok=True)
-    grid = Path(metrics_path).parent / result.get("files", {}).get("grid", "grid.png")
-    if grid.is_file():  # the doc carries its own copy: run folders are not committed
-        shown = doc_path.parent / "images" / f"{doc_path.stem}_grid.png"
-        shown.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(shown, grid.read_bytes())
-        lines += ["## Image grid", "", "First validation images; columns: sketch, hint, target, then each model "
-                  "(clean sketch above, the roughest below).", "",
-                  f"![comparison grid]({shown.relative_to(doc_path.parent).as_posix()})", ""]
-    lines += ["## Files", "", f"Full report: `{Path(metrics_path).parent / 'report.md'}`.", ""]
+    # The grid is not copied next to the doc: its target column and hints are dataset images, which
+    # may be used for research but not redistributed with the project.
+    lines += ["## Files", "", f"Full report and image grid (it shows the dataset's images, so it stays in the run "
+              f"folder): `{Path(metrics_path).parent / 'report.md'}`, `{Path(metrics_path).parent / 'grid.png'}`.", ""]
     atomic_write_text(doc_path, "\n".join(lines))
     return doc_path
