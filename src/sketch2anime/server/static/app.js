@@ -16,7 +16,7 @@ const resultCtx = resultCanvas.getContext("2d");
 const state = {
   models: [], model: null, upscalers: [],
   seq: 0, applied: 0, inFlight: false, pending: false, timer: 0,
-  result: null, // {blob, image, projected: Blob | null}, all at the model's resolution
+  result: null, // {blob, projected: Blob | null}, both at the model's resolution
 };
 
 const drawing = new Drawing(
@@ -172,7 +172,7 @@ async function showResult(blob, projectedUrl) {
   resultCtx.drawImage(image, 0, 0, SIZE, SIZE);
   // projectedUrl: a data URL, null (model without projection), or undefined (keep the current one).
   const projected = projectedUrl ? dataUrlToBlob(projectedUrl) : projectedUrl === null ? null : state.result?.projected ?? null;
-  state.result = { blob, image, projected };
+  state.result = { blob, projected };
   if (projectedUrl) shadow.src = projectedUrl;
   else if (projectedUrl === null) shadow.removeAttribute("src");
   updateShadow();
