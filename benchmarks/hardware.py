@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from sketch2anime.evaluation.evaluate import cpu_model as package_cpu_model
+from sketch2anime.runtime import cpu_model as package_cpu_model
 
 
 def cpu_model() -> str:

@@ -216,3 +216,29 @@ def test_bank_load_errors(tmp_path):
     json_path.write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="does not match"):
         LatentBank.load(tmp_path / "b")
+
+
+def test_excluded_rows_are_never_neighbours_and_strengths_per_row() -> None:
+    from sketch2anime.models.projection import LatentBank, project
+
+    g = torch.Generator().manual_seed(0)
+    latents = torch.randn(30, 6, generator=g)
+    bank = LatentBank(latents, [f"r{i}" for i in range(30)])
+    queries = latents[:3].clone()
+    # Without exclusion, a query that is a bank row projects onto itself.
+    same = project(queries, bank, k=4, strength=1.0)
+    assert torch.allclose(same, queries, atol=5e-3)
+    out, details = project(queries, bank, k=4, strength=1.0, exclude=[{0}, {1, 5}, set()], return_details=True)
+    assert 0 not in details.indices[0].tolist() and not {1, 5} & set(details.indices[1].tolist())
+    assert float((out[0] - queries[0]).norm()) > 0.1  # it had to move to other rows
+    assert torch.allclose(out[2], queries[2], atol=5e-3)  # nothing excluded for the third
+    # Per-row strengths: 0 keeps the latent, 1 gives the manifold point, 0.5 lies half way.
+    strengths = torch.tensor([0.0, 1.0, 0.5], dtype=torch.float64)
+    mixed, d = project(queries, bank, k=4, strength=strengths, exclude=[{0}, {1}, {2}], return_details=True)
+    assert torch.allclose(mixed[0], queries[0])
+    assert torch.allclose(mixed[1], d.manifold[1], atol=1e-5)
+    assert torch.allclose(mixed[2], 0.5 * (queries[2] + d.manifold[2]), atol=1e-5)
+    with pytest.raises(ValueError, match="one collection of rows per query"):
+        project(queries, bank, k=4, exclude=[{0}])
+    with pytest.raises(ValueError, match="per-query strengths"):
+        project(queries, bank, k=4, strength=torch.tensor([0.1, 2.0, 0.3]))

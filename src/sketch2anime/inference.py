@@ -146,6 +146,16 @@ def _load_sketch2anime(folder: Path, description: dict[str, Any]) -> dict[str, A
     }
 
 
+def _load_guided(folder: Path, description: dict[str, Any]) -> dict[str, Any]:
+    from .models.projection import LatentBank
+
+    return {
+        "autoencoder": load_model(folder / "autoencoder", expected_type="sketch_autoencoder"),
+        "generator": load_model(folder / "generator", expected_type="guided_unet"),
+        "bank": LatentBank.load(folder / BANK_STEM),
+    }
+
+
 def _load_generator_only(folder: Path, description: dict[str, Any]) -> dict[str, Any]:
     return {"generator": load_model(folder / "generator")}
 
@@ -161,6 +171,12 @@ def _run_latent_generator(pipe: "Sketch2AnimePipeline", sketch: torch.Tensor, hi
     return generator(z, hint, decoded if generator.config.use_decoded_sketch else None)
 
 
+def _run_guided_generator(pipe: "Sketch2AnimePipeline", sketch: torch.Tensor, hint: torch.Tensor,
+                          z: torch.Tensor | None, decoded: torch.Tensor | None) -> torch.Tensor:
+    generator = pipe.generator
+    return generator(sketch, decoded, hint, z if generator.config.latent_dim > 0 else None)
+
+
 def _run_sketch_generator(pipe: "Sketch2AnimePipeline", sketch: torch.Tensor, hint: torch.Tensor,
                           z: torch.Tensor | None, decoded: torch.Tensor | None) -> torch.Tensor:
     return pipe.generator(sketch, hint)
@@ -168,6 +184,7 @@ def _run_sketch_generator(pipe: "Sketch2AnimePipeline", sketch: torch.Tensor, hi
 
 PIPELINE_LOADERS: dict[str, Callable[[Path, dict[str, Any]], dict[str, Any]]] = {
     "sketch2anime": _load_sketch2anime,
+    "guided": _load_guided,
     "simple_gan": _load_generator_only,
     "autoencoder": _load_autoencoder_only,
     "pix2pix": _load_generator_only,
@@ -175,6 +192,7 @@ PIPELINE_LOADERS: dict[str, Callable[[Path, dict[str, Any]], dict[str, Any]]] = 
 }
 GENERATOR_RUNNERS: dict[str, Callable[..., torch.Tensor]] = {
     "sketch2anime": _run_latent_generator,
+    "guided": _run_guided_generator,
     "simple_gan": _run_sketch_generator,
     "pix2pix": _run_sketch_generator,
     "cyclegan": _run_sketch_generator,
@@ -327,13 +345,14 @@ class Sketch2AnimePipeline:
     def _latents(self, sketch: torch.Tensor, projection: float) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if not self.uses_projection:
             return None, None
+        from .models.guide import encode_sketch, guide_from_latent
         from .models.projection import project
 
-        z = self.autoencoder.encode(sketch).float()
+        z = encode_sketch(self.autoencoder, sketch)
         if projection > 0:
             z = project(z.cpu(), self.bank, k=self.projection_k, strength=projection,
                         reg=self.projection_reg).to(self.device)
-        return z, self.autoencoder.decode_sketch(z)
+        return z, guide_from_latent(self.autoencoder, z, self.image_size)
 
     def generate_tensors(self, sketch: torch.Tensor, hint: torch.Tensor | None = None, projection: float = 0.5,
                          seed: int | None = None) -> dict[str, torch.Tensor | None]:
@@ -418,6 +437,8 @@ class Sketch2AnimePipeline:
             raise ValueError("variations need an integer seed, got None")
         sketch_tensor, hint_tensor, size = self.prepare(sketch, hint)
         sketch_tensor, hint_tensor = self._check_tensors(sketch_tensor, hint_tensor)
+        from .models.guide import guide_from_latent
+
         rng = torch.Generator().manual_seed(seed)
         pictures = []
         with torch.inference_mode():
@@ -427,7 +448,7 @@ class Sketch2AnimePipeline:
                 shift = (0, 0)
                 if index > 0 and self.uses_projection:
                     z = self._varied_latent(sketch_tensor, projection, rng)
-                    decoded = self.autoencoder.decode_sketch(z)
+                    decoded = guide_from_latent(self.autoencoder, z, self.image_size)
                 elif index > 0:
                     shift = tuple(int(v) for v in torch.randint(-3, 4, (2,), generator=rng))
                     shifted = _shift(sketch_tensor, shift, fill=1.0)
@@ -441,7 +462,9 @@ class Sketch2AnimePipeline:
         from .models.projection import projection_weights
 
         bank = self.bank
-        z = self.autoencoder.encode(sketch).float().cpu()
+        from .models.guide import encode_sketch
+
+        z = encode_sketch(self.autoencoder, sketch).cpu()
         spread = bank.latents.std(0) if len(bank) > 1 else torch.zeros(bank.dim)
         z = z + 0.1 * spread * torch.randn(z.shape, generator=rng)
         k = min(self.projection_k, len(bank))

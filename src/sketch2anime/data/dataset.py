@@ -6,7 +6,10 @@ Each item is a dict::
     sketch        (1, S, S) float32 in [-1, 1]   clean sketch (paper +1, ink -1), one of the image's
                                                  extractors chosen at random
     rough_sketch  (1, S, S)                      roughened copy (``roughen``) with probability
-                                                 ``rough_probability``, else the clean sketch
+                                                 ``rough_probability``, else the clean sketch;
+                                                 then restyled (``line_style.restyle``: width,
+                                                 darkness, blur, binarising, noise) with
+                                                 probability ``line_style_probability``
     hint          (4, S/d, S/d)                  simulated colour hints (``hint_to_tensor``)
     index         int, id  str
 
@@ -31,6 +34,7 @@ from torch.utils.data import Dataset
 from .hints import HintConfig, hint_to_tensor, simulate_hints
 from .image_io import rgb_to_tensor, sketch_to_tensor
 from .manifest import DatasetInfo, ManifestRecord, read_dataset_info, read_manifest
+from .line_style import LineStyleConfig, restyle
 from .rough import RoughSketchConfig, roughen
 
 SPLITS = ("train", "val", "all")
@@ -43,8 +47,8 @@ class DatasetConfig:
 
     root: the prepared folder. split: "train", "val" or "all". extractors: sketch kinds to draw
     from (empty = all the dataset has). rough_probability: share of items whose ``rough_sketch`` is
-    roughened. flip: random horizontal flips. in_memory: decode every PNG once at start (15k 64 px
-    images take ~300 MB). fixed: evaluation mode (randomness from (seed, index) only). limit: use
+    roughened. line_style_probability: share whose ``rough_sketch`` is restyled. flip: random
+    horizontal flips. in_memory: decode every PNG once at start (15k 64 px images take ~300 MB). fixed: evaluation mode (randomness from (seed, index) only). limit: use
     only the first N images of the split (by id).
     """
 
@@ -53,6 +57,8 @@ class DatasetConfig:
     extractors: tuple[str, ...] = ()
     rough: RoughSketchConfig = field(default_factory=RoughSketchConfig)
     rough_probability: float = 0.5
+    line_style: LineStyleConfig = field(default_factory=LineStyleConfig)
+    line_style_probability: float = 0.0
     hints: HintConfig = field(default_factory=HintConfig)
     flip: bool = True
     seed: int = 0
@@ -65,6 +71,8 @@ class DatasetConfig:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         if not 0.0 <= self.rough_probability <= 1.0:
             raise ValueError(f"rough_probability must lie in [0, 1], got {self.rough_probability}")
+        if not 0.0 <= self.line_style_probability <= 1.0:
+            raise ValueError(f"line_style_probability must lie in [0, 1], got {self.line_style_probability}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
 
@@ -160,14 +168,15 @@ class PairedSketchDataset(Dataset):
         """Independent generators (extractor choice, flip, rough, hint) for item ``index``."""
         cfg = self.config
         key = [_STREAM_TAG, cfg.seed, index] if cfg.fixed else [_STREAM_TAG + 1, cfg.seed, self.epoch, index]
-        return [np.random.default_rng(child) for child in np.random.SeedSequence(key).spawn(4)]
+        # Children are indexed, so adding a stream later leaves the first ones unchanged.
+        return [np.random.default_rng(child) for child in np.random.SeedSequence(key).spawn(5)]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} images")
         index = int(index) % len(self)
         cfg = self.config
-        rng_choice, rng_flip, rng_rough, rng_hint = self.generators(index)
+        rng_choice, rng_flip, rng_rough, rng_hint, rng_style = self.generators(index)
         choices = self._choices[index]
         extractor = self.extractors[choices[int(rng_choice.integers(len(choices)))]]
         color = self.color(index)
@@ -176,6 +185,8 @@ class PairedSketchDataset(Dataset):
             color, sketch = color[:, ::-1], sketch[:, ::-1]
         color, sketch = np.ascontiguousarray(color), np.ascontiguousarray(sketch)
         rough = roughen(sketch, cfg.rough, rng_rough) if rng_rough.random() < cfg.rough_probability else sketch
+        if cfg.line_style_probability > 0 and rng_style.random() < cfg.line_style_probability:
+            rough = restyle(rough, cfg.line_style, rng_style)
         hint_rgb, mask = simulate_hints(color, cfg.hints, rng_hint)
         return {
             "image": rgb_to_tensor(color),

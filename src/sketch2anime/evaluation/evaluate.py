@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from ..checkpoint import atomic_write_bytes, atomic_write_text
 from ..models.blocks import resize_hint
+from ..runtime import cpu_model
 from .color import hint_adherence
 from .lines import line_fidelity
 from .protocol import DEFAULT_ROUGHNESS, HINT_LEVELS, EvaluationProtocol, ProtocolConfig, condition_name
@@ -324,17 +325,6 @@ def add_deltas(entries: list[dict[str, Any]]) -> None:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def cpu_model() -> str | None:
-    """The ``model name`` of /proc/cpuinfo (Linux); None elsewhere."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 def _hardware(device: torch.device) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from .autoencoder import AutoencoderConfig, SketchAutoencoder
 from .cyclegan import ResnetGenerator, ResnetGeneratorConfig
 from .discriminator import DiscriminatorConfig, PatchDiscriminator
 from .generator import GeneratorConfig, HintGenerator
+from .guided_unet import GuidedUNet, GuidedUNetConfig
 from .hed import HED, HEDConfig
 from .patchgan import PatchGAN, PatchGANConfig
 from .pix2pix import UNetConfig, UNetGenerator
@@ -16,6 +17,7 @@ from .pix2pix import UNetConfig, UNetGenerator
 MODEL_CLASSES: dict[str, tuple[type[nn.Module], type]] = {
     "sketch_autoencoder": (SketchAutoencoder, AutoencoderConfig),
     "hint_generator": (HintGenerator, GeneratorConfig),
+    "guided_unet": (GuidedUNet, GuidedUNetConfig),
     "patch_discriminator": (PatchDiscriminator, DiscriminatorConfig),
     "pix2pix_unet": (UNetGenerator, UNetConfig),
     "cyclegan_resnet": (ResnetGenerator, ResnetGeneratorConfig),

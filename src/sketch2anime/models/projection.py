@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import numbers
 from dataclasses import dataclass
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -319,12 +320,15 @@ def project(
     nonnegative: bool = False,
     return_details: bool = False,
     index: IndexKind = "exact",
+    exclude: Sequence[Collection[int]] | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, ProjectionDetails]:
     """Move ``z (N, D)`` or ``(D,)`` towards the bank's manifold: ``t z* + (1 - t) z``, ``t = strength``.
 
     ``z*`` is the sum-to-one combination of the ``k`` nearest bank latents (``k`` clamped to the
-    bank size). Returns the same shape and dtype as ``z``; with ``return_details`` also a
-    :class:`ProjectionDetails`.
+    bank size). ``strength`` is one number or one per query (an ``(N,)`` tensor). ``exclude``
+    gives, per query, bank rows that may not be neighbours (training excludes an image's own
+    sketches, or projection would hand back the latent unchanged). Returns the same shape and
+    dtype as ``z``; with ``return_details`` also a :class:`ProjectionDetails`.
     """
     if not isinstance(bank, LatentBank):
         if not isinstance(bank, torch.Tensor):
@@ -335,23 +339,25 @@ def project(
     single = z.dim() == 1
     queries = z[None] if single else z
     _check_matrix(queries, "z", bank.dim)
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= float(strength) <= 1.0:
-        raise ValueError(f"strength must be a number in [0, 1], got {strength!r}")
+    t = _check_strength(strength, queries.shape[0])
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     _check_reg(reg)
     if len(bank) == 0:
         raise ValueError("the latent bank is empty")
 
-    distances, indices = bank.knn(queries.detach(), int(k), index=index)
+    if exclude is None:
+        distances, indices = bank.knn(queries.detach(), int(k), index=index)
+    else:
+        distances, indices = _knn_excluding(bank, queries.detach(), int(k), exclude, index)
     neighbours = bank.latents[indices]  # (N, K, D)
     weights = _batched_weights(queries.detach(), neighbours, reg, nonnegative)
     manifold = (weights[:, :, None] * neighbours.to(torch.float64)).sum(1)
-    t = float(strength)
-    if t == 0.0:
+    if isinstance(t, float) and t == 0.0:
         result = queries.clone()  # exactly the raw latent
     else:
-        result = (t * manifold + (1.0 - t) * queries.to(torch.float64)).to(z.dtype)
+        t_rows = torch.as_tensor(t, dtype=torch.float64).reshape(-1, 1)
+        result = (t_rows * manifold + (1.0 - t_rows) * queries.to(torch.float64)).to(z.dtype)
     if single:
         result = result[0]
     if not return_details:
@@ -361,3 +367,35 @@ def project(
     if single:
         details = ProjectionDetails(*(getattr(details, f)[0] for f in ("indices", "weights", "distances", "manifold")))
     return result, details
+
+
+def _check_strength(strength: float | torch.Tensor, n: int) -> float | torch.Tensor:
+    """One strength in [0, 1] (a float) or one per query (an ``(n,)`` float64 tensor)."""
+    if isinstance(strength, torch.Tensor) and strength.dim() == 1:
+        if strength.shape[0] != n or not bool(((strength >= 0) & (strength <= 1)).all()):
+            raise ValueError(f"per-query strengths must be an ({n},) tensor of numbers in [0, 1], got {strength}")
+        return strength.detach().to(torch.float64).cpu()
+    if isinstance(strength, torch.Tensor) and strength.dim() == 0:
+        strength = float(strength)
+    if isinstance(strength, (bool, np.bool_)) or not isinstance(strength, numbers.Real) \
+            or not 0.0 <= float(strength) <= 1.0:
+        raise ValueError(f"strength must be a number in [0, 1], got {strength!r}")
+    return float(strength)
+
+
+def _knn_excluding(bank: LatentBank, queries: torch.Tensor, k: int, exclude: Sequence[Collection[int]],
+                   index: IndexKind) -> tuple[torch.Tensor, torch.Tensor]:
+    """k nearest rows per query, skipping that query's ``exclude`` rows (k clamped to what is left)."""
+    if len(exclude) != queries.shape[0]:
+        raise ValueError(f"exclude needs one collection of rows per query ({queries.shape[0]}), got {len(exclude)}")
+    widest = max((len(rows) for rows in exclude), default=0)
+    k_avail = min(k, len(bank) - widest)
+    if k_avail < 1:
+        raise ValueError("excluding these rows leaves no neighbours in the latent bank")
+    distances, indices = bank.knn(queries, k_avail + widest, index=index)
+    out_d = torch.empty(queries.shape[0], k_avail, dtype=distances.dtype)
+    out_i = torch.empty(queries.shape[0], k_avail, dtype=indices.dtype)
+    for row, rows in enumerate(exclude):
+        keep = [j for j in range(indices.shape[1]) if int(indices[row, j]) not in rows][:k_avail]
+        out_d[row], out_i[row] = distances[row, keep], indices[row, keep]
+    return out_d, out_i

@@ -8,6 +8,7 @@ Layout (every key optional unless marked; unknown keys are errors)::
                   [data.hints]) + batch_size, num_workers, sample_count, sample_split
     [autoencoder] AutoencoderConfig  (stage "autoencoder")
     [generator]   GeneratorConfig    (stages "generator", "simple_gan")
+    [guided_unet] GuidedUNetConfig   (stage "guided": the default model's generator)
     [discriminator] DiscriminatorConfig
     [pix2pix] UNetConfig, [cyclegan] ResnetGeneratorConfig, [patchgan] PatchGANConfig,
     [baseline] BaselineSection (stages "pix2pix", "cyclegan")
@@ -33,6 +34,7 @@ from ..models.autoencoder import AutoencoderConfig
 from ..models.cyclegan import ResnetGeneratorConfig
 from ..models.discriminator import DiscriminatorConfig
 from ..models.generator import GeneratorConfig
+from ..models.guided_unet import GuidedUNetConfig
 from ..models.patchgan import PatchGANConfig
 from ..models.pix2pix import UNetConfig
 from .losses import ADVERSARIAL_LOSSES
@@ -196,6 +198,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     autoencoder: AutoencoderConfig | None = None
     generator: GeneratorConfig | None = None
+    guided_unet: GuidedUNetConfig | None = None
     discriminator: DiscriminatorConfig | None = None
     pix2pix: UNetConfig | None = None
     cyclegan: ResnetGeneratorConfig | None = None
@@ -207,7 +210,8 @@ class ExperimentConfig:
         return Path(self.experiment.output_dir or Path("runs") / self.experiment.name)
 
 
-MODEL_SECTIONS = {"autoencoder": AutoencoderConfig, "generator": GeneratorConfig, "discriminator": DiscriminatorConfig,
+MODEL_SECTIONS = {"autoencoder": AutoencoderConfig, "generator": GeneratorConfig, "guided_unet": GuidedUNetConfig,
+                  "discriminator": DiscriminatorConfig,
                   "pix2pix": UNetConfig, "cyclegan": ResnetGeneratorConfig}
 
 

@@ -31,7 +31,7 @@ from ..inference import PIPELINE_FILE, pipeline_description, read_pipeline_descr
 from ..models.autoencoder import SketchAutoencoder
 from ..models.discriminator import DiscriminatorConfig, PatchDiscriminator
 from ..models.generator import GeneratorConfig, HintGenerator
-from ..models.projection import LatentBank, project, projection_weights
+from ..models.projection import LatentBank, project
 from .autoencoder_stage import BANK_STEM, make_optimizer
 from .config import ExperimentConfig
 from .logging import hint_to_display
@@ -118,7 +118,6 @@ class GeneratorStage(GANStageBase):
             self.rows_of: dict[str, list[int]] = {}
             for row, bank_id in enumerate(self.bank.ids):
                 self.rows_of.setdefault(bank_id.split("/", 1)[0], []).append(row)
-            self.max_rows = max(len(rows) for rows in self.rows_of.values())
 
         self.perceptual: PerceptualLoss | None = None
         if train.perceptual_weight > 0:
@@ -144,19 +143,9 @@ class GeneratorStage(GANStageBase):
     def _project_excluding(self, z: torch.Tensor, ids: list[str], strengths: torch.Tensor) -> torch.Tensor:
         """Blend each latent towards the bank manifold built from neighbours of *other* images."""
         assert self.bank is not None
-        k, reg = self.config.train.projection_k, 1e-3
-        queries = z.detach().float().cpu()
-        _, indices = self.bank.knn(queries, k + self.max_rows)
-        out = queries.clone()
-        for i, image_id in enumerate(ids):
-            own = set(self.rows_of.get(image_id, ()))
-            keep = [int(j) for j in indices[i] if int(j) not in own][:k]
-            if not keep:
-                continue
-            neighbours = self.bank.latents[keep]
-            weights = projection_weights(queries[i], neighbours, reg=reg)
-            t = float(strengths[i])
-            out[i] = t * (weights @ neighbours) + (1.0 - t) * queries[i]
+        exclude = [set(self.rows_of.get(image_id, ())) for image_id in ids]
+        out = project(z.detach().float().cpu(), self.bank, k=self.config.train.projection_k,
+                      strength=strengths.to(torch.float64), exclude=exclude)
         return out.to(z.device, z.dtype)
 
     @torch.no_grad()

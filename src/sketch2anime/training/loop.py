@@ -51,6 +51,7 @@ class Engine:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    channels_last: bool = False  # NHWC activations: what bf16 convolutions on CPUs are fast with
 
     @property
     def distributed(self) -> bool:
@@ -98,10 +99,13 @@ def setup_engine(train: TrainConfig) -> Engine:
         torch.cuda.set_device(device)
     precision = train.precision
     if precision == "auto":
-        precision = "bf16" if use_cuda else "fp32"
+        from ..runtime import fastest_cpu_precision
+
+        precision = "bf16" if use_cuda else fastest_cpu_precision()
     if world_size > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return Engine(device=device, precision=precision, rank=rank, world_size=world_size, local_rank=local_rank)
+    return Engine(device=device, precision=precision, rank=rank, world_size=world_size, local_rank=local_rank,
+                  channels_last=precision == "bf16" and not use_cuda)
 
 
 def teardown_engine(engine: Engine) -> None:
@@ -213,7 +217,11 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 # EMA and learning rate
 
 class EMA:
-    """Exponential moving average of a model's weights (buffers are copied as they are)."""
+    """Exponential moving average of a model's weights (buffers are copied as they are).
+
+    ``update(model, step)`` ramps the decay up as ``min(decay, (1 + step) / (10 + step))``: with a
+    fixed 0.999 the average of a short run is still mostly its random initialisation.
+    """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         self.decay = decay
@@ -222,10 +230,11 @@ class EMA:
             p.requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, step: int | None = None) -> None:
         source = unwrap(model)
+        decay = self.decay if step is None else min(self.decay, (1.0 + step) / (10.0 + step))
         for ema_p, p in zip(self.model.parameters(), source.parameters()):
-            ema_p.lerp_(p.detach(), 1.0 - self.decay)
+            ema_p.lerp_(p.detach(), 1.0 - decay)
         for ema_b, b in zip(self.model.buffers(), source.buffers()):
             ema_b.copy_(b)
 

@@ -42,6 +42,12 @@ def _build_generator(config: ExperimentConfig, engine: Any, run_dir: Path) -> An
     return build_sketch2anime(config, engine, run_dir)
 
 
+def _build_guided(config: ExperimentConfig, engine: Any, run_dir: Path) -> Any:
+    from .guided_stage import build
+
+    return build(config, engine, run_dir)
+
+
 def _build_simple_gan(config: ExperimentConfig, engine: Any, run_dir: Path) -> Any:
     from .generator_stage import build_simple_gan
 
@@ -63,13 +69,14 @@ def _build_cyclegan(config: ExperimentConfig, engine: Any, run_dir: Path) -> Any
 STAGES: dict[str, Callable[[ExperimentConfig, Any, Path], Any]] = {
     "autoencoder": _build_autoencoder,
     "generator": _build_generator,
+    "guided": _build_guided,
     "simple_gan": _build_simple_gan,
     "pix2pix": _build_pix2pix,
     "cyclegan": _build_cyclegan,
 }
 
 # Sections whose change makes saved weights/optimiser state meaningless for --resume.
-_FIXED_ON_RESUME = ("experiment.stage", "autoencoder", "generator", "discriminator", "pix2pix", "cyclegan", "patchgan")
+_FIXED_ON_RESUME = ("experiment.stage", "autoencoder", "generator", "guided_unet", "discriminator", "pix2pix", "cyclegan", "patchgan")
 
 
 def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -133,7 +140,10 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
         raise ConfigError(f"experiment.stage must be one of {', '.join(sorted(STAGES))}, "
                           f"got {config.experiment.stage!r}")
     if dry_run:
-        print(to_toml(experiment_to_dict(config)), end="")
+        resolved = experiment_to_dict(config)
+        # An empty output_dir means runs/<name>: print the folder the run would really write to.
+        resolved["experiment"]["output_dir"] = str(config.output_dir)
+        print(to_toml(resolved), end="")
         return 0
     run_dir = train_experiment(config, resume=resume)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -1,0 +1,304 @@
+"""Stage "guided": the Sketch2Anime guided U-Net on a frozen sketch autoencoder.
+
+Per training sample (N images of side S, the autoencoder at its own side A <= S):
+
+* the *user sketch* is the dataset's ``rough_sketch`` (roughened, partial and restyled with the
+  data section's probabilities, else the clean sketch);
+* the latent ``z`` is, in the proportions ``train.latent_mix`` = (clean, user, projected): the
+  clean sketch's latent (the guide then shows the true forms, which teaches the generator to take
+  missing or rough parts from the guide), the user sketch's latent (what inference gives at
+  t = 0), or the user latent projected towards the bank with a random strength in
+  ``train.projection_strength`` (what inference gives at t > 0; the image's own bank rows are
+  excluded, or projection would return the true sketch);
+* the *guide* is the autoencoder's decoding of ``z`` upsampled to S (``models/guide.py``).
+
+The generator sees user sketch + guide + hint (+ z). Losses: L1 to the real image, the masked hint
+loss, hinge GAN against a PatchGAN that judges (image, clean sketch, hint), discriminator feature
+matching, optional HED-VGG perceptual loss and lazy R1. Augmentation beyond the dataset's flips:
+Pix2Pix-style random jitter (``baseline.jitter_scale``) shared by image, sketches and hint.
+
+The latent bank is built once from the training set's clean sketches (all extractors) with the
+frozen encoder, saved in the run folder and reused on resume; the export is a complete pipeline
+folder (pipeline_type "guided").
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..checkpoint import CheckpointError, atomic_write_text, copy_model_folder, load_model, save_model
+from ..config import ConfigError
+from ..data.image_io import sketch_to_tensor
+from ..inference import PIPELINE_FILE, pipeline_description
+from ..models.blocks import hint_upsampled, resize_hint
+from ..models.discriminator import DiscriminatorConfig, PatchDiscriminator
+from ..models.guide import encode_sketch, guide_from_latent
+from ..models.guided_unet import GuidedUNet, GuidedUNetConfig
+from ..models.projection import LatentBank, project
+from .autoencoder_stage import BANK_STEM, make_optimizer
+from .config import ExperimentConfig
+from .gan_common import GANStageBase
+from .generator_stage import resolve_autoencoder_dir
+from .logging import hint_to_display
+from .loop import EMA, BatchStream, Engine, fixed_sample_batch, training_dataset
+from .losses import (
+    PerceptualLoss,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+    masked_hint_loss,
+    r1_penalty,
+)
+from .pix2pix_stage import random_jitter
+
+PIPELINE_TYPE = "guided"
+
+
+def _requires_grad(module: torch.nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+@torch.inference_mode()
+def encode_dataset_bank(autoencoder: torch.nn.Module, dataset: Any, batch_size: int = 256) -> LatentBank:
+    """Every clean training sketch (every extractor) -> latent bank with ids "<id>/<extractor>"."""
+    ids: list[str] = []
+    latents: list[torch.Tensor] = []
+    pending: list[torch.Tensor] = []
+    device = next(autoencoder.parameters()).device
+
+    def flush() -> None:
+        if pending:
+            latents.append(encode_sketch(autoencoder, torch.stack(pending).to(device)).cpu())
+            pending.clear()
+
+    for index, record in enumerate(dataset.records):
+        for extractor in dataset.extractors:
+            if record.sketch_path(extractor):
+                pending.append(sketch_to_tensor(dataset.clean_sketch(index, extractor)))
+                ids.append(f"{record.id}/{extractor}")
+                if len(pending) >= batch_size:
+                    flush()
+    flush()
+    if not ids:
+        raise ValueError(f"{dataset.root} has no training sketches to build the latent bank from")
+    return LatentBank(torch.cat(latents), ids)
+
+
+class GuidedStage(GANStageBase):
+    def __init__(self, config: ExperimentConfig, engine: Engine, run_dir: Path) -> None:
+        self.config, self.engine, self.run_dir = config, engine, run_dir
+        train, size = config.train, config.experiment.image_size
+        device = engine.device
+        self.ae_folder = resolve_autoencoder_dir(config.experiment.autoencoder_dir)
+        try:
+            ae = load_model(self.ae_folder / "autoencoder", expected_type="sketch_autoencoder")
+        except CheckpointError as exc:
+            raise ConfigError(f"experiment.autoencoder_dir: {exc}") from None
+        if size % ae.config.image_size != 0:
+            raise ConfigError(f"the autoencoder in {self.ae_folder} works at {ae.config.image_size}px; the "
+                              f"experiment's {size}px must be a whole multiple of that")
+        g_cfg = config.guided_unet or GuidedUNetConfig(image_size=size, hint_downscale=config.data.hints.downscale,
+                                                       latent_dim=ae.config.latent_dim)
+        if g_cfg.image_size != size:
+            raise ConfigError(f"guided_unet.image_size {g_cfg.image_size} differs from experiment.image_size {size}")
+        if g_cfg.hint_downscale != config.data.hints.downscale:
+            raise ConfigError(f"guided_unet.hint_downscale {g_cfg.hint_downscale} differs from "
+                              f"data.hints.downscale {config.data.hints.downscale}")
+        if g_cfg.latent_dim not in (0, ae.config.latent_dim):
+            raise ConfigError(f"guided_unet.latent_dim must be 0 or the autoencoder's {ae.config.latent_dim}, "
+                              f"got {g_cfg.latent_dim}")
+        disc_cfg = config.discriminator or DiscriminatorConfig(image_size=size)
+        if disc_cfg.image_size != size:
+            raise ConfigError(f"discriminator.image_size {disc_cfg.image_size} differs from experiment.image_size {size}")
+
+        self.autoencoder = ae.to(device).eval()
+        _requires_grad(self.autoencoder, False)
+        self.stream = BatchStream(training_dataset(config), config.data.batch_size, config.experiment.seed,
+                                  engine, config.data.num_workers)
+        self.bank = self._load_or_build_bank()
+        self.rows_of: dict[str, set[int]] = {}
+        for row, bank_id in enumerate(self.bank.ids):
+            self.rows_of.setdefault(bank_id.split("/", 1)[0], set()).add(row)
+
+        self.perceptual: PerceptualLoss | None = None
+        if train.perceptual_weight > 0:
+            from ..weights import load_pretrained_hed  # raises MissingWeightsError with the fix
+
+            self.perceptual = PerceptualLoss(load_pretrained_hed(train.hed_weights or None),
+                                             tuple(train.perceptual_layers)).to(device)
+        self.G = GuidedUNet(g_cfg).to(device)
+        self.D = PatchDiscriminator(disc_cfg).to(device)
+        if engine.channels_last:
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
+        self.g_net, self.d_net = engine.wrap(self.G), engine.wrap(self.D)
+        self.opt_g = make_optimizer(self.G.parameters(), config, train.lr)
+        self.opt_d = make_optimizer(self.D.parameters(), config, train.lr_discriminator or train.lr)
+        self.ema = EMA(self.G, train.ema_decay) if train.ema_decay else None
+        self.generator = torch.Generator().manual_seed(config.experiment.seed + 5 + 7919 * engine.rank)
+        self.samples = fixed_sample_batch(config, engine) if engine.is_main else None
+        self.step = 0
+
+    def _load_or_build_bank(self) -> LatentBank:
+        stem = self.run_dir / "bank" / BANK_STEM
+        if stem.with_suffix(".json").is_file():
+            return LatentBank.load(stem)
+        bank = encode_dataset_bank(self.autoencoder, self.stream.dataset)
+        if self.engine.is_main:
+            bank.save(stem)
+        return bank
+
+    # ---- conditioning -----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def condition(self, clean: torch.Tensor, user: torch.Tensor, ids: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z (N, D), guide (N, 1, S, S)) with this stage's random mix of latent sources."""
+        n, train = clean.shape[0], self.config.train
+        mix = torch.tensor(train.latent_mix, dtype=torch.float64)
+        choice = torch.multinomial(mix, n, replacement=True, generator=self.generator)  # 0 clean, 1 user, 2 projected
+        low, high = train.projection_strength
+        strengths = low + (high - low) * torch.rand(n, generator=self.generator, dtype=torch.float64)
+        source = torch.where((choice == 0).to(clean.device)[:, None, None, None], clean, user)
+        z = encode_sketch(self.autoencoder, source)
+        rows = (choice == 2).nonzero().flatten().tolist()
+        if rows:
+            exclude = [self.rows_of.get(ids[i], set()) for i in rows]
+            projected = project(z[rows].cpu(), self.bank, k=train.projection_k, strength=strengths[rows],
+                                exclude=exclude)
+            z[rows] = projected.to(z.device, z.dtype)
+        return z, guide_from_latent(self.autoencoder, z, clean.shape[-1])
+
+    def _jitter(self, image: torch.Tensor, clean: torch.Tensor, user: torch.Tensor,
+                hint: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        scale = self.config.baseline.jitter_scale
+        if scale <= 1.0:
+            return image, clean, user, hint
+        size, hint_size = image.shape[-1], hint.shape[-1]
+        image, clean, user, full = random_jitter(
+            [(image, "bilinear"), (clean, "bilinear"), (user, "bilinear"), (hint_upsampled(hint, size), "nearest")],
+            scale, self.generator)
+        small = resize_hint(full, hint_size)
+        mask = (small[:, 3:4] >= 0.5).to(small.dtype)  # hints stay binary, as users draw them
+        return image, clean, user, torch.cat([small[:, :3] * mask, mask], dim=1)
+
+    def _d_inputs(self, sketch: torch.Tensor, hint: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        channels = self.D.config.in_channels
+        return (sketch if channels in (4, 8) else None), (hint if channels in (7, 8) else None)
+
+    def _as_input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.engine.channels_last else x
+
+    # ---- loop interface ---------------------------------------------------------------------
+
+    def train_step(self, batch: dict[str, Any], step: int) -> dict[str, torch.Tensor]:
+        train = self.config.train
+        image, clean, user, hint = self._jitter(batch["image"], batch["sketch"], batch["rough_sketch"], batch["hint"])
+        z, guide = self.condition(clean, user, [str(i) for i in batch["id"]])
+        latent = z if self.G.config.latent_dim > 0 else None
+        d_sketch, d_hint = self._d_inputs(clean, hint)
+        self.G.train()
+        self.D.train()
+        with self.engine.autocast():
+            fake = self.g_net(self._as_input(user), self._as_input(guide), hint, latent)
+
+        _requires_grad(self.D, True)
+        do_r1 = train.r1_gamma > 0 and step % train.r1_every == 0
+        real = image.detach().requires_grad_(do_r1)
+        both_sketch = torch.cat([d_sketch, d_sketch]) if d_sketch is not None else None
+        both_hint = torch.cat([d_hint, d_hint]) if d_hint is not None else None
+        with self.engine.autocast():
+            logits, _ = self.d_net(self._as_input(torch.cat([real, fake.detach().float()])), both_sketch, both_hint)
+        real_logits, fake_logits = logits.float().chunk(2)
+        d_loss = discriminator_loss(real_logits, fake_logits, train.adversarial)
+        losses = {"d_loss": d_loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        total_d = d_loss
+        if do_r1:
+            r1 = r1_penalty(real_logits, real)
+            total_d = total_d + 0.5 * train.r1_gamma * train.r1_every * r1
+            losses["r1"] = r1.detach()
+        self.opt_d.zero_grad(set_to_none=True)
+        total_d.backward()
+        if train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.D.parameters(), train.grad_clip)
+        self.opt_d.step()
+
+        _requires_grad(self.D, False)
+        fake32 = fake.float()
+        with self.engine.autocast():
+            fake_logits, fake_features = self.D(self._as_input(fake32), d_sketch, d_hint)
+            adv = generator_adversarial_loss(fake_logits.float(), train.adversarial)
+            total_g = train.adversarial_weight * adv
+            losses["g_adv"] = adv.detach()
+            if train.feature_matching_weight > 0:
+                with torch.no_grad():
+                    _, real_features = self.D(self._as_input(image), d_sketch, d_hint)
+                fm = feature_matching_loss(fake_features, real_features)
+                total_g = total_g + train.feature_matching_weight * fm
+                losses["fm"] = fm.detach()
+            if self.perceptual is not None:
+                perceptual = self.perceptual(fake32, image)
+                total_g = total_g + train.perceptual_weight * perceptual
+                losses["perceptual"] = perceptual.detach()
+        l1 = F.l1_loss(fake32, image)
+        hint_loss = masked_hint_loss(fake32, hint)
+        total_g = total_g + train.l1_weight * l1 + train.hint_weight * hint_loss
+        losses.update({"l1": l1.detach(), "hint": hint_loss.detach(), "g_loss": total_g.detach()})
+        self.opt_g.zero_grad(set_to_none=True)
+        total_g.backward()
+        if train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.G.parameters(), train.grad_clip)
+        self.opt_g.step()
+        if self.ema is not None:
+            self.ema.update(self.G, step)
+        self.step = step + 1
+        return losses
+
+    def saved_networks(self) -> dict[str, torch.nn.Module]:
+        return {"generator_model": self.G, "discriminator": self.D}
+
+    # ---- samples and export -----------------------------------------------------------------
+
+    @torch.inference_mode()
+    def sample_columns(self) -> list[torch.Tensor]:
+        """user sketch | hint | guide at t = sample_projection | output | target."""
+        batch = self.samples
+        user, hint, image = batch["rough_sketch"], batch["hint"], batch["image"]
+        generator = self.eval_generator()
+        was_training = generator.training
+        generator.eval()
+        size = image.shape[-1]
+        z = encode_sketch(self.autoencoder, user)
+        t = self.config.train.sample_projection
+        if t > 0:
+            z = project(z.cpu(), self.bank, k=self.config.train.projection_k, strength=t).to(z.device)
+        guide = guide_from_latent(self.autoencoder, z, size)
+        output = generator(user, guide, hint, z if generator.config.latent_dim > 0 else None)
+        generator.train(was_training)
+        return [user, hint_to_display(hint, size), guide, output.float(), image]
+
+    def export(self, folder: Path, final: bool) -> None:
+        """A complete pipeline folder: autoencoder/, latent_bank.*, generator/, pipeline.json (last)."""
+        generator = self.eval_generator()
+        meta = {"experiment": self.config.experiment.name, "step": self.step}
+        if not (folder / "autoencoder" / "config.json").is_file():
+            copy_model_folder(self.ae_folder / "autoencoder", folder / "autoencoder")
+        if not (folder / f"{BANK_STEM}.json").is_file():
+            self.bank.save(folder / BANK_STEM, storage="float16")
+        save_model(generator, folder / "generator", meta=meta)
+        description = pipeline_description(
+            PIPELINE_TYPE, self.config.experiment.image_size, self.G.config.hint_downscale,
+            latent_dim=self.autoencoder.config.latent_dim, projection_k=self.config.train.projection_k,
+            training={**meta, "dataset": str(self.config.data.root), "final": final,
+                      "autoencoder": str(self.ae_folder), "bank_size": len(self.bank)},
+        )
+        atomic_write_text(folder / PIPELINE_FILE, json.dumps(description, indent=2, sort_keys=True))
+
+
+def build(config: ExperimentConfig, engine: Engine, run_dir: Path) -> GuidedStage:
+    return GuidedStage(config, engine, run_dir)

@@ -1,0 +1,191 @@
+"""The guided U-Net (the default model's generator), its guide, and its training stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import draw_face
+from sketch2anime.checkpoint import read_tensors
+from sketch2anime.config import ConfigError
+from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
+from sketch2anime.inference import Sketch2AnimePipeline
+from sketch2anime.models.autoencoder import AutoencoderConfig, SketchAutoencoder
+from sketch2anime.models.guide import autoencoder_input, encode_sketch, guide_from_latent
+from sketch2anime.models.guided_unet import GuidedUNet, GuidedUNetConfig
+from sketch2anime.models.projection import LatentBank
+from sketch2anime.training.config import load_experiment
+from sketch2anime.training.run import train_experiment
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _prepared(tmp_path_factory: pytest.TempPathFactory, size: int) -> Path:
+    source = tmp_path_factory.mktemp(f"faces{size}")
+    for i in range(10):
+        draw_face(size, i).save(source / f"face_{i:02d}.png")
+    out = tmp_path_factory.mktemp("data") / f"tiny{size}"
+    prepare_dataset(source, out, PrepareConfig(size=size, extractors=("detail", "xdog"), val_fraction=0.2, workers=1),
+                    progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def autoencoder64(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stage-1 run at 64 px: the guided stage below runs at 128 px on top of it."""
+    torch.set_num_threads(1)
+    dataset = _prepared(tmp_path_factory, 64)
+    out = tmp_path_factory.mktemp("runs") / "ae"
+    train_experiment(load_experiment(CONFIGS / "test_autoencoder.toml", [
+        f"data.root={json.dumps(str(dataset))}", f"experiment.output_dir={json.dumps(str(out))}", "train.steps=4"]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def dataset128(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _prepared(tmp_path_factory, 128)
+
+
+def _guided_config(dataset: Path, ae: Path, out: Path, *extra: str):
+    return load_experiment(CONFIGS / "test_guided.toml", [
+        f"data.root={json.dumps(str(dataset))}", f"experiment.output_dir={json.dumps(str(out))}",
+        f"experiment.autoencoder_dir={json.dumps(str(ae))}", *extra])
+
+
+# ---- the network ----------------------------------------------------------------------------
+
+def _inputs(n: int = 2, size: int = 64, hint_size: int = 16, latent: int = 8):
+    g = torch.Generator().manual_seed(0)
+    return (torch.rand(n, 1, size, size, generator=g) * 2 - 1, torch.rand(n, 1, size, size, generator=g) * 2 - 1,
+            torch.zeros(n, 4, hint_size, hint_size), torch.randn(n, latent, generator=g))
+
+
+def test_guided_unet_shapes_and_range() -> None:
+    net = GuidedUNet(GuidedUNetConfig(image_size=64, latent_dim=8, base_channels=4, max_channels=16, depth=3))
+    sketch, guide, hint, z = _inputs()
+    out = net(sketch, guide, hint, z)
+    assert out.shape == (2, 3, 64, 64)
+    assert float(out.detach().abs().max()) <= 1.0
+
+
+def test_guided_unet_uses_every_input() -> None:
+    """Changing the user sketch, the guide, the hint or z each changes the picture."""
+    torch.manual_seed(0)
+    net = GuidedUNet(GuidedUNetConfig(image_size=64, latent_dim=8, base_channels=4, max_channels=16, depth=3))
+    for block in net.middle:  # FiLM starts as the identity; give z a real effect for this check
+        torch.nn.init.normal_(block.film.weight, std=0.5)
+    sketch, guide, hint, z = _inputs()
+    hinted = hint.clone()
+    hinted[:, :3, 4:8, 4:8] = 0.8
+    hinted[:, 3, 4:8, 4:8] = 1.0
+    base = net(sketch, guide, hint, z)
+    for changed in (net(-sketch, guide, hint, z), net(sketch, -guide, hint, z), net(sketch, guide, hinted, z),
+                    net(sketch, guide, hint, -z)):
+        assert float((changed - base).detach().abs().mean()) > 1e-3
+
+
+def test_guided_unet_refuses_bad_inputs() -> None:
+    net = GuidedUNet(GuidedUNetConfig(image_size=64, latent_dim=8, base_channels=4, max_channels=16, depth=3))
+    sketch, guide, hint, z = _inputs()
+    with pytest.raises(ValueError, match="z of shape"):
+        net(sketch, guide, hint, None)
+    with pytest.raises(ValueError):
+        net(sketch, guide[:, :, :32, :32], hint, z)
+    with pytest.raises(ValueError):
+        net(sketch, guide, torch.zeros(2, 4, 32, 32), z)
+    no_latent = GuidedUNet(GuidedUNetConfig(image_size=64, latent_dim=0, base_channels=4, max_channels=16, depth=3))
+    assert no_latent(sketch, guide, hint).shape == (2, 3, 64, 64)
+
+
+@pytest.mark.parametrize("changes, message", [({"image_size": 96}, "power of two"), ({"depth": 5}, "depth"),
+                                              ({"hint_downscale": 32}, "hint_downscale"), ({"norm": "batch"}, "norm")])
+def test_guided_unet_config_validation(changes: dict, message: str) -> None:
+    values = {"image_size": 64, "depth": 3, **changes}
+    with pytest.raises(ConfigError, match=message):
+        GuidedUNetConfig(**values)
+
+
+# ---- the guide ------------------------------------------------------------------------------
+
+def test_autoencoder_input_keeps_thin_lines_dark() -> None:
+    sketch = torch.ones(1, 1, 128, 128)
+    sketch[..., 41, :] = -1.0  # a 1 px line on an odd row: plain 2x averaging would make it grey (0)
+    pooled = autoencoder_input(sketch, 64)
+    assert pooled.shape == (1, 1, 64, 64)
+    assert float(pooled[0, 0, 20].max()) == -1.0  # the line, still full ink
+    assert float(pooled[0, 0, 10].min()) == 1.0   # paper stays paper
+    with pytest.raises(ValueError, match="cannot be pooled"):
+        autoencoder_input(torch.ones(1, 1, 96, 96), 64)
+
+
+def test_guide_is_the_decoded_latent_at_model_size() -> None:
+    torch.manual_seed(0)
+    ae = SketchAutoencoder(AutoencoderConfig(image_size=64, latent_dim=16, base_channels=4, max_channels=16)).eval()
+    sketch = torch.ones(2, 1, 128, 128)
+    sketch[:, :, 30:90, 60:62] = -1.0
+    with torch.no_grad():
+        z = encode_sketch(ae, sketch)
+        assert torch.allclose(z, ae.encode(autoencoder_input(sketch, 64)))
+        guide = guide_from_latent(ae, z, 128)
+        small = ae.decode_sketch(z)
+    assert guide.shape == (2, 1, 128, 128)
+    # Upsampled, then averaged back down, it is the decoder's own picture.
+    back = torch.nn.functional.avg_pool2d(guide, 2)
+    assert float((back - small).abs().mean()) < 0.05
+
+
+# ---- the stage --------------------------------------------------------------------------------
+
+def test_guided_stage_trains_and_exports_a_standalone_128px_pipeline(autoencoder64: Path, dataset128: Path,
+                                                                     tmp_path: Path) -> None:
+    out = tmp_path / "guided"
+    train_experiment(_guided_config(dataset128, autoencoder64, out))
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["step"] == 4
+    for key in ("d_loss", "g_adv", "l1", "fm", "hint"):
+        assert np.isfinite(records[-1][key]), key
+    bank = LatentBank.load(out / "bank" / "latent_bank")
+    assert all(i.split("/")[1] in ("detail", "xdog") for i in bank.ids)
+    model = out / "model"
+    description = json.loads((model / "pipeline.json").read_text())
+    assert description["pipeline_type"] == "guided" and description["image_size"] == 128
+    assert read_tensors(model / "latent_bank.safetensors")["latents"].dtype == torch.float16
+
+    autoencoder64.rename(autoencoder64.with_name("moved"))  # the folder stands alone
+    try:
+        pipe = Sketch2AnimePipeline.from_pretrained(model, device="cpu")
+        sketch = np.full((90, 150), 255, np.uint8)
+        sketch[20:70, 40:43] = 0
+        picture, projected = pipe(sketch, projection=0.7, return_projected=True)
+        assert picture.size == (150, 90) and picture.mode == "RGB"
+        assert projected.size == (150, 90)
+        tensors = pipe.generate_tensors(torch.ones(1, 1, 128, 128), projection=0.0)
+        assert tensors["image"].shape == (1, 3, 128, 128) and tensors["projected_sketch"].shape == (1, 1, 128, 128)
+    finally:
+        autoencoder64.with_name("moved").rename(autoencoder64)
+
+
+def test_guided_stage_resumes_exactly(autoencoder64: Path, dataset128: Path, tmp_path: Path) -> None:
+    straight = tmp_path / "straight"
+    train_experiment(_guided_config(dataset128, autoencoder64, straight))
+    resumed = tmp_path / "resumed"
+    train_experiment(_guided_config(dataset128, autoencoder64, resumed, "train.steps=2"))
+    train_experiment(_guided_config(dataset128, autoencoder64, resumed), resume=True)
+    a = read_tensors(straight / "model" / "generator" / "model.safetensors")
+    b = read_tensors(resumed / "model" / "generator" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_guided_stage_refuses_a_latent_size_the_autoencoder_lacks(autoencoder64: Path, dataset128: Path,
+                                                                   tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="latent_dim"):
+        train_experiment(_guided_config(dataset128, autoencoder64, tmp_path / "x", "guided_unet.latent_dim=16"))
+    assert not (tmp_path / "x" / "metrics.jsonl").exists()
