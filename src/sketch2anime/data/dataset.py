@@ -48,8 +48,9 @@ class DatasetConfig:
     root: the prepared folder. split: "train", "val" or "all". extractors: sketch kinds to draw
     from (empty = all the dataset has). rough_probability: share of items whose ``rough_sketch`` is
     roughened. line_style_probability: share whose ``rough_sketch`` is restyled. flip: random
-    horizontal flips. in_memory: decode every PNG once at start (15k 64 px images take ~300 MB). fixed: evaluation mode (randomness from (seed, index) only). limit: use
-    only the first N images of the split (by id).
+    horizontal flips. in_memory: decode every PNG once at start (15k 64 px images take ~300 MB).
+    fixed: evaluation mode (randomness from (seed, index) only). limit: use only the first N
+    images of the split (by id).
     """
 
     root: str = ""
