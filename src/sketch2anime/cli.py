@@ -44,6 +44,54 @@ def _run_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_frames(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("frames", help="video files -> a folder of training frames (shots, duplicates, filters)",
+                       description="Decode anime video (OpenCV/FFmpeg), sample frames per shot, drop black, fade, "
+                                   "blurred, text and near-duplicate frames, crop letterbox bars. Writes "
+                                   "OUT/frames/<video>/*.png (input of `sketch2anime prepare`) and OUT/report.json; "
+                                   "re-running the same command resumes.")
+    p.add_argument("src", type=Path, help="a video file, or a folder of them (recursive)")
+    p.add_argument("out", type=Path, help="output folder (re-running resumes)")
+    p.add_argument("--every", default="0.5s", help="sampling interval within a shot: 1s, 500ms, or N frames (default 0.5s)")
+    p.add_argument("--start", default="0", help="skip the video before this time (90, 1:30, 0:01:30)")
+    p.add_argument("--end", default=None, help="stop at this time, e.g. 21:40 to skip the ending credits")
+    p.add_argument("--per-shot", type=int, default=3, help="frames kept per shot at most, spread over it (default 3)")
+    p.add_argument("--cut-threshold", type=float, default=20.0,
+                   help="mean RGB difference (0-255) of consecutive frames that counts as a cut (default 20)")
+    p.add_argument("--dedup-bits", type=int, default=4,
+                   help="perceptual-hash bits within which a frame duplicates one kept before (default 4; 0 = exact)")
+    p.add_argument("--min-sharpness", type=float, default=0.03, help="blur filter threshold (0 = off; default 0.03)")
+    p.add_argument("--black-level", type=float, default=40.0, help="frames darker than this luma are black (default 40)")
+    p.add_argument("--keep-text", action="store_true", help="keep mostly-text frames (credits, title cards)")
+    p.add_argument("--keep-bars", action="store_true", help="do not crop letterbox bars")
+    p.add_argument("--max-side", type=int, default=None, help="downscale saved frames to this longer side")
+    p.add_argument("--faces", action="store_true",
+                   help="also save square anime-face crops (1.5x the box) to OUT/faces (needs the [faces] extra)")
+    p.add_argument("--min-face", type=int, default=64, help="smallest face crop side in pixels (default 64)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _run_frames(args: argparse.Namespace) -> int:
+    from .data.frame_filters import FrameFilterConfig
+    from .data.frames import FramesConfig, extract_frames
+    from .data.frames_report import summary
+    from .data.scenes import SceneConfig
+    from .data.video import parse_time
+
+    config = FramesConfig(
+        every=args.every, start_s=parse_time(args.start),
+        end_s=parse_time(args.end) if args.end is not None else None,
+        scene=SceneConfig(cut_threshold=args.cut_threshold, per_shot=args.per_shot),
+        filters=FrameFilterConfig(black_level=args.black_level, min_sharpness=args.min_sharpness,
+                                  text=not args.keep_text, max_letterbox=0.0 if args.keep_bars else 0.3),
+        near_duplicate_threshold=args.dedup_bits, faces=args.faces, min_face_side=args.min_face,
+        max_side=args.max_side,
+    )
+    report = extract_frames(args.src, args.out, config, progress=not args.no_progress)
+    print(summary(report, args.out, config.faces))
+    return 0
+
+
 def _add_contact_sheet(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("contact-sheet", help="render colour | sketches | rough | hint rows of a prepared dataset")
     p.add_argument("dataset", type=Path)
@@ -160,6 +208,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "prepare": (_add_prepare, _run_prepare),
+    "frames": (_add_frames, _run_frames),
     "contact-sheet": (_add_contact_sheet, _run_contact_sheet),
     "weights": (_add_weights, _run_weights),
     "train": (_add_train, _run_train),
