@@ -1,0 +1,32 @@
+"""Large results from a ``Sketch2AnimePipeline``: ``pipe(sketch, upscale=4, lines=1.0)``.
+
+The colour model runs at its own resolution; the picture (padding cropped, as ``output_size="model"``)
+is then enlarged by the shipped anime upscalers, and with ``lines`` > 0 the user's own sketch is
+multiplied over it at full resolution, so lines stay as crisp as they were drawn.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+
+from ..data.image_io import ImageInput
+from .upscaler import check_factor, check_lines, enlarge
+
+
+def upscaled_call(pipe: Any, sketch: ImageInput, hint: ImageInput | None, projection: float, seed: int | None,
+                  return_projected: bool, upscale: int, lines: float) -> Any:
+    """What ``pipe.__call__`` returns for ``upscale`` > 1 or ``lines`` > 0 (one sketch).
+
+    The picture is ``upscale`` x the model's resolution (framed like the sketch); the projected
+    sketch, if asked for, is resized to the same size.
+    """
+    factor, lines = check_factor(upscale), check_lines(lines)
+    sketch_tensor, hint_tensor, size = pipe.prepare(sketch, hint)
+    result = pipe.generate_tensors(sketch_tensor, hint_tensor, projection, seed)
+    picture, projected = pipe._to_pictures(result, size, "model" if factor > 1 else "input")
+    picture = enlarge(picture, factor, sketch=sketch if lines else None, lines=lines, device=str(pipe.device))
+    if projected is not None and projected.size != picture.size:
+        projected = projected.resize(picture.size, Image.Resampling.BICUBIC)
+    return (picture, projected) if return_projected else picture
