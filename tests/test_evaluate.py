@@ -158,11 +158,12 @@ def test_every_model_gets_identical_inputs(dataset: Path, tmp_path: Path) -> Non
 
     run_evaluation(_config(dataset, tmp_path / "out", batch_size=2), models=[recorder("a"), recorder("b")],
                    progress=False)
-    assert len(seen["a"]) == len(seen["b"]) == 2 * 2 * 2  # conditions x hint levels x batches
+    # validation: conditions x hint levels x batches; held-out line style: clean only x hint levels x batches
+    assert len(seen["a"]) == len(seen["b"]) == 2 * 2 * 2 + 2 * 2
     for (sa, ha, seed_a), (sb, hb, seed_b) in zip(seen["a"], seen["b"]):
         assert torch.equal(sa, sb) and seed_a == seed_b
         assert (ha is None) == (hb is None) and (ha is None or torch.equal(ha, hb))
-    assert sum(h is None for _, h, _ in seen["a"]) == 4  # level "none" passes no hint
+    assert sum(h is None for _, h, _ in seen["a"]) == 6  # level "none" passes no hint
     assert any(h is not None and h[:, 3].sum() > 0 for _, h, _ in seen["a"])
 
 
@@ -180,16 +181,24 @@ def test_evaluate_cli_end_to_end(dataset: Path, pipelines: dict[str, Path], tmp_
     code = cli_main(["evaluate", "--model", str(pipelines["s2a"]), "--model", str(pipelines["simple"]),
                      "--model", "oracle", "--data", str(dataset), "--out", str(out), "--limit", "3",
                      "--hint-levels", "none,sparse", "--roughness", "none,heavy", "--projection", "0,1",
-                     "--batch-size", "3", "--grid-rows", "2", "--logs", str(run), "--quiet"])
+                     "--batch-size", "3", "--grid-rows", "2", "--logs", str(run), "--quiet",
+                     "--display-size", "96", "--table", str(tmp_path / "floors.md")])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert "sketch2anime weights hed" in metrics["feature_extractor"]["skipped"]
     assert metrics["protocol"]["n_evaluated"] == 3 and metrics["protocol"]["clean_sketch_extractor"] == "detail"
-    assert [m["name"] for m in metrics["models"]] == ["s2a", "simple", "oracle"]
+    floors = ["floor-sketch", "floor-mean", "ref-colour16"]
+    assert [m["name"] for m in metrics["models"]] == ["s2a", "simple", "oracle", *floors]
+    assert metrics["floors"] == floors
     assert metrics["models"][0]["projections"] == [0.0, 1.0] and metrics["models"][1]["projections"] == [None]
-    entries = metrics["entries"]
-    assert len(entries) == (2 + 1 + 1) * 2 * 2  # (s2a x 2 projections, simple, oracle) x conditions x hint levels
-    for e in entries:
+    assert [s["name"] for s in metrics["sets"]] == ["val", "heldout-lines"]
+    assert metrics["sets"][1]["clean_sketch"] == "gradient-lines" and metrics["sets"][1]["conditions"] == ["none"]
+    all_entries = metrics["entries"]
+    entries = [e for e in all_entries if e["set"] == "val"]
+    # (s2a x 2 projections, simple, oracle, 3 floors) x conditions x hint levels; held-out: clean only
+    assert len(entries) == (2 + 1 + 1 + 3) * 2 * 2
+    assert len(all_entries) == len(entries) + (2 + 1 + 1 + 3) * 1 * 2
+    for e in all_entries:
         m = e["metrics"]
         assert e["n"] == 3 and e["model_path"]
         assert -1.0 <= m["ssim_mean"] <= 1.0 and m["ssim_std"] >= 0
@@ -202,6 +211,8 @@ def test_evaluate_cli_end_to_end(dataset: Path, pipelines: dict[str, Path], tmp_
             assert m["hint_de00_median"] >= 0 and m["hint_de00_p90"] >= m["hint_de00_median"] and m["hint_pixels"] > 0
         assert (e["delta_vs_clean"] is None) == (e["condition"] == "clean")
         assert e["timing"]["generate_seconds"] >= 0
+        assert m["sensitivity"] is not None and m["sensitivity"] >= 0
+        assert -1.0 <= m["ssim_display_mean"] <= 1.0  # the faces were drawn at 96 px
     untrained = [e for e in entries if e["model"] == "s2a"]
     assert all(e["metrics"]["ssim_mean"] < 0.5 for e in untrained)  # random weights are far from the target
     assert {e["projection"] for e in untrained} == {0.0, 1.0}
@@ -209,11 +220,15 @@ def test_evaluate_cli_end_to_end(dataset: Path, pipelines: dict[str, Path], tmp_
         assert (out / name).is_file(), name
     report = (out / "report.md").read_text()
     assert "Robustness to rough sketches" in report and "s2a" in report and "grid.png" in report
+    assert "Against trivial floors" in report and "Held-out line style" in report and "floor-mean" in report
+    table = (tmp_path / "floors.md").read_text()
+    assert "| floor-sketch |" in table and "| s2a | 0 |" in table and "SSIM at 96 px" in table
+    assert "Held-out line style" in table and "sensitivity" in table
     grid = Image.open(out / "grid.png")
     # 2 sections x (header + 2 rows of >= 128 px tiles); columns: sketch, hint, 2 s2a, simple, oracle, target
     assert grid.width >= 7 * 128 and grid.height >= 4 * 128
     rows = list(csv.DictReader((out / "per_image.csv").open()))
-    assert len(rows) == len(entries) * 3
+    assert len(rows) == len(all_entries) * 3 and {r["set"] for r in rows} == {"val", "heldout-lines"}
 
 
 def test_oracle_scores_perfect_and_fid_plumbing(dataset: Path, tmp_path: Path) -> None:
@@ -224,8 +239,9 @@ def test_oracle_scores_perfect_and_fid_plumbing(dataset: Path, tmp_path: Path) -
     result = run_evaluation(_config(dataset, tmp_path / "out", hint_levels=("none", "sparse", "dense")),
                             models=models, feature_extractor=ChannelMeans(), progress=False)
     assert result["feature_extractor"]["label"] == "test-channel-means (NOT comparable with published FID)"
-    oracle = [e for e in result["entries"] if e["model"] == "oracle"]
-    white = {(e["condition"], e["hint_level"]): e for e in result["entries"] if e["model"] == "white"}
+    val = [e for e in result["entries"] if e["set"] == "val"]  # FID is computed on the validation set only
+    oracle = [e for e in val if e["model"] == "oracle"]
+    white = {(e["condition"], e["hint_level"]): e for e in val if e["model"] == "white"}
     for e in oracle:
         m = e["metrics"]
         assert m["ssim_mean"] == pytest.approx(1.0, abs=1e-9) and m["l1_mean"] == 0.0
@@ -239,7 +255,8 @@ def test_oracle_scores_perfect_and_fid_plumbing(dataset: Path, tmp_path: Path) -
         assert w["fid"] > 0.01 and w["ssim_mean"] < m["ssim_mean"] and w["line_recall"] == 0.0
         if e["hint_level"] != "none":
             assert w["hint_de00_median"] > 5.0
-    assert all(e["feature_extractor"] for e in result["entries"])
+    assert all(e["feature_extractor"] for e in val)
+    assert all(e["metrics"]["fid"] is None for e in result["entries"] if e["set"] != "val")
 
 
 def test_deltas_are_rough_minus_clean() -> None:
@@ -258,7 +275,8 @@ def test_deltas_are_rough_minus_clean() -> None:
 def test_style_transfer_is_skipped_with_a_reason_without_weights(dataset: Path, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SKETCH2ANIME_HOME", str(tmp_path / "empty-cache"))
-    config = _config(dataset, tmp_path / "out", models=("style-transfer", "oracle"), limit=2, roughness=("none",))
+    config = _config(dataset, tmp_path / "out", models=("style-transfer", "oracle"), limit=2, roughness=("none",),
+                     floors=False)
     result = run_evaluation(config, progress=False)
     assert [m["name"] for m in result["models"]] == ["oracle"]
     assert "sketch2anime weights hed" in result["skipped_models"][0]["reason"]

@@ -2,12 +2,19 @@
 
 For every model x sketch condition (clean, rough-medium, rough-heavy) x hint level (none, sparse,
 dense) x projection strength (sketch2anime pipelines only) one entry of ``metrics.json`` holds:
-SSIM (mean, std), PSNR, L1, FID and KID against the real validation images (with the feature
+SSIM (mean, std), PSNR, L1 (at the dataset's size and, ``*_display``, upscaled bicubically to the
+display size the user sees), input sensitivity (``sensitivity.py``), FID and KID against the real validation images (with the feature
 extractor named), hint adherence (CIEDE2000 median / p90 inside the hint mask), line fidelity
 (recall / precision / F of the clean sketch's lines within 2 px of the output's edges, chamfer;
 ``*_input`` against the sketch actually given) and, for rough conditions, the change against the
 same model's clean entry (``delta_vs_clean``, rough minus clean). Inputs come from
 ``protocol.EvaluationProtocol``, identical for every model.
+
+Each entry belongs to a ``set`` (``sets.py``), reported separately: ``val`` (the validation split,
+all conditions), ``heldout-lines`` (the same images sketched by a line style never used in
+training, clean only) and, with ``--pairs``, ``sketch-pairs`` (real line art, clean only). Unless
+``--no-floors``, the trivial floors of ``floors.py`` (the sketch as output, the mean training image)
+and the colour-16 reference are scored on the same inputs and shown in every table.
 
 Pseudo-models besides pipeline folders: ``style-transfer`` (Gatys NST on HED-VGG16 features, not
 ImageNet VGG; style = a seeded random training colour image; ignores hints) and ``oracle`` (returns
@@ -25,7 +32,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,13 +44,16 @@ import torch.nn.functional as F
 from ..checkpoint import atomic_write_bytes, atomic_write_text
 from ..models.blocks import resize_hint
 from ..runtime import cpu_model
-from .color import hint_adherence
-from .lines import line_fidelity
+from .eval_model import Batch, EvalModel, resize_images
+from .floors import FLOOR_NAMES, floor_models
 from .protocol import DEFAULT_ROUGHNESS, HINT_LEVELS, EvaluationProtocol, ProtocolConfig, condition_name
-from .ssim import l1, psnr, ssim
+from .scoring import PER_IMAGE_KEYS, PSNR_CAP_DB, EntryScores, add_deltas, display_scores
+from .sensitivity import SENSITIVITY_SIZE, small_images
+from .sets import MAIN_SET, EvalSet, dataset_display, heldout_set, pairs_set
+
+__all__ = ["Batch", "EvalModel", "EvaluateConfig", "add_deltas", "oracle_model", "run_evaluation"]
 
 METRICS_FORMAT_VERSION = 1
-PSNR_CAP_DB = 100.0  # identical images have infinite PSNR; capped so means stay finite
 STYLE_TRANSFER = "style-transfer"
 ORACLE = "oracle"
 FID_CHOICES = ("auto", "inception", "hed-vgg", "none")
@@ -72,10 +82,21 @@ class EvaluateConfig:
     grid_rows: int = 6
     style_steps: int = 200
     kid_subsets: int = 100
+    floors: bool = True  # score floors.py's trivial outputs alongside the models
+    heldout_lines: bool = True  # also score the held-out line style (sets.HELDOUT_SET)
+    pairs: str | None = None  # folder with sketch/ + color/ real line-art pairs (sets.PAIRS_SET)
+    display_size: int = 256  # side the outputs are also scored at, upscaled bicubically; 0 = off
+    table: str | None = None  # also write the model + floors Markdown table here
 
     def __post_init__(self) -> None:
         if not self.models:
             raise ValueError("give at least one --model")
+        if self.display_size and not 16 <= self.display_size <= 2048:
+            raise ValueError(f"--display-size must be 0 (off) or between 16 and 2048 pixels, got {self.display_size}")
+        reserved = sorted(set(self.models) & set(FLOOR_NAMES))
+        if reserved:
+            raise ValueError(f"{reserved[0]!r} is a floor, added automatically (unless --no-floors); "
+                             "do not pass it as --model")
         if self.fid not in FID_CHOICES:
             raise ValueError(f"--fid must be one of {', '.join(FID_CHOICES)}, got {self.fid!r}")
         if not self.projections or any(not 0.0 <= p <= 1.0 for p in self.projections):
@@ -88,40 +109,6 @@ class EvaluateConfig:
 
 # ---------------------------------------------------------------------------------------------
 # the models under test, behind one interface
-
-@dataclass
-class Batch:
-    """Inputs of one batch (CPU tensors): sketch (B,1,S,S), hint (B,4,h,w) or None, target (B,3,S,S)."""
-
-    sketch: torch.Tensor
-    hint: torch.Tensor | None
-    target: torch.Tensor
-    ids: list[str]
-
-
-@dataclass
-class EvalModel:
-    """A model under test. ``run(batch, projection, seed) -> (B, 3, S, S)`` in [-1, 1] at dataset size."""
-
-    name: str
-    source: str
-    kind: str
-    run: Any
-    projections: tuple[float | None, ...] = (None,)
-    uses_hints: bool = True
-    label: str = ""
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "path": self.source, "pipeline_type": self.kind, "label": self.label or self.kind,
-                "projections": list(self.projections), "uses_hints": self.uses_hints, **self.info}
-
-
-def _resize_images(x: torch.Tensor, size: int) -> torch.Tensor:
-    if x.shape[-1] == size:
-        return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True).clamp(-1, 1)
-
 
 def _fit_hint(hint: torch.Tensor, size: int) -> torch.Tensor:
     """Protocol hint -> a model's hint grid; the mask stays binary, colours stay exact."""
@@ -138,12 +125,11 @@ def _pipeline_model(source: str, device: str, projections: tuple[float, ...], na
     pipe = Sketch2AnimePipeline.from_pretrained(source, device=device)
 
     def run(batch: Batch, projection: float | None, seed: int) -> torch.Tensor:
-        size = batch.sketch.shape[-1]
-        sketch = _resize_images(batch.sketch, pipe.image_size)
+        sketch = resize_images(batch.sketch, pipe.image_size)
         hint = None if batch.hint is None else _fit_hint(batch.hint, pipe.hint_size)
         kwargs = {"projection": projection} if projection is not None else {}
         image = pipe.generate_tensors(sketch, hint, seed=seed, **kwargs)["image"]
-        return _resize_images(image.float().cpu(), size)
+        return image.float().cpu()  # native size: scored at the dataset and display sizes by the caller
 
     uses = bool(getattr(pipe, "uses_projection", pipe.pipeline_type == "sketch2anime"))
     return EvalModel(name=name, source=str(pipe.folder), kind=pipe.pipeline_type, run=run,
@@ -229,97 +215,6 @@ def extractor_label(extractor: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# accumulating one entry
-
-class _Entry:
-    """Per-sample metrics of one (model, condition, hint level, projection) over all batches."""
-
-    def __init__(self, hint_size: int, with_hints: bool, with_features: bool) -> None:
-        self.hint_size, self.with_hints, self.with_features = hint_size, with_hints, with_features
-        self.values: dict[str, list[np.ndarray]] = {}
-        self.small: list[torch.Tensor] = []
-        self.hints: list[torch.Tensor] = []
-        self.features: list[np.ndarray] = []
-        self.seconds = 0.0
-
-    def _add(self, key: str, values: Any) -> None:
-        self.values.setdefault(key, []).append(np.asarray(values, dtype=np.float64).reshape(-1))
-
-    def add(self, output: torch.Tensor, batch: Batch, clean_sketch: torch.Tensor, hint: torch.Tensor,
-            features: Any) -> None:
-        """``features``: the output's FID features (N, D) numpy, or None."""
-        target = batch.target
-        self._add("ssim", ssim(output, target).numpy())
-        self._add("psnr", np.minimum(psnr(output, target).numpy(), PSNR_CAP_DB))
-        self._add("l1", l1(output, target).numpy())
-        vs_clean = line_fidelity(clean_sketch, output)
-        for key in ("recall", "precision", "f", "chamfer"):
-            self._add(f"line_{key}", vs_clean[f"per_sample_{key}"])
-        vs_input = vs_clean if batch.sketch is clean_sketch else line_fidelity(batch.sketch, output)
-        for key in ("recall", "f", "chamfer"):
-            self._add(f"line_{key}_input", vs_input[f"per_sample_{key}"])
-        if self.with_hints:
-            self.small.append(F.interpolate(output.double(), size=(self.hint_size, self.hint_size), mode="area"))
-            self.hints.append(hint)
-        if self.with_features and features is not None:
-            self.features.append(features)
-
-    def per_sample(self, key: str) -> np.ndarray:
-        return np.concatenate(self.values[key])
-
-    def summary(self, real_features: np.ndarray | None, seed: int, kid_subsets: int) -> dict[str, Any]:
-        def mean(key: str) -> float | None:
-            values = self.per_sample(key)
-            values = values[np.isfinite(values)]
-            return float(values.mean()) if values.size else None
-
-        ssim_values = self.per_sample("ssim")
-        metrics: dict[str, Any] = {
-            "ssim_mean": float(ssim_values.mean()), "ssim_std": float(ssim_values.std()),
-            "psnr_mean": mean("psnr"), "l1_mean": mean("l1"),
-        }
-        for key in ("recall", "precision", "f", "chamfer", "recall_input", "f_input", "chamfer_input"):
-            metrics[f"line_{key}"] = mean(f"line_{key}")
-        metrics.update({"hint_de00_median": None, "hint_de00_p90": None, "hint_de00_mean": None, "hint_pixels": 0})
-        if self.with_hints and self.small:
-            adherence = hint_adherence(torch.cat(self.small), torch.cat(self.hints).double())
-            metrics.update({"hint_de00_median": adherence["median"], "hint_de00_p90": adherence["p90"],
-                            "hint_de00_mean": adherence["mean"], "hint_pixels": adherence["count"]})
-            self._add("hint_de00_median", adherence["per_sample_median"])
-        metrics.update({"fid": None, "kid_mean": None, "kid_std": None, "fid_full_rank": None})
-        if self.features and real_features is not None:
-            from .fid import fid_kid
-
-            fake = np.concatenate(self.features)
-            if min(len(fake), len(real_features)) >= 2:
-                result = fid_kid(real_features, fake, rng=np.random.default_rng(seed), kid_subsets=kid_subsets)
-                metrics.update({k: result.get(k) for k in ("fid", "kid_mean", "kid_std")})
-                metrics["fid_full_rank"] = result.get("fid_full_rank", result.get("fid_reliable"))
-        return metrics
-
-
-DELTA_KEYS = ("ssim_mean", "psnr_mean", "l1_mean", "fid", "kid_mean", "hint_de00_median", "hint_de00_p90",
-              "line_recall", "line_f", "line_chamfer", "line_recall_input", "line_f_input")
-
-
-def add_deltas(entries: list[dict[str, Any]]) -> None:
-    """Set ``delta_vs_clean`` (rough minus clean, same model/hint/projection) on every rough entry."""
-    clean = {(e["model"], e["hint_level"], e["projection"]): e for e in entries if e["roughness"] == "none"}
-    for entry in entries:
-        if entry["roughness"] == "none":
-            entry["delta_vs_clean"] = None
-            continue
-        base = clean.get((entry["model"], entry["hint_level"], entry["projection"]))
-        if base is None:
-            entry["delta_vs_clean"] = None
-            continue
-        entry["delta_vs_clean"] = {
-            key: (entry["metrics"][key] - base["metrics"][key]
-                  if entry["metrics"].get(key) is not None and base["metrics"].get(key) is not None else None)
-            for key in DELTA_KEYS}
-
-
-# ---------------------------------------------------------------------------------------------
 # the run
 
 def _sync(device: torch.device) -> None:
@@ -337,16 +232,20 @@ def _hardware(device: torch.device) -> dict[str, Any]:
     return info
 
 
-def _run_batches(model: EvalModel, roughness: str, projection: float | None, protocol: EvaluationProtocol,
+def _run_batches(model: EvalModel, roughness: str, projection: float | None, eval_set: EvalSet,
                  config: EvaluateConfig, extractor: Any | None, with_features: bool, device: torch.device,
-                 grid_rows: list[int]) -> tuple[dict[str, _Entry], dict[str, list[torch.Tensor]]]:
-    """Run one model on every batch of one sketch condition, for all hint levels at once.
+                 grid_rows: list[int]) -> tuple[dict[str, EntryScores], dict[str, list[torch.Tensor]]]:
+    """Run one model on every batch of one sketch condition of a set, for all hint levels at once.
 
-    Models that ignore hints run once per batch and share that output (and its FID features)
-    between hint levels. Returns the per-level accumulators and the grid rows' outputs.
+    Models that ignore hints run once per batch and share that output (and its FID features and
+    display-size scores) between hint levels. Returns the per-level accumulators and the grid
+    rows' outputs (at the dataset size).
     """
+    protocol = eval_set.protocol
     levels = protocol.config.hint_levels
-    accs = {level: _Entry(protocol.hint_size, level != "none", with_features) for level in levels}
+    size = protocol.size
+    display = eval_set.display if eval_set.display is not None and eval_set.display.available else None
+    accs = {level: EntryScores(protocol.hint_size, level != "none", with_features) for level in levels}
     grid_outputs: dict[str, list[torch.Tensor]] = {level: [] for level in levels}
     indices_all = list(range(len(protocol)))
     for start in range(0, len(protocol), config.batch_size):
@@ -354,24 +253,28 @@ def _run_batches(model: EvalModel, roughness: str, projection: float | None, pro
         clean = protocol.sketch_tensor("none", indices)
         sketch = clean if roughness == "none" else protocol.sketch_tensor(roughness, indices)
         target = protocol.target_tensor(indices)
+        display_target = display.tensor(indices) if display is not None else None
         ids = [protocol.items[i].id for i in indices]
-        output, elapsed, features = None, 0.0, None
+        output, elapsed, features, shown = None, 0.0, None, None
         for level in levels:
             hint = protocol.hint_tensor(level, indices)
             batch = Batch(sketch, None if level == "none" else hint, target, ids)
             if output is None or model.uses_hints:
                 _sync(device)
                 tick = time.perf_counter()
-                output = model.run(batch, projection, config.seed + start).float().cpu().clamp(-1, 1)
+                native = model.run(batch, projection, config.seed + start).float().cpu().clamp(-1, 1)
                 _sync(device)
                 elapsed, features = time.perf_counter() - tick, None
-                if tuple(output.shape) != tuple(target.shape):
-                    raise ValueError(f"model {model.name} returned images of shape {tuple(output.shape)} "
-                                     f"for targets of shape {tuple(target.shape)}")
+                if native.ndim != 4 or native.shape[:2] != target.shape[:2] or native.shape[-1] != native.shape[-2]:
+                    raise ValueError(f"model {model.name} returned images of shape {tuple(native.shape)}; expected "
+                                     f"({target.shape[0]}, 3, s, s) square images for targets of shape "
+                                     f"{tuple(target.shape)}")
+                output = resize_images(native, size)
+                shown = display_scores(native, display_target) if display_target is not None else None
             if features is None and with_features and extractor is not None:
                 features = extractor(output)
             accs[level].seconds += elapsed
-            accs[level].add(output, batch, clean, hint, features)
+            accs[level].add(output, batch, clean, hint, features, shown)
             rows = [k for k, i in enumerate(indices) if i in grid_rows]
             if rows:
                 grid_outputs[level].append(output[rows])
@@ -403,10 +306,11 @@ def _load_models(config: EvaluateConfig, protocol: EvaluationProtocol, device: t
     return models, skipped
 
 
-def _entry(model: EvalModel, roughness: str, level: str, projection: float | None, acc: _Entry, n: int,
-           metrics: dict[str, Any], fid_label: str | None, metric_seconds: float) -> dict[str, Any]:
+def _entry(model: EvalModel, set_name: str, roughness: str, level: str, projection: float | None,
+           acc: EntryScores, n: int, metrics: dict[str, Any], fid_label: str | None,
+           metric_seconds: float) -> dict[str, Any]:
     return {
-        "model": model.name, "model_path": model.source, "pipeline_type": model.kind,
+        "set": set_name, "model": model.name, "model_path": model.source, "pipeline_type": model.kind,
         "condition": condition_name(roughness), "roughness": roughness, "hint_level": level,
         "projection": projection, "n": n, "metrics": metrics,
         "feature_extractor": fid_label if acc.with_features else None,
@@ -416,31 +320,48 @@ def _entry(model: EvalModel, roughness: str, level: str, projection: float | Non
     }
 
 
-PER_IMAGE_KEYS = ("ssim", "psnr", "l1", "line_recall", "line_f", "line_chamfer", "hint_de00_median")
-
-
-def _per_image_rows(entry: dict[str, Any], acc: _Entry, ids: list[str]) -> list[list[Any]]:
+def _per_image_rows(entry: dict[str, Any], acc: EntryScores, ids: list[str]) -> list[list[Any]]:
     columns = [acc.per_sample(k) if k in acc.values else [""] * len(ids) for k in PER_IMAGE_KEYS]
     projection = "" if entry["projection"] is None else entry["projection"]
-    return [[entry["model"], entry["condition"], entry["hint_level"], projection, image_id, *(c[k] for c in columns)]
-            for k, image_id in enumerate(ids)]
+    return [[entry["set"], entry["model"], entry["condition"], entry["hint_level"], projection, image_id,
+             *(c[k] for c in columns)] for k, image_id in enumerate(ids)]
 
 
 def _write_per_image(path: Path, rows: list[list[Any]]) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["model", "condition", "hint_level", "projection", "image_id", *PER_IMAGE_KEYS])
+    writer.writerow(["set", "model", "condition", "hint_level", "projection", "image_id", *PER_IMAGE_KEYS])
     for row in rows:
         writer.writerow([f"{v:.6g}" if isinstance(v, (float, np.floating)) else v for v in row])
     atomic_write_text(path, buffer.getvalue())
 
 
+def _eval_sets(config: EvaluateConfig, protocol: EvaluationProtocol, log: Any) -> list[EvalSet]:
+    """The main set, the held-out line style and the real pairs, as configured."""
+    display = dataset_display(protocol, config.display_size) if config.display_size else None
+    if display is not None and not display.available:
+        log(f"evaluate: no scores at {config.display_size} px for {config.data}: {display.reason}")
+    sets = [EvalSet(MAIN_SET, "Validation split", protocol, display,
+                    note=f"sketches from the dataset ({protocol.extractor}), clean and rough")]
+    if config.heldout_lines:
+        sets.append(heldout_set(protocol, display))
+    if config.pairs:
+        pairs = pairs_set(config.pairs, protocol.size, protocol.config, config.display_size)
+        if pairs.display is not None and not pairs.display.available:
+            log(f"evaluate: no scores at {config.display_size} px for {config.pairs}: {pairs.display.reason}")
+        sets.append(pairs)
+    return sets
+
+
 def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None, feature_extractor: Any = None,
                    progress: bool = True) -> dict[str, Any]:
     """Evaluate and write ``metrics.json``, ``per_image.csv``, ``report.md``/``.html``, ``grid.png``
-    and training plots into ``config.out``. ``models`` / ``feature_extractor`` override what
-    ``config.models`` / ``config.fid`` would build (tests, notebooks). Returns the metrics dict."""
+    and training plots into ``config.out`` (and the floors table to ``config.table``). ``models`` /
+    ``feature_extractor`` override what ``config.models`` / ``config.fid`` would build (tests,
+    notebooks); the floors are added either way unless ``config.floors`` is off. Returns the
+    metrics dict."""
     from ..inference import pick_device
+    from .floor_report import write_floor_table
     from .report import plot_training_logs, render_grid, write_report
 
     started = time.perf_counter()
@@ -463,6 +384,9 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
     skipped_models: list[dict[str, str]] = []
     if models is None:
         models, skipped_models = _load_models(config, protocol, device, log)
+    if config.floors:
+        models = list(models) + floor_models(protocol.training_color_paths(), protocol.size)
+    sets = _eval_sets(config, protocol, log)
     fid_info: dict[str, Any] = {}
     if feature_extractor is None:
         feature_extractor, fid_info = _feature_extractor(config, device)
@@ -483,25 +407,39 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
 
     entries: list[dict[str, Any]] = []
     per_image: list[list[Any]] = []
-    for model in models:
-        for roughness in conditions:
-            for projection in model.projections:
-                accs, grid_outputs = _run_batches(model, roughness, projection, protocol, config,
-                                                  feature_extractor, roughness in fid_conditions, device, grid_rows)
-                for level in levels:
-                    tick = time.perf_counter()
-                    metrics = accs[level].summary(real_features, config.seed, config.kid_subsets)
-                    entry = _entry(model, roughness, level, projection, accs[level], n, metrics,
-                                   fid_info.get("label"), time.perf_counter() - tick)
-                    entries.append(entry)
-                    per_image += _per_image_rows(entry, accs[level], protocol.ids)
-                    log(f"evaluate: {model.name} {entry['condition']} hints={level}"
-                        f"{'' if projection is None else f' projection={projection:g}'}: SSIM {metrics['ssim_mean']:.4f}"
-                        + (f", FID {metrics['fid']:.2f}" if metrics["fid"] is not None else "")
-                        + f" ({entry['timing']['ms_per_image']:.1f} ms/image)")
-                if roughness in grid_columns and grid_outputs[grid_level]:
-                    label = model.name if projection is None else f"{model.name} p={projection:g}"
-                    grid_columns[roughness].append((label, torch.cat(grid_outputs[grid_level])))
+    for eval_set in sets:
+        sp = eval_set.protocol
+        # Targets at the sensitivity size, once per set: the denominator of every model's ratio.
+        target_rows = torch.cat([small_images(sp.target_tensor(range(k, min(len(sp), k + config.batch_size))))
+                                 for k in range(0, len(sp), config.batch_size)])
+        prefix = "" if eval_set.main else f"[{eval_set.name}] "
+        for model in models:
+            for roughness in sp.config.conditions:
+                for projection in model.projections:
+                    # FID only on the main set: the other sets are small and share its real images.
+                    with_features = eval_set.main and roughness in fid_conditions
+                    accs, grid_outputs = _run_batches(model, roughness, projection, eval_set, config,
+                                                      feature_extractor, with_features, device,
+                                                      grid_rows if eval_set.main else [])
+                    for level in levels:
+                        tick = time.perf_counter()
+                        metrics = accs[level].summary(real_features if eval_set.main else None, config.seed,
+                                                      config.kid_subsets, target_rows)
+                        entry = _entry(model, eval_set.name, roughness, level, projection, accs[level], len(sp),
+                                       metrics, fid_info.get("label"), time.perf_counter() - tick)
+                        entries.append(entry)
+                        per_image += _per_image_rows(entry, accs[level], sp.ids)
+                        log(f"evaluate: {prefix}{model.name} {entry['condition']} hints={level}"
+                            f"{'' if projection is None else f' projection={projection:g}'}: "
+                            f"SSIM {metrics['ssim_mean']:.4f}"
+                            + (f" (at {config.display_size} px {metrics['ssim_display_mean']:.4f})"
+                               if metrics["ssim_display_mean"] is not None else "")
+                            + (f", sensitivity {metrics['sensitivity']:.3f}" if metrics["sensitivity"] is not None else "")
+                            + (f", FID {metrics['fid']:.2f}" if metrics["fid"] is not None else "")
+                            + f" ({entry['timing']['ms_per_image']:.1f} ms/image)")
+                    if eval_set.main and roughness in grid_columns and grid_outputs[grid_level]:
+                        label = model.name if projection is None else f"{model.name} p={projection:g}"
+                        grid_columns[roughness].append((label, torch.cat(grid_outputs[grid_level])))
     add_deltas(entries)
 
     files: dict[str, Any] = {}
@@ -525,6 +463,12 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
         "started": started_at,
         "dataset": {"path": str(Path(config.data).resolve()), "image_size": protocol.size},
         "protocol": protocol.describe(),
+        "sets": [eval_set.describe() for eval_set in sets],
+        "display_size": config.display_size or None,
+        "sensitivity": {"distance": f"mean absolute difference on the [0, 1] scale between images area-averaged "
+                                    f"to {SENSITIVITY_SIZE}x{SENSITIVITY_SIZE}",
+                        "definition": "mean pairwise distance of the outputs / of their targets, same pairs"},
+        "floors": [m.name for m in models if m.name in FLOOR_NAMES],
         "generation_seed": f"{config.seed} + index of the batch's first image (batch size {config.batch_size})",
         "feature_extractor": fid_info,
         "psnr_cap_db": PSNR_CAP_DB,
@@ -540,6 +484,9 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
     result = _json_safe(result)
     atomic_write_text(out / "metrics.json", json.dumps(result, indent=2))
     write_report(out, result)
+    if config.table:
+        write_floor_table(Path(config.table), result)
+        log(f"evaluate: wrote the model + floors table to {config.table}")
     log(f"evaluate: wrote {out / 'metrics.json'} and {out / 'report.md'}")
     return result
 
@@ -585,6 +532,9 @@ def config_from_args(args: argparse.Namespace) -> EvaluateConfig:
         hint_downscale=get("hint_downscale", 4), batch_size=get("batch_size", 32),
         logs=tuple(str(p) for p in get("logs", [])), grid_rows=get("grid_rows", 6),
         style_steps=get("style_steps", 200), kid_subsets=get("kid_subsets", 100),
+        floors=get("floors", True), heldout_lines=get("heldout_lines", True),
+        pairs=str(args.pairs) if getattr(args, "pairs", None) else None, display_size=get("display_size", 256),
+        table=str(args.table) if getattr(args, "table", None) else None,
     )
 
 

@@ -137,6 +137,27 @@ class EvaluationProtocol:
         self._hints: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._sketches: dict[str, np.ndarray] = {"none": np.stack([it.sketch for it in self.items])}
 
+    @classmethod
+    def from_items(cls, root: str | Path, items: list[EvalItem], extractor: str,
+                   config: ProtocolConfig = ProtocolConfig()) -> EvaluationProtocol:
+        """A protocol over given items (another line style, a folder of real pairs): same seeding of
+        hints and rough sketches per image id, no training split. ``config.limit`` is not applied."""
+        if not items:
+            raise ValueError(f"{root}: no images to evaluate")
+        size = int(items[0].color.shape[0])
+        for item in items:
+            if item.color.shape != (size, size, 3) or item.sketch.shape != (size, size):
+                raise ValueError(f"{root}: image {item.id} is not {size}x{size} like the first one")
+        self = cls.__new__(cls)
+        self.root, self.config, self.info, self.size = Path(root), config, None, size
+        if size // config.hint_downscale < 1:
+            raise ValueError(f"hint_downscale {config.hint_downscale} is larger than the image size {size}")
+        self.train_records, self.records = [], []
+        self.val_total, self.extractor, self.items = len(items), extractor, list(items)
+        self._hints = {}
+        self._sketches = {"none": np.stack([it.sketch for it in self.items])}
+        return self
+
     # -----------------------------------------------------------------------------------------
     def _load(self, index: int, record: ManifestRecord) -> EvalItem:
         path = record.sketch_path(self.extractor)

@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..checkpoint import atomic_write_bytes, atomic_write_text
 from ..data.image_io import tensor_to_uint8
+from .floor_report import floor_tables_markdown, floors_table, set_names, set_title
 
 MIN_TILE = 128
 PAD = 4
@@ -239,41 +240,55 @@ def _proj(value: Any) -> str:
     return "–" if value is None else f"{value:g}"
 
 
+def _main_entries(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Entries of the validation split (metrics.json before sets had no ``set``: all of them)."""
+    return [e for e in result["entries"] if e.get("set", "val") == "val"]
+
+
+def _display_header(result: dict[str, Any]) -> str:
+    return f"SSIM {result['display_size']} px ↑" if result.get("display_size") else "SSIM display ↑"
+
+
 def main_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Clean-sketch entries: the headline comparison."""
-    headers = ["model", "projection", "hints", "SSIM ↑", "PSNR ↑", "L1 ↓", "FID ↓", "KID×10³ ↓",
-               "ΔE00 med ↓", "ΔE00 p90 ↓", "line recall ↑", "line F ↑", "chamfer px ↓", "ms/img"]
+    """Clean-sketch entries of the validation split (models and floors): the full comparison."""
+    headers = ["model", "projection", "hints", "SSIM ↑", _display_header(result), "PSNR ↑", "L1 ↓", "FID ↓",
+               "KID×10³ ↓", "ΔE00 med ↓", "ΔE00 p90 ↓", "line recall ↑", "line F ↑", "chamfer px ↓",
+               "sensitivity", "ms/img"]
     rows = []
-    for e in result["entries"]:
+    for e in _main_entries(result):
         if e["roughness"] != "none":
             continue
         m = e["metrics"]
         rows.append([e["model"], _proj(e["projection"]), e["hint_level"],
-                     f"{_num(m['ssim_mean'])} ± {_num(m['ssim_std'])}", _num(m["psnr_mean"], 2), _num(m["l1_mean"]),
+                     f"{_num(m['ssim_mean'])} ± {_num(m['ssim_std'])}", _num(m.get("ssim_display_mean")),
+                     _num(m["psnr_mean"], 2), _num(m["l1_mean"]),
                      _num(m["fid"], 2), _num(m["kid_mean"], 2, 1000.0), _num(m["hint_de00_median"], 2),
                      _num(m["hint_de00_p90"], 2), _num(m["line_recall"]), _num(m["line_f"]),
-                     _num(m["line_chamfer"], 2), _num(e["timing"]["ms_per_image"], 1)])
+                     _num(m["line_chamfer"], 2), _num(m.get("sensitivity")), _num(e["timing"]["ms_per_image"], 1)])
     return headers, rows
 
 
 def headline_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]], str]:
     """One row per model (and projection): clean scores at one hint level plus the change under the
     heaviest roughness. Returns (headers, rows, caption)."""
-    levels = [e["hint_level"] for e in result["entries"]]
+    entries = _main_entries(result)
+    levels = [e["hint_level"] for e in entries]
     level = "sparse" if "sparse" in levels else next((lv for lv in levels if lv != "none"), "none")
-    rough = [e["roughness"] for e in result["entries"] if e["roughness"] != "none"]
+    rough = [e["roughness"] for e in entries if e["roughness"] != "none"]
     heaviest = max(rough, key=["light", "medium", "heavy"].index) if rough else None
-    by_key = {(e["model"], e["projection"], e["condition"]): e for e in result["entries"] if e["hint_level"] == level}
-    headers = ["model", "projection", "SSIM ↑", "FID ↓", "KID×10³ ↓", "ΔE00 med ↓", "line F ↑", "chamfer px ↓"]
+    by_key = {(e["model"], e["projection"], e["condition"]): e for e in entries if e["hint_level"] == level}
+    headers = ["model", "projection", "SSIM ↑", _display_header(result), "FID ↓", "KID×10³ ↓", "ΔE00 med ↓",
+               "line F ↑", "chamfer px ↓", "sensitivity"]
     if heaviest:
         headers += [f"ΔSSIM {heaviest}", f"Δ line recall {heaviest}"]
     rows = []
-    for e in result["entries"]:
+    for e in entries:
         if e["hint_level"] != level or e["roughness"] != "none":
             continue
         m = e["metrics"]
-        row = [e["model"], _proj(e["projection"]), _num(m["ssim_mean"]), _num(m["fid"], 2), _num(m["kid_mean"], 2, 1000.0),
-               _num(m["hint_de00_median"], 2), _num(m["line_f"]), _num(m["line_chamfer"], 2)]
+        row = [e["model"], _proj(e["projection"]), _num(m["ssim_mean"]), _num(m.get("ssim_display_mean")),
+               _num(m["fid"], 2), _num(m["kid_mean"], 2, 1000.0),
+               _num(m["hint_de00_median"], 2), _num(m["line_f"]), _num(m["line_chamfer"], 2), _num(m.get("sensitivity"))]
         if heaviest:
             r = by_key.get((e["model"], e["projection"], f"rough-{heaviest}"))
             d = (r or {}).get("delta_vs_clean") or {}
@@ -289,7 +304,7 @@ def robustness_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]
     headers = ["model", "projection", "hints", "sketch", "SSIM", "ΔSSIM", "FID", "ΔFID", "ΔE00 med", "ΔΔE00",
                "recall (clean lines)", "Δrecall", "recall (input lines)"]
     rows = []
-    for e in result["entries"]:
+    for e in _main_entries(result):
         if e["roughness"] == "none":
             continue
         m, d = e["metrics"], e.get("delta_vs_clean") or {}
@@ -327,6 +342,19 @@ def _fid_line(result: dict[str, Any]) -> str:
     return f"FID/KID features: **{fx['label']}** (weights: {fx.get('weights')}).{note}"
 
 
+def _floor_blocks(result: dict[str, Any]) -> list[tuple[str, Any]]:
+    """One "against trivial floors" table per evaluated set (validation, held-out lines, pairs)."""
+    blocks: list[tuple[str, Any]] = [("h2", "Against trivial floors")]
+    for s in result.get("sets", []):
+        if s.get("display") and not s["display"]["available"]:
+            blocks.append(("p", f"`{s['name']}`: no scores at {s['display']['size']} px: {s['display']['reason']}."))
+    for name in set_names(result):
+        headers, rows, caption = floors_table(result, name)
+        if rows:
+            blocks += [("h3", set_title(result, name)), ("p", caption), ("table", (headers, rows))]
+    return blocks
+
+
 def _sections(result: dict[str, Any]) -> list[tuple[str, Any]]:
     """(kind, payload) blocks shared by the Markdown and HTML writers."""
     p = result["protocol"]
@@ -350,6 +378,7 @@ def _sections(result: dict[str, Any]) -> list[tuple[str, Any]]:
     blocks.append(("h2", "Summary"))
     blocks.append(("p", caption))
     blocks.append(("table", (headers, rows)))
+    blocks += _floor_blocks(result)
     blocks.append(("h2", "Clean sketches"))
     blocks.append(("table", main_table(result)))
     if any(e["roughness"] != "none" for e in result["entries"]):
@@ -373,7 +402,12 @@ def _sections(result: dict[str, Any]) -> list[tuple[str, Any]]:
                         f"capped at {result['psnr_cap_db']:g} dB. L1 on the [0, 1] scale. ΔE00: CIEDE2000 between the "
                         "output (area-averaged to the hint grid) and the hint colour at hinted pixels, pooled median and "
                         "90th percentile. Line recall / F: Canny edges of the output within "
-                        f"{result['line_tolerance_px']:g} px of the clean sketch's ink; chamfer in pixels."))
+                        f"{result['line_tolerance_px']:g} px of the clean sketch's ink; chamfer in pixels. "
+                        "Scores are at the dataset's size (outputs of another size resized bilinearly); the display "
+                        "column upscales the model's own output bicubically and compares it with the true image at "
+                        "that size. Sensitivity: " + (result.get("sensitivity") or {}).get("definition", "–") + " ("
+                        + (result.get("sensitivity") or {}).get("distance", "–") + "); 0 = the same picture for "
+                        "every input, ~1 = outputs differ as much as the true images."))
     blocks.append(("p", f"Hardware: {hw.get('device')} ({hw.get('gpu') or hw.get('processor')}, "
                         f"{hw.get('cpu_count')} CPUs, torch {hw.get('torch')}); evaluation took "
                         f"{result.get('total_seconds', 0):.1f} s."))
@@ -386,8 +420,8 @@ def write_report(out_dir: Path, result: dict[str, Any]) -> tuple[Path, Path]:
     md: list[str] = []
     body: list[str] = []
     for kind, payload in _sections(result):
-        if kind in ("h1", "h2"):
-            md.append(f"{'#' if kind == 'h1' else '##'} {payload}\n")
+        if kind in ("h1", "h2", "h3"):
+            md.append(f"{'#' * int(kind[1])} {payload}\n")
             body.append(f"<{kind}>{html.escape(payload)}</{kind}>")
         elif kind == "p":
             md.append(f"{payload}\n")
@@ -457,6 +491,9 @@ def write_comparison(doc_path: Path, metrics_path: Path, budget_path: Path | Non
         lines += ["## Training budget", "", markdown_table(*budget_table(_read_jsonl(Path(budget_path)))), ""]
     headers, rows, caption = headline_table(result)
     lines += ["## Summary", "", caption, "", markdown_table(headers, rows), ""]
+    floors = floor_tables_markdown(result)
+    if floors:
+        lines += ["## Against trivial floors", "", floors]
     lines += ["## Clean sketches", "", markdown_table(*main_table(result)), ""]
     if any(e["roughness"] != "none" for e in result["entries"]):
         lines += ["## Robustness to rough sketches (rough minus clean)", "", markdown_table(*robustness_table(result)), ""]
