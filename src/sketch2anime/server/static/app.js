@@ -1,8 +1,12 @@
 // sketch2anime drawing panel: controls, live generation, variations, export.
 // Plain browser JavaScript modules: no build step, nothing loaded from outside this server.
-import { Drawing, SIZE, canvasBlob, loadImage, parseHex } from "/static/drawing.js";
+import { Drawing, SIZE, canvasBlob, parseHex } from "/static/drawing.js";
 
-const DEBOUNCE_MS = 150;
+const DEBOUNCE_MS = 150; // slider and seed changes: wait until the hand stops
+// A lifted pen is one discrete event: the update starts almost at once (a short pause still merges an
+// undo pressed right after the stroke). At most one request is in flight; edits made meanwhile are
+// sent together when it returns.
+const STROKE_DEBOUNCE_MS = 20;
 // Hints live on a grid 4x coarser than the model (16 px for a 64 px model, 128 for a 512 px one), so
 // live updates send the hint layer at 128 px: a 512 px PNG would cost encoding and decoding for nothing.
 const HINT_UPLOAD_SIZE = 128;
@@ -16,6 +20,8 @@ const resultCtx = resultCanvas.getContext("2d");
 const state = {
   models: [], model: null, upscalers: [],
   seq: 0, applied: 0, inFlight: false, pending: false, timer: 0,
+  editedAt: 0, // when the oldest edit not yet shown happened (pen-up): the pen-up-to-pixels figure
+  hintBlob: null, // the encoded hint layer, kept until the hint layer changes
   result: null, // {blob, projected: Blob | null}, both at the model's resolution
 };
 
@@ -101,10 +107,13 @@ function pickColor(e, element) {
 }
 
 // ------------------------------------------------------------------ live generation
-function edited() {
+function edited(layer) {
   $("variations").classList.add("outdated");
+  if (layer === "hint") state.hintBlob = null;
+  if (!state.editedAt) state.editedAt = performance.now();
   clearTimeout(state.timer);
-  state.timer = setTimeout(() => { state.timer = 0; requestGenerate(); }, DEBOUNCE_MS);
+  const wait = layer === "sketch" || layer === "hint" ? STROKE_DEBOUNCE_MS : DEBOUNCE_MS;
+  state.timer = setTimeout(() => { state.timer = 0; requestGenerate(); }, wait);
   busy.hidden = false; // an update is on its way (also what the browser test waits for)
 }
 
@@ -119,10 +128,17 @@ function currentSeed() {
   return Number.isFinite(v) && v >= 0 && v <= 4294967295 ? v : 0;
 }
 
+function hintUploadSize() {
+  // 128 px is 4x the hint grid of a 128 px model; bigger models get their grid's size at least.
+  const m = currentModel();
+  return Math.min(SIZE, Math.max(HINT_UPLOAD_SIZE, m ? m.hint_size : 0));
+}
+
 async function inputForm() {
   const form = new FormData();
-  form.append("sketch", await drawing.sketchBlob(), "sketch.png");
-  form.append("hint", await drawing.hintBlob(HINT_UPLOAD_SIZE), "hint.png");
+  form.append("sketch", drawing.sketchPgm(), "sketch.pgm");
+  if (!state.hintBlob) state.hintBlob = await drawing.hintBlob(hintUploadSize());
+  form.append("hint", state.hintBlob, "hint.png");
   form.append("projection", $("projection").value);
   form.append("seed", String(currentSeed()));
   if (state.model) form.append("model", state.model);
@@ -138,18 +154,34 @@ async function runGenerate() {
   const seq = ++state.seq;
   const model = state.model;
   busy.hidden = false;
-  const started = performance.now(); // the update time shown counts encoding, upload, model and drawing
+  const editedAt = state.editedAt;
+  state.editedAt = 0;
+  // The update time shown counts encoding, upload, server, decoding and drawing; each part is kept
+  // on the result canvas for benchmarks/panel_latency.py.
+  const started = performance.now();
   try {
-    const res = await fetch("/api/generate", { method: "POST", body: await inputForm() });
+    const form = await inputForm();
+    const encoded = performance.now();
+    const res = await fetch("/api/generate", { method: "POST", body: form });
     const body = await readJson(res);
+    const answered = performance.now();
     if (!res.ok) throw new Error(errorText(res, body));
     // Stale answers (older than the one shown, or for a model no longer selected) are dropped.
     if (seq > state.applied && model === state.model) {
       state.applied = seq;
-      await showResult(dataUrlToBlob(body.image), body.projected_sketch);
-      const updateMs = performance.now() - started;
-      resultCanvas.dataset.updateMs = updateMs.toFixed(1);
-      resultCanvas.dataset.modelMs = String(body.elapsed_ms);
+      const times = await showResult(dataUrlToBlob(body.image), body.projected_sketch);
+      const done = performance.now();
+      const updateMs = done - started;
+      Object.assign(resultCanvas.dataset, {
+        updateMs: updateMs.toFixed(1),
+        penUpMs: editedAt ? (done - editedAt).toFixed(1) : "",
+        encodeMs: (encoded - started).toFixed(1),
+        requestMs: (answered - encoded).toFixed(1),
+        serverMs: String(body.server_ms ?? ""),
+        modelMs: String(body.elapsed_ms),
+        decodeMs: times.decode.toFixed(1),
+        drawMs: times.draw.toFixed(1),
+      });
       resultCanvas.dataset.generation = String(seq);
       setStatus(`${Math.round(updateMs)} ms update (model ${Math.round(body.elapsed_ms)} ms) · ${body.model} · `
         + `${body.width}×${body.height} px`);
@@ -164,18 +196,22 @@ async function runGenerate() {
 }
 
 async function showResult(blob, projectedUrl) {
-  const url = URL.createObjectURL(blob);
-  let image;
-  try { image = await loadImage(url); } finally { URL.revokeObjectURL(url); }
+  // createImageBitmap decodes off the main thread; an <img> would wait for its load event.
+  const start = performance.now();
+  const image = await createImageBitmap(blob);
+  const decoded = performance.now();
   resultCtx.imageSmoothingQuality = "high";
   resultCtx.clearRect(0, 0, SIZE, SIZE);
   resultCtx.drawImage(image, 0, 0, SIZE, SIZE);
+  image.close();
+  const drawn = performance.now();
   // projectedUrl: a data URL, null (model without projection), or undefined (keep the current one).
   const projected = projectedUrl ? dataUrlToBlob(projectedUrl) : projectedUrl === null ? null : state.result?.projected ?? null;
   state.result = { blob, projected };
   if (projectedUrl) shadow.src = projectedUrl;
   else if (projectedUrl === null) shadow.removeAttribute("src");
   updateShadow();
+  return { decode: decoded - start, draw: drawn - decoded };
 }
 
 function updateShadow() {
@@ -301,7 +337,9 @@ function wire() {
   $("seed").addEventListener("change", edited);
   $("dice").addEventListener("click", () => { $("seed").value = String(Math.floor(Math.random() * 1e9)); edited(); });
   $("variations-button").addEventListener("click", showVariations);
-  $("model-select").addEventListener("change", (e) => { state.model = e.target.value; applyModel(); edited(); });
+  $("model-select").addEventListener("change", (e) => {
+    state.model = e.target.value; state.hintBlob = null; applyModel(); edited();
+  });
   resultCanvas.addEventListener("pointerdown", (e) => { if (drawing.tool === "eyedropper") pickColor(e, resultCanvas); });
   $("download-result").addEventListener("click", guarded(async () => {
     if (!state.result) throw new Error("no result yet: draw something first");
