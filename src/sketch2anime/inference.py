@@ -415,7 +415,7 @@ class Sketch2AnimePipeline:
 
     def __call__(self, sketch: ImageInput | list[ImageInput], hint: ImageInput | list[ImageInput] | None = None,
                  projection: float = 0.5, seed: int | None = None, return_projected: bool = False,
-                 output_size: str = "input") -> Any:
+                 output_size: str = "input", upscale: int = 1, lines: float = 0.0) -> Any:
         """Colour ``sketch`` (path, PIL or numpy, any size); ``hint`` is an RGBA layer whose alpha marks
         hinted pixels (a layer without any transparent pixel: white = no hint). Returns a PIL RGB image
         of the sketch's size, or with ``output_size="model"`` of the model's resolution (same
@@ -423,8 +423,16 @@ class Sketch2AnimePipeline:
         pipelines without an autoencoder.
 
         A list of sketches gives a list of results, computed ``BATCH_SIZE`` at a time; ``hint`` is
-        then None, one layer for all, or a list with one layer (or None) per sketch."""
+        then None, one layer for all, or a list with one layer (or None) per sketch.
+
+        ``upscale`` (2, 4 or 8) enlarges the model-resolution result with the anime upscalers (the
+        picture is then ``upscale`` x the model's size); ``lines`` in [0, 1] multiplies the sketch's
+        own lines over the result (``sketch2anime.upscale.pipeline``)."""
         output_size = self._check_output_size(output_size)
+        if upscale != 1 or lines:  # the model's result -> anime upscalers (+ the user's lines over it)
+            from .upscale.pipeline import upscaled_call
+
+            return upscaled_call(self, sketch, hint, projection, seed, return_projected, upscale, lines)
         if isinstance(sketch, (list, tuple)):
             return self._call_many(list(sketch), hint, projection, seed, return_projected, output_size)
         sketch_tensor, hint_tensor, size = self.prepare(sketch, hint)
@@ -559,6 +567,11 @@ def generate_command(args: argparse.Namespace) -> int:
         raise ValueError(f"no such sketch file or folder: {source}")
     pipeline = Sketch2AnimePipeline.from_pretrained(args.model, device=getattr(args, "device", "auto"))
     projection = Sketch2AnimePipeline._check_projection(args.projection)
+    upscale, lines = getattr(args, "upscale", 1), getattr(args, "lines", 0.0)
+    if upscale != 1 or lines:  # a missing upscaler stops here, naming the command, not once per file
+        from .upscale.upscaler import prepare_upscaling
+
+        upscale, lines = prepare_upscaling(upscale, lines, device=str(pipeline.device))
     hint_arg = Path(args.hint) if getattr(args, "hint", None) else None
     if hint_arg is not None and not hint_arg.exists():
         raise ValueError(f"no such hint file or folder: {hint_arg}")
@@ -582,7 +595,7 @@ def generate_command(args: argparse.Namespace) -> int:
             hint = hints.get(sketch_path.stem) if hint_arg.is_dir() else hint_arg
         try:
             picture, projected = pipeline(sketch_path, hint=hint, projection=projection, seed=args.seed,
-                                          return_projected=True)
+                                          return_projected=True, upscale=upscale, lines=lines)
             target.parent.mkdir(parents=True, exist_ok=True)
             picture.save(target)
             if getattr(args, "save_projected", False) and projected is not None:
