@@ -274,5 +274,7 @@ def test_filters_on_single_frames() -> None:
     assert letterbox_box(cv2.cvtColor(pillarbox, cv2.COLOR_RGB2GRAY), 24, 0.3) == (40, 0, 40 + W, H)
     assert is_mostly_text(cv2.cvtColor(credits_frame(), cv2.COLOR_RGB2GRAY))
     assert not is_mostly_text(cv2.cvtColor(sharp, cv2.COLOR_RGB2GRAY))
+    motion = cv2.filter2D(sharp, -1, np.full((1, 15), 1 / 15, np.float32))  # a fast horizontal camera move
+    assert judge_frame(motion, config).reason == "blurred"
     assert judge_frame(np.full((H, W, 3), 128, np.uint8), config).reason == "flat"
     assert judge_frame(sharp, config, in_fade=True).reason == "fade"

@@ -67,7 +67,7 @@ def _add_frames(sub: argparse._SubParsersAction) -> None:
                    help="mean RGB difference (0-255) of consecutive frames that counts as a cut (default 20)")
     p.add_argument("--dedup-bits", type=int, default=4,
                    help="perceptual-hash bits within which a frame duplicates one kept before (default 4; 0 = exact)")
-    p.add_argument("--min-sharpness", type=float, default=0.03, help="blur filter threshold (0 = off; default 0.03)")
+    p.add_argument("--min-sharpness", type=float, default=0.3, help="blur filter threshold (0 = off; default 0.3)")
     p.add_argument("--black-level", type=float, default=40.0, help="frames darker than this luma are black (default 40)")
     p.add_argument("--keep-text", action="store_true", help="keep mostly-text frames (credits, title cards)")
     p.add_argument("--keep-bars", action="store_true", help="do not crop letterbox bars")
