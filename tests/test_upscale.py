@@ -297,3 +297,30 @@ def test_installed_weights_match_ncnn(name: str) -> None:
     with torch.inference_mode():
         out = up.network(torch.from_numpy(reference["input"])[None])[0].numpy()
     np.testing.assert_allclose(out, reference[name].astype(np.float32), atol=2e-3)
+
+
+def test_panel_api_upscales_with_the_installed_upscaler(tiny_cache: Path) -> None:
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from sketch2anime.server.app import create_app
+    from sketch2anime.upscale.upscaler import installed_upscalers
+
+    upscalers = installed_upscalers(max_side=64)
+    assert list(upscalers) == ["animevideov3-x4", "waifu2x-upconv7-x2"]  # the 4x first: the panel's choice
+    client = TestClient(create_app({"stub": object()}, upscalers), base_url="http://127.0.0.1")
+    assert client.get("/api/models").json()["upscalers"] == list(upscalers)
+
+    def png(size: tuple[int, int]) -> bytes:
+        buffer = io.BytesIO()
+        Image.new("RGB", size, (90, 120, 200)).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    res = client.post("/api/upscale", files={"image": ("r.png", png((32, 24)), "image/png")})
+    assert res.status_code == 200 and Image.open(io.BytesIO(res.content)).size == (128, 96)
+    res = client.post("/api/upscale", files={"image": ("r.png", png((32, 24)), "image/png")},
+                      data={"upscaler": "waifu2x-upconv7-x2"})
+    assert Image.open(io.BytesIO(res.content)).size == (64, 48)
+    too_big = client.post("/api/upscale", files={"image": ("r.png", png((80, 8)), "image/png")})
+    assert too_big.status_code == 400 and "sketch2anime upscale" in too_big.json()["detail"]

@@ -247,7 +247,13 @@ def serve_command(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host):
         print(f"warning: listening on {args.host}: anyone who can reach this address can use the panel "
               "(there is no login)", flush=True)
-    app = create_app(pipelines)
+    from ..upscale.upscaler import installed_upscalers
+
+    upscalers = installed_upscalers()
+    print(f"upscaler: {', '.join(upscalers)} (sharp results when the pen rests)" if upscalers else
+          "no upscaler installed: the panel shows the model's own resolution; for sharp large results "
+          "run: sketch2anime weights upscaler", flush=True)
+    app = create_app(pipelines, upscalers)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"sketch2anime panel: http://{shown}:{args.port}/  (Ctrl+C to stop; {threads} torch CPU thread"
           f"{'s' if threads > 1 else ''})", flush=True)

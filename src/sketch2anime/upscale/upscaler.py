@@ -206,3 +206,26 @@ def upscale_command(args: argparse.Namespace) -> int:
             continue
         print(f"wrote {target} ({image.width}x{image.height})")
     return 1 if failed else 0
+
+
+SERVER_MAX_SIDE = 1024  # the panel sends 64-512 px results; a 1024 px input already gives 4096 px
+
+
+def installed_upscalers(device: str = "cpu", max_side: int = SERVER_MAX_SIDE) -> dict[str, Any]:
+    """Every shipped upscaler present in the cache, 4x first, as ``PIL -> PIL`` callables for the
+    panel's ``/api/upscale`` (inputs over ``max_side`` are refused with a ValueError, i.e. a 400)."""
+    found: dict[str, Any] = {}
+    for name in sorted(UPSCALERS, key=lambda n: -UPSCALERS[n].scale):
+        try:
+            upscaler = load_upscaler(name, device)
+        except ValueError:  # not installed (MissingWeightsError) or unreadable: the panel goes without
+            continue
+
+        def run(image: Image.Image, upscaler: Upscaler = upscaler) -> Image.Image:
+            if max(image.size) > max_side:
+                raise ValueError(f"the image is {image.width}x{image.height}; the panel enlarges images up to "
+                                 f"{max_side} px (use `sketch2anime upscale` for larger ones)")
+            return upscaler(image)
+
+        found[name] = run
+    return found

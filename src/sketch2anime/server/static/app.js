@@ -18,7 +18,7 @@ const resultCanvas = $("result"), resultFrame = $("result-frame"), busy = $("bus
 const resultCtx = resultCanvas.getContext("2d");
 
 const state = {
-  models: [], model: null, upscalers: [],
+  models: [], model: null, upscalers: [], sharpTimer: 0,
   seq: 0, applied: 0, inFlight: false, pending: false, timer: 0,
   editedAt: 0, // when the oldest edit not yet shown happened (pen-up): the pen-up-to-pixels figure
   hintBlob: null, // the encoded hint layer, kept until the hint layer changes
@@ -170,6 +170,7 @@ async function runGenerate() {
     if (seq > state.applied && model === state.model) {
       state.applied = seq;
       const times = await showResult(dataUrlToBlob(body.image), body.projected_sketch);
+      scheduleSharp(seq);
       const done = performance.now();
       const updateMs = done - started;
       Object.assign(resultCanvas.dataset, {
@@ -266,8 +267,43 @@ async function exportZip() {
   download(await res.blob(), "sketch2anime.zip");
 }
 
+// When the pen rests, the server's anime upscaler (waifu2x / Real-ESRGAN) replaces the browser-scaled
+// preview with a sharp picture; any newer edit or result makes the answer stale and it is dropped.
+const SHARP_REST_MS = 300;
+
+function scheduleSharp(seq) {
+  clearTimeout(state.sharpTimer);
+  if (!state.upscalers.length) return;
+  state.sharpTimer = setTimeout(guarded(() => sharpen(seq)), SHARP_REST_MS);
+}
+
+const resting = (seq) => state.seq === seq && state.applied === seq && !state.timer && !state.inFlight;
+
+async function sharpen(seq) {
+  const result = state.result;
+  if (!resting(seq) || !result) return;
+  const started = performance.now();
+  const form = new FormData();
+  form.append("image", result.blob, "result.png");
+  form.append("upscaler", state.upscalers[0]);
+  const res = await fetch("/api/upscale", { method: "POST", body: form });
+  if (!res.ok) throw new Error(errorText(res, await readJson(res)));
+  const large = await res.blob();
+  if (!resting(seq) || state.result !== result) return;
+  const image = await createImageBitmap(large);
+  resultCtx.imageSmoothingQuality = "high";
+  resultCtx.clearRect(0, 0, SIZE, SIZE);
+  resultCtx.drawImage(image, 0, 0, SIZE, SIZE);
+  result.large = large;
+  resultCanvas.dataset.sharp = `${seq}:${image.width}`;
+  image.close();
+  setStatus(`${$("status").textContent.split(" · sharp")[0]} · sharp ${state.upscalers[0]} `
+    + `(${Math.round(performance.now() - started)} ms)`);
+}
+
 async function exportLarge() {
   if (!state.result) throw new Error("no result to enlarge yet");
+  if (state.result.large) { download(state.result.large, "sketch2anime-large.png"); return; }
   const form = new FormData();
   form.append("image", state.result.blob, "result.png");
   form.append("upscaler", state.upscalers[0]);
