@@ -23,6 +23,12 @@ def upscaled_call(pipe: Any, sketch: ImageInput, hint: ImageInput | None, projec
     sketch, if asked for, is resized to the same size.
     """
     factor, lines = check_factor(upscale), check_lines(lines)
+    if isinstance(sketch, (list, tuple)):  # one at a time: large pictures, and the upscaler is the cost
+        hints = hint if isinstance(hint, (list, tuple)) else [hint] * len(sketch)
+        if len(hints) != len(sketch):
+            raise ValueError(f"got {len(sketch)} sketches but {len(hints)} hints")
+        return [upscaled_call(pipe, s, h, projection, seed, return_projected, factor, lines)
+                for s, h in zip(sketch, hints)]
     sketch_tensor, hint_tensor, size = pipe.prepare(sketch, hint)
     result = pipe.generate_tensors(sketch_tensor, hint_tensor, projection, seed)
     picture, projected = pipe._to_pictures(result, size, "model" if factor > 1 else "input")
