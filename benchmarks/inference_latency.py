@@ -75,7 +75,7 @@ def measure_pipeline(pipe: Sketch2AnimePipeline, projections: list[float], repea
     except ImportError as exc:  # fastapi / httpx missing: the optional row says so
         results.append((f"POST /api/generate: not measured ({exc.name} not installed)", "-", None))  # type: ignore[arg-type]
         return results
-    client = TestClient(create_app({"bench": pipe}))
+    client = TestClient(create_app({"bench": pipe}), base_url="http://127.0.0.1")
     sketch_png = _png(synthetic_sketch(canvas, seed))
     hint_png = _png(synthetic_hint(canvas, seed))
 

@@ -91,7 +91,7 @@ def test_hint_without_alpha_white_means_no_hint(pipe) -> None:
 
 @pytest.fixture(scope="module")
 def client(pipe) -> TestClient:
-    return TestClient(create_app({"tiny": pipe}))
+    return TestClient(create_app({"tiny": pipe}), base_url="http://127.0.0.1")  # the server answers loopback Hosts only
 
 
 def test_openapi_and_docs_are_served_without_outside_scripts(client) -> None:

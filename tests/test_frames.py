@@ -160,6 +160,18 @@ def test_truncated_and_unreadable_videos_keep_what_was_extracted(videos, tmp_pat
     assert again["decoded_this_run"] == 0 and again["counts"] == report["counts"]
 
 
+def test_damage_in_the_middle_is_skipped(videos, tmp_path: Path) -> None:
+    data = bytearray(videos["mp4"].read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 4000] = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    (tmp_path / "damaged.mp4").write_bytes(bytes(data))
+    video = run(tmp_path / "damaged.mp4", tmp_path / "out")["videos"][0]
+    assert video["status"] == "damaged" and "skipped damaged stretches" in video["message"]
+    ((_, gap_to),) = video["gaps"]
+    kept_after = [k for k in video["kept_frames"] if k["time_s"] >= gap_to]
+    assert kept_after and kept_after[0]["frame"] == pytest.approx(kept_after[0]["time_s"] * FPS, abs=0.01)
+
+
 def test_resume_after_interruption_matches_one_run(videos, tmp_path: Path, monkeypatch) -> None:
     whole = run(videos["avi"], tmp_path / "whole")["videos"][0]
     original = Journal.append

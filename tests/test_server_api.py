@@ -59,7 +59,8 @@ class FakePipeline:
         self.pipeline_type = "fake"
         self.uses_projection = True
 
-    def __call__(self, sketch, hint=None, projection=0.5, seed=None, return_projected=False, output_size="input"):
+    def __call__(self, sketch, hint=None, projection=0.5, seed=None, return_projected=False, output_size="input",
+                 max_side=None):
         sketch_img = load_sketch(sketch)
         hint_img = None if hint is None else load_rgba(hint).resize(sketch_img.size, Image.Resampling.NEAREST)
         self._inputs = (sketch_img, hint_img, projection, seed)
@@ -77,7 +78,7 @@ class FakePipeline:
             image, sketch_img = image.resize((self.image_size,) * 2), sketch_img.resize((self.image_size,) * 2)
         return (image, sketch_img) if return_projected else image
 
-    def variations(self, sketch, hint=None, projection=0.5, count=4, seed=0, output_size="input"):
+    def variations(self, sketch, hint=None, projection=0.5, count=4, seed=0, output_size="input", max_side=None):
         return [self(sketch, hint, projection, seed + i, output_size=output_size) for i in range(count)]
 
 
@@ -118,7 +119,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Sketch2AnimePipe
 
 @pytest.fixture(scope="module")
 def client(tiny: dict[str, Sketch2AnimePipeline]) -> TestClient:
-    return TestClient(create_app(tiny))
+    return TestClient(create_app(tiny), base_url="http://127.0.0.1")
 
 
 def files(sketch: bytes | None = None, hint: bytes | None = None) -> dict:
@@ -239,9 +240,9 @@ def test_export_zip(client: TestClient) -> None:
 
 
 def test_upscale_only_when_installed(tiny: dict) -> None:
-    plain = TestClient(create_app(tiny))
+    plain = TestClient(create_app(tiny), base_url="http://127.0.0.1")
     assert plain.post("/api/upscale", files={"image": ("r.png", sketch_png(64), "image/png")}).status_code == 404
-    double = TestClient(create_app(tiny, upscalers={"x2": lambda im: im.resize((im.width * 2, im.height * 2))}))
+    double = TestClient(create_app(tiny, upscalers={"x2": lambda im: im.resize((im.width * 2, im.height * 2))}), base_url="http://127.0.0.1")
     assert double.get("/api/models").json()["upscalers"] == ["x2"]
     res = double.post("/api/upscale", files={"image": ("r.png", sketch_png(64), "image/png")})
     assert res.status_code == 200 and Image.open(io.BytesIO(res.content)).size == (128, 128)
@@ -337,7 +338,7 @@ def test_unknown_model_404(client: TestClient) -> None:
 
 
 def test_pipeline_value_errors_become_400_and_bugs_500(monkeypatch: pytest.MonkeyPatch) -> None:
-    client = TestClient(create_app({"fake": FakePipeline()}), raise_server_exceptions=False)
+    client = TestClient(create_app({"fake": FakePipeline()}), raise_server_exceptions=False, base_url="http://127.0.0.1")
 
     def refuse(*args, **kwargs):
         raise ValueError("the sketch is blank")
@@ -381,7 +382,7 @@ def test_concurrent_requests_get_their_own_results(client: TestClient) -> None:
 
 def test_model_calls_are_serialised() -> None:
     # The fake swaps inputs between unserialised calls, so this fails without the server's lock.
-    concurrent_jobs_match_single_requests(TestClient(create_app({"fake": FakePipeline()})), rounds=3)
+    concurrent_jobs_match_single_requests(TestClient(create_app({"fake": FakePipeline()}), base_url="http://127.0.0.1"), rounds=3)
 
 
 # ---------------------------------------------------------------------------------------------

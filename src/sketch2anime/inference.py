@@ -216,6 +216,19 @@ def _pad_to_square(image: Image.Image, fill: int | tuple[int, ...]) -> Image.Ima
     return canvas
 
 
+def _fit_square(image: Image.Image, size: int, fill: int | tuple[int, ...],
+                shrink: Callable[[Image.Image, tuple[int, int]], Image.Image] | None = None) -> Image.Image:
+    """Pad ``image`` to a square on ``fill`` and scale it to ``size``. A long side over ``size`` is
+    shrunk (with ``shrink``) *before* padding, so no step holds more than the input's own pixels or
+    ``size``² (padding a 20000x400 strip first made a 400-MP canvas)."""
+    width, height = image.size
+    side = max(width, height)
+    if side > size:
+        scale = size / side
+        image = (shrink or _resize)(image, (max(1, round(width * scale)), max(1, round(height * scale))))
+    return _resize(_pad_to_square(image, fill), (size, size))
+
+
 def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     if image.size == size:
         return image
@@ -241,18 +254,30 @@ def _shrink_sketch(image: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 
 OUTPUT_SIZES = ("input", "model")
+# The hint layer is brought into the sketch's square at most this big: rgba_to_hint holds 16 bytes
+# per pixel of that square, and the hint grid is 16-32 px anyway.
+HINT_WORK_SIDE = 1024
 
 
-def _back_to_input(image: Image.Image, width: int, height: int, output_size: str = "input") -> Image.Image:
+def _back_to_input(image: Image.Image, width: int, height: int, output_size: str = "input",
+                   max_side: int | None = None) -> Image.Image:
     """The model's square output -> the input's frame: at the input's size (``"input"``), or at the
     model's own resolution with the padding cropped off (``"model"``: the longer side is the model's
-    size; a live preview then sends a few KB instead of an upscaled 512 px PNG)."""
+    size; a live preview then sends a few KB instead of an upscaled 512 px PNG). ``max_side`` caps
+    the longer side of an ``"input"`` result (same framing, smaller)."""
     side, left, top = _square_box(width, height)
+    scale = image.size[0] / side
     if output_size == "model":
-        scale = image.size[0] / side
         box = (round(left * scale), round(top * scale), round((left + width) * scale), round((top + height) * scale))
         return image.crop((box[0], box[1], max(box[2], box[0] + 1), max(box[3], box[1] + 1)))
-    return _resize(image, (side, side)).crop((left, top, left + width, top + height))
+    out_w, out_h = width, height
+    if max_side is not None and max(width, height) > max_side:
+        shrink = max_side / max(width, height)
+        out_w, out_h = max(1, round(width * shrink)), max(1, round(height * shrink))
+    # Resample only the crop box: scaling the whole padded square first cost side² pixels.
+    box = (left * scale, top * scale, (left + width) * scale, (top + height) * scale)
+    upscaling = out_w >= box[2] - box[0]
+    return image.resize((out_w, out_h), Image.Resampling.BICUBIC if upscaling else Image.Resampling.LANCZOS, box=box)
 
 
 class Sketch2AnimePipeline:
@@ -387,16 +412,28 @@ class Sketch2AnimePipeline:
 
         image = load_sketch(sketch)
         width, height = image.size
-        square = _shrink_sketch(_pad_to_square(image, 255), (self.image_size, self.image_size))
+        square = _fit_square(image, self.image_size, 255, _shrink_sketch)
         sketch_tensor = sketch_to_tensor(square)[None]
         if hint is None:
             hint_tensor = torch.zeros(1, 4, self.hint_size, self.hint_size)
         else:
             layer = hint_layer(hint)  # no transparent pixel at all: white = no hint
-            if layer.size != (width, height):
-                layer = layer.resize((width, height), Image.Resampling.NEAREST)
+            frame, resample = (width, height), Image.Resampling.NEAREST
+            side, work = max(width, height), max(HINT_WORK_SIDE, self.image_size)
+            if side > work:  # the sketch's frame at the work size: never pad a huge canvas
+                frame = (max(1, round(width * work / side)), max(1, round(height * work / side)))
+                if layer.width * layer.height > frame[0] * frame[1]:
+                    resample = Image.Resampling.BOX  # averages (PIL premultiplies RGBA): thin strokes survive
+            if layer.size != frame:
+                layer = layer.resize(frame, resample)
             hint_tensor = rgba_to_hint(_pad_to_square(layer, (0, 0, 0, 0)), self.image_size, self.hint_downscale)[None]
         return sketch_tensor, hint_tensor, (width, height)
+
+    @staticmethod
+    def _check_max_side(max_side: int | None) -> int | None:
+        if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1):
+            raise ValueError(f"max_side must be a positive integer or None, got {max_side!r}")
+        return max_side
 
     @staticmethod
     def _check_output_size(output_size: str) -> str:
@@ -405,22 +442,27 @@ class Sketch2AnimePipeline:
         return output_size
 
     def _to_pictures(self, result: dict[str, torch.Tensor | None], size: tuple[int, int],
-                     output_size: str = "input", index: int = 0) -> tuple[Image.Image, Image.Image | None]:
-        picture = _back_to_input(Image.fromarray(tensor_to_uint8(result["image"][index]), "RGB"), *size, output_size)
+                     output_size: str = "input", max_side: int | None = None,
+                     index: int = 0) -> tuple[Image.Image, Image.Image | None]:
+        picture = _back_to_input(Image.fromarray(tensor_to_uint8(result["image"][index]), "RGB"), *size, output_size,
+                                 max_side)
         projected = result["projected_sketch"]
         sketch_picture = None
         if projected is not None:
-            sketch_picture = _back_to_input(Image.fromarray(tensor_to_uint8(projected[index]), "L"), *size, output_size)
+            sketch_picture = _back_to_input(Image.fromarray(tensor_to_uint8(projected[index]), "L"), *size, output_size,
+                                            max_side)
         return picture, sketch_picture
 
     def __call__(self, sketch: ImageInput | list[ImageInput], hint: ImageInput | list[ImageInput] | None = None,
                  projection: float = 0.5, seed: int | None = None, return_projected: bool = False,
-                 output_size: str = "input", upscale: int = 1, lines: float = 0.0) -> Any:
+                 output_size: str = "input", max_side: int | None = None, upscale: int = 1,
+                 lines: float = 0.0) -> Any:
         """Colour ``sketch`` (path, PIL or numpy, any size); ``hint`` is an RGBA layer whose alpha marks
         hinted pixels (a layer without any transparent pixel: white = no hint). Returns a PIL RGB image
         of the sketch's size, or with ``output_size="model"`` of the model's resolution (same
         framing), and, with ``return_projected``, the projected sketch as PIL L, or None for
-        pipelines without an autoencoder.
+        pipelines without an autoencoder. ``max_side`` caps the longer side of an ``"input"``-size
+        result (the server's bound on output work).
 
         A list of sketches gives a list of results, computed ``BATCH_SIZE`` at a time; ``hint`` is
         then None, one layer for all, or a list with one layer (or None) per sketch.
@@ -429,21 +471,22 @@ class Sketch2AnimePipeline:
         picture is then ``upscale`` x the model's size); ``lines`` in [0, 1] multiplies the sketch's
         own lines over the result (``sketch2anime.upscale.pipeline``)."""
         output_size = self._check_output_size(output_size)
+        max_side = self._check_max_side(max_side)
         if upscale != 1 or lines:  # the model's result -> anime upscalers (+ the user's lines over it)
             from .upscale.pipeline import upscaled_call
 
             return upscaled_call(self, sketch, hint, projection, seed, return_projected, upscale, lines)
         if isinstance(sketch, (list, tuple)):
-            return self._call_many(list(sketch), hint, projection, seed, return_projected, output_size)
+            return self._call_many(list(sketch), hint, projection, seed, return_projected, output_size, max_side)
         sketch_tensor, hint_tensor, size = self.prepare(sketch, hint)
         result = self.generate_tensors(sketch_tensor, hint_tensor, projection, seed)
-        picture, projected = self._to_pictures(result, size, output_size)
+        picture, projected = self._to_pictures(result, size, output_size, max_side)
         return (picture, projected) if return_projected else picture
 
     BATCH_SIZE = 16  # sketches per forward pass when __call__ gets a list
 
     def _call_many(self, sketches: list[ImageInput], hints: Any, projection: float, seed: int | None,
-                   return_projected: bool, output_size: str) -> list[Any]:
+                   return_projected: bool, output_size: str, max_side: int | None) -> list[Any]:
         if not sketches:
             raise ValueError("got an empty list of sketches")
         if isinstance(hints, (list, tuple)):
@@ -465,14 +508,15 @@ class Sketch2AnimePipeline:
             result = self.generate_tensors(torch.cat([p[0] for p in prepared]), torch.cat([p[1] for p in prepared]),
                                            projection, seed)
             for row, (_, _, size) in enumerate(prepared):
-                picture, projected = self._to_pictures(result, size, output_size, index=row)
+                picture, projected = self._to_pictures(result, size, output_size, max_side, index=row)
                 results.append((picture, projected) if return_projected else picture)
         return results
 
     def variations(self, sketch: ImageInput, hint: ImageInput | None = None, projection: float = 0.5,
-                   count: int = 4, seed: int = 0, output_size: str = "input") -> list[Image.Image]:
+                   count: int = 4, seed: int = 0, output_size: str = "input",
+                   max_side: int | None = None) -> list[Image.Image]:
         """``count`` candidates; the first equals ``self(sketch, hint, projection)``
-        (``output_size`` as there).
+        (``output_size`` and ``max_side`` as there).
 
         With an autoencoder the others re-project the latent onto a random k-subset of its 3k
         nearest training latents (strength at least 0.35) after a small perturbation scaled by the
@@ -484,6 +528,7 @@ class Sketch2AnimePipeline:
             raise ValueError(f"count must be an integer between 1 and 64, got {count!r}")
         projection = self._check_projection(projection)
         output_size = self._check_output_size(output_size)
+        max_side = self._check_max_side(max_side)
         seed = self._check_seed(seed)
         if seed is None:
             raise ValueError("variations need an integer seed, got None")
@@ -507,7 +552,7 @@ class Sketch2AnimePipeline:
                 image = GENERATOR_RUNNERS[self.pipeline_type](self, shifted, hint_tensor, z, decoded)
                 image = _shift(image, (-shift[0], -shift[1]), fill=None)
                 result = {"image": image.float().clamp(-1, 1).cpu(), "projected_sketch": None}
-                pictures.append(self._to_pictures(result, size, output_size)[0])
+                pictures.append(self._to_pictures(result, size, output_size, max_side)[0])
         return pictures
 
     def _varied_latent(self, sketch: torch.Tensor, projection: float, rng: torch.Generator) -> torch.Tensor:

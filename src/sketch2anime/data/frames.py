@@ -16,7 +16,8 @@ For every video (one file, or all video files under a folder, in sorted order):
 ``OUT/frames`` (or ``OUT/faces``) is then the input of ``sketch2anime prepare``. ``OUT/report.json``
 lists every sampled frame, kept or dropped with its reason and timestamp. Re-running the same
 command resumes (finished videos are skipped, a half-done one continues after its last finished
-shot). A truncated or damaged video keeps the frames extracted before the damage and is reported.
+shot). A damaged stretch is skipped (status "damaged"); a truncated video keeps the frames
+extracted before the cut (status "truncated"); a file that cannot be opened is "unreadable".
 """
 
 from __future__ import annotations
@@ -248,6 +249,8 @@ class _VideoRun:
             for frame in reader.frames(config.start_s, config.end_s, start_index=self.state.next_frame):
                 thumb = thumbnail(frame.rgb)
                 black = thumb_is_black(thumb, config.filters.black_level)
+                if frame.after_gap:
+                    cuts.reset()  # frames were lost: whatever comes next starts a new shot
                 if cuts.update(thumb, black):
                     self.finish_shot(pending=1)
                     self.shot_start = (frame.index, frame.time_s)
@@ -356,9 +359,15 @@ def _extract_one(config: FramesConfig, out: Path, name: str, path: Path, state: 
         run.run(reader)
         info = {"fps": round(reader.fps, 3), "frame_count": reader.frame_count, "width": reader.width,
                 "height": reader.height, "duration_s": round(reader.duration_s, 3)}
+        status, message = "complete", ""
+        if reader.gaps:
+            stretches = ", ".join(f"{a:.2f}-{b:.2f} s" for a, b in reader.gaps)
+            status, message = "damaged", f"{path.name}: skipped damaged stretches ({stretches}); the rest is kept"
         if reader.ended_early:
-            print(f"sketch2anime frames: warning: {reader.ended_early}", file=sys.stderr)
-        state.done = done | {"status": "truncated" if reader.ended_early else "complete",
-                             "message": reader.ended_early, "decoded": run.decoded, "info": info}
+            status, message = "truncated", "; ".join(m for m in (reader.ended_early, message) if m)
+        if message:
+            print(f"sketch2anime frames: warning: {message}", file=sys.stderr)
+        state.done = done | {"status": status, "message": message, "decoded": run.decoded, "info": info,
+                             "gaps": reader.gaps}
         journal.append(state.done)
         return reader.decoded

@@ -120,7 +120,7 @@ def build_report(source: str, output: str, settings: dict[str, Any], states: lis
         totals["decoded"] += int(done.get("decoded", 0))
         videos.append({
             "name": state.name, "path": done.get("path", ""), "status": done.get("status", "unfinished"),
-            "message": done.get("message", ""), "info": done.get("info", {}),
+            "message": done.get("message", ""), "info": done.get("info", {}), "gaps": done.get("gaps", []),
             "decoded": done.get("decoded", 0), "shots": len(state.shots), "kept": len(kept),
             "dropped_by_reason": dict(sorted(Counter(d["reason"] for d in dropped).items())),
             "shot_list": [{k: s[k] for k in ("shot", "start_frame", "end_frame", "start_s", "end_s")}
@@ -135,6 +135,7 @@ def build_report(source: str, output: str, settings: dict[str, Any], states: lis
                    "faces": totals["faces"], "dropped": sum(reasons.values()),
                    "dropped_by_reason": dict(sorted(reasons.items())),
                    "truncated": sum(1 for v in videos if v["status"] == "truncated"),
+                   "damaged": sum(1 for v in videos if v["status"] == "damaged"),
                    "unreadable": sum(1 for v in videos if v["status"] == "unreadable")},
         "videos": videos,
     }
@@ -152,7 +153,7 @@ def summary(report: dict[str, Any], out: Path, faces: bool) -> str:
         detail = ", ".join(f"{k} {v}" for k, v in sorted(counts["dropped_by_reason"].items(), key=lambda kv: -kv[1]))
         lines.append(f"  dropped {counts['dropped']}: {detail}")
     for video in report["videos"]:
-        if video["status"] in ("truncated", "unreadable"):
+        if video["status"] in ("truncated", "damaged", "unreadable"):
             lines.append(f"  {video['status']}: {video['message']}")
     lines.append(f"  report: {out / REPORT_FILE}; next: sketch2anime prepare {out / ('faces' if faces else 'frames')} DATASET")
     return "\n".join(lines)

@@ -20,6 +20,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_PIXELS = 40_000_000  # about 6300x6300; bigger inputs are almost surely bombs, not drawings
 MAX_ASPECT = 50.0
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
+# The only decoders PIL may use: a drawing never needs EPS (runs Ghostscript), PSD, ICO, FITS...
+# PPM covers .ppm/.pgm/.pbm (plain, trivial decoders).
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "PPM")
 
 ImageInput = Union[str, Path, bytes, Image.Image, np.ndarray]
 
@@ -50,7 +53,7 @@ def _open(source: str | Path | bytes) -> Image.Image:
         Image.MAX_IMAGE_PIXELS = MAX_PIXELS
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(handle)  # type: ignore[arg-type]
+            image = Image.open(handle, formats=IMAGE_FORMATS)  # type: ignore[arg-type]
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise ImageInputError(f"{label} is {width}x{height}, over the {MAX_PIXELS} pixel limit", "too_large")
@@ -60,7 +63,8 @@ def _open(source: str | Path | bytes) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageInputError(f"{label} is too large to decode safely (over {MAX_PIXELS} pixels)", "too_large") from None
     except UnidentifiedImageError:
-        raise ImageInputError(f"{label} is not an image in a format sketch2anime can read", "not_an_image") from None
+        raise ImageInputError(f"{label} is not an image in a format sketch2anime can read "
+                              f"({', '.join(IMAGE_FORMATS)})", "not_an_image") from None
     except Exception as exc:  # PIL's plugins raise TypeError, IndexError, struct.error... on crafted files
         raise ImageInputError(f"{label} is corrupt or truncated ({exc})", "corrupt") from None
     finally:
@@ -129,8 +133,8 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     return image
 
 
-def load_rgba(source: ImageInput) -> Image.Image:
-    """Decode any accepted input to an 8-bit RGBA PIL image (orientation applied, first frame)."""
+def _decode(source: ImageInput) -> Image.Image:
+    """8-bit, oriented, first frame: RGBA when the input has transparency, else an opaque mode."""
     if isinstance(source, Image.Image):
         image = source
     elif isinstance(source, np.ndarray):
@@ -154,8 +158,6 @@ def load_rgba(source: ImageInput) -> Image.Image:
             image = image.convert("RGBA")
         if image.mode in ("LA", "La", "PA", "RGBa"):
             image = image.convert("RGBA")
-        if image.mode != "RGBA":
-            image = image.convert("RGB").convert("RGBA")
     except ImageInputError:
         raise
     except Exception as exc:  # crafted files can still break PIL's frame and mode handling
@@ -163,16 +165,39 @@ def load_rgba(source: ImageInput) -> Image.Image:
     return image
 
 
+def _convert(image: Image.Image, *modes: str) -> Image.Image:
+    try:
+        for mode in modes:
+            image = image.convert(mode)
+    except Exception as exc:  # same as in _decode: a crafted file is an input error
+        raise ImageInputError(f"the image is corrupt or in an unsupported layout ({exc})", "corrupt") from None
+    return image
+
+
+def load_rgba(source: ImageInput) -> Image.Image:
+    """Decode any accepted input to an 8-bit RGBA PIL image (orientation applied, first frame)."""
+    image = _decode(source)
+    return image if image.mode == "RGBA" else _convert(image, "RGB", "RGBA")
+
+
+def _opaque_rgb(image: Image.Image) -> Image.Image:
+    if image.mode != "RGBA":  # opaque inputs skip the composite (3 RGBA copies of a 40 MP upload)
+        return _convert(image, "RGB")
+    white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, image).convert("RGB")
+
+
 def load_rgb(source: ImageInput) -> Image.Image:
     """Decode to 8-bit RGB; transparent pixels are composited on white."""
-    rgba = load_rgba(source)
-    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(white, rgba).convert("RGB")
+    return _opaque_rgb(_decode(source))
 
 
 def load_sketch(source: ImageInput) -> Image.Image:
     """Decode a sketch to 8-bit grayscale (white paper, dark lines); transparency becomes paper."""
-    return load_rgb(source).convert("L")
+    image = _decode(source)
+    if image.mode in ("1", "L"):
+        return _convert(image, "L")
+    return _opaque_rgb(image).convert("L")
 
 
 def resize_square(image: Image.Image, size: int, mode: str = "crop", fill: int | tuple[int, ...] = 255) -> Image.Image:

@@ -60,6 +60,11 @@ class CutDetector:
         self._recent: deque[float] = deque(maxlen=config.window)
         self._since_cut = 0
 
+    def reset(self) -> None:
+        """Forget the previous frame (after lost frames): the next one starts a shot."""
+        self._previous = None
+        self._recent.clear()
+
     def update(self, thumb: np.ndarray, black: bool) -> bool:
         previous, self._previous = self._previous, thumb
         was_black, self._previous_black = self._previous_black, black

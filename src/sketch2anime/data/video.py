@@ -9,7 +9,10 @@ anime is, are exact with OpenCV too.
 
 OpenCV does not report decoding errors: a truncated or damaged file simply stops yielding frames.
 ``VideoReader.frames`` therefore compares where it stopped with the length the container
-announced and sets ``ended_early`` with a message, so the caller can keep what it has and say so.
+announced. Short of the end, it seeks 1, 2, then 4 s further and goes on from there when that
+works (a damaged stretch, recorded in ``gaps``; the next frame has ``after_gap`` set); when nothing
+past that point decodes, it sets ``ended_early`` with a message, so the caller keeps what it has
+and says so.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import numpy as np
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".wmv", ".flv", ".mpg", ".mpeg",
                   ".ts", ".m2ts", ".mts", ".ogv", ".3gp"}
 _EARLY_TOLERANCE_FRAMES = 2  # container frame counts are estimates off by a frame or two
+_RECOVERY_JUMPS_S = (1.0, 2.0, 4.0)  # how far past a damaged spot to try to resume decoding
+_MAX_GAPS = 20  # a file that keeps breaking is given up on
 
 
 class VideoInputError(ValueError):
@@ -107,6 +112,7 @@ class DecodedFrame:
     index: int  # frame number in the file, from 0
     time_s: float  # presentation time
     rgb: np.ndarray  # HxWx3 uint8
+    after_gap: bool = False  # frames before this one were lost to damage
 
 
 class VideoReader:
@@ -131,6 +137,7 @@ class VideoReader:
         self.width = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.ended_early = ""  # set by frames(): why decoding stopped before the announced end
+        self.gaps: list[tuple[float, float]] = []  # damaged stretches skipped, (from_s, to_s)
         self.decoded = 0
 
     @property
@@ -163,14 +170,24 @@ class VideoReader:
         if seek_s > 0 and capture.set(cv2.CAP_PROP_POS_MSEC, seek_s * 1000.0):
             position = capture.get(cv2.CAP_PROP_POS_FRAMES)
             index = int(round(position)) if position and np.isfinite(position) and position > 0 else 0
-        last_time = -1.0
+        last_time, after_gap = -1.0, False
         while True:
             ok, bgr = capture.read()
             if not ok or bgr is None:
-                break
+                if self._at_end(index, end_s):
+                    return
+                resumed = self._skip_damage(last_time, end_s)
+                if resumed is None:
+                    break
+                index, bgr = resumed
+                after_gap = True
+            else:
+                index = self._index_after_read(index)
             time_s = self._time_of(index)
             if time_s <= last_time and self.fps:
                 time_s = last_time + 1.0 / self.fps  # some containers repeat or lack timestamps
+            if after_gap:
+                self.gaps.append((round(max(last_time, 0.0), 3), round(time_s, 3)))
             last_time = time_s
             self.decoded += 1
             current, index = index, index + 1
@@ -178,12 +195,44 @@ class VideoReader:
                 return
             if time_s < start_s - 0.5 / max(self.fps, 1.0) or current < start_index:
                 continue
-            yield DecodedFrame(current, time_s, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        expected_end = self.frame_count
-        if end_s is not None and self.fps:
-            expected_end = min(expected_end, int(end_s * self.fps))
-        if self.frame_count and index < expected_end - _EARLY_TOLERANCE_FRAMES:
-            where = f"{last_time:.2f} s" if last_time >= 0 else "the start"
-            total = f"{self.duration_s:.2f} s ({self.frame_count} frames)" if self.fps else f"{self.frame_count} frames"
-            self.ended_early = (f"{self.path.name}: decoding stopped at {where}, frame {index}, of {total}: "
-                                "the file is truncated or damaged; the frames before that point are kept")
+            yield DecodedFrame(current, time_s, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), after_gap)
+            after_gap = False
+        where = f"{last_time:.2f} s" if last_time >= 0 else "the start"
+        total = f"{self.duration_s:.2f} s ({self.frame_count} frames)" if self.fps else f"{self.frame_count} frames"
+        self.ended_early = (f"{self.path.name}: decoding stopped at {where}, frame {index}, of {total}: "
+                            "the file is truncated or damaged; the frames before that point are kept")
+
+    def _index_after_read(self, counted: int) -> int:
+        """Index of the frame just read: the container's position when it is plausible (a frame the
+        decoder dropped silently must not shift every later index), else our own count."""
+        position = self._capture.get(cv2.CAP_PROP_POS_FRAMES)
+        if position and np.isfinite(position) and counted <= int(round(position)) - 1 <= counted + 1000:
+            return int(round(position)) - 1
+        return counted
+
+    def _expected_end(self, end_s: float | None) -> int:
+        return self.frame_count if end_s is None else min(self.frame_count, int(end_s * self.fps))
+
+    def _at_end(self, next_index: int, end_s: float | None) -> bool:
+        """Whether a failed read is the normal end (within the container's counting error); a file
+        without a frame count or rate cannot be checked and counts as complete."""
+        if not self.frame_count or not self.fps:
+            return True
+        return next_index >= self._expected_end(end_s) - _EARLY_TOLERANCE_FRAMES
+
+    def _skip_damage(self, last_time: float, end_s: float | None) -> tuple[int, np.ndarray] | None:
+        """After a failed read short of the announced end: seek past the damage and read one frame.
+        ``(index, bgr)`` of that frame, or None when nothing further decodes."""
+        if len(self.gaps) >= _MAX_GAPS:
+            return None
+        expected_end = self._expected_end(end_s)
+        for jump in _RECOVERY_JUMPS_S:
+            target = max(last_time, 0.0) + jump
+            if target * self.fps >= expected_end or not self._capture.set(cv2.CAP_PROP_POS_MSEC, target * 1000.0):
+                return None
+            ok, bgr = self._capture.read()
+            if ok and bgr is not None:
+                position = self._capture.get(cv2.CAP_PROP_POS_FRAMES)
+                index = int(round(position)) - 1 if position and np.isfinite(position) else int(round(target * self.fps))
+                return index, bgr
+        return None

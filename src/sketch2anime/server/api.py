@@ -26,15 +26,23 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import Response
 from PIL import Image
 
+from ..data.image_io import IMAGE_FORMATS
+
 log = logging.getLogger("sketch2anime.server")
 
 OUTPUT_SIZE_HELP = ("input: the result at the sketch's size; model: at the model's own resolution "
                     "(what the panel asks for and scales up itself: the upscaled PNG is most of the latency)")
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024  # per file; a 512x512 canvas PNG is well under 1 MB
-MAX_IMAGE_PIXELS = 40_000_000  # same ceilings as the package's image decoder
+# Work bounds per request: every upload decodes to at most 4096x4096 (the package's decoder takes
+# 40 MP; a panel canvas is 512 px), the model works on its own square, and results are at most
+# MAX_OUTPUT_SIDE on the long side (all variations together at most MAX_VARIATION_PIXELS).
+MAX_IMAGE_PIXELS = 4096 * 4096
 MAX_ASPECT = 50.0
 MAX_SEED = 2**32 - 1
 MAX_VARIATIONS = 8
+MAX_OUTPUT_SIDE = 2048
+MAX_VARIATION_PIXELS = 4 * 1024 * 1024
+MAX_SETTINGS_DEPTH = 32
 # Field texts shared by the routes; they are what /docs and /openapi.json show.
 SKETCH_HELP = ("the sketch: dark lines on white (or on transparent) paper, any size and aspect ratio up to "
                f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB; PNG, JPEG, WebP, BMP, GIF, TIFF or PGM (the panel sends "
@@ -90,13 +98,14 @@ def _read_upload(upload: UploadFile, what: str) -> bytes:
 def _check_image_header(data: bytes, what: str) -> str:
     """Read only the header: garbage -> 415, absurd dimensions -> 413. Returns the format name."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
             width, height = image.size
             fmt = image.format or "unknown"
     except Image.DecompressionBombError:
         raise HTTPException(413, f"{what} is too large to decode safely") from None
     except Exception:  # PIL's plugins raise TypeError, IndexError, struct.error... on crafted headers
-        raise HTTPException(415, f"{what} is not an image in a format sketch2anime can read") from None
+        raise HTTPException(415, f"{what} is not an image in a format sketch2anime can read "
+                                 f"({', '.join(IMAGE_FORMATS)})") from None
     if width < 1 or height < 1:
         raise HTTPException(400, f"{what} has no pixels ({width}x{height})")
     if width * height > MAX_IMAGE_PIXELS:
@@ -112,6 +121,29 @@ def _image_upload(upload: UploadFile | None, what: str) -> bytes | None:
     data = _read_upload(upload, what)
     _check_image_header(data, what)
     return data
+
+
+def variation_side(count: int) -> int:
+    """Longest side of each variation so that ``count`` of them stay within MAX_VARIATION_PIXELS."""
+    return max(64, min(MAX_OUTPUT_SIDE, int((MAX_VARIATION_PIXELS / max(1, count)) ** 0.5)))
+
+
+def _parse_settings(text: str) -> dict[str, Any]:
+    """The export's settings field: a JSON object nested at most MAX_SETTINGS_DEPTH levels (400)."""
+    try:
+        parsed = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):  # RecursionError: ~1000 nested brackets
+        raise HTTPException(400, "settings must be a JSON object") from None
+    if not isinstance(parsed, dict):
+        raise HTTPException(400, "settings must be a JSON object")
+    stack: list[tuple[Any, int]] = [(parsed, 1)]
+    while stack:  # iterative: the depth check itself must not recurse
+        value, depth = stack.pop()
+        if depth > MAX_SETTINGS_DEPTH:
+            raise HTTPException(400, f"settings nest deeper than {MAX_SETTINGS_DEPTH} levels")
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return parsed
 
 
 def _status_for(exc: ValueError) -> int:
@@ -192,7 +224,8 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
             "models": [slot.describe() for slot in slots.values()],
             "default": default_name,
             "upscalers": upscaler_names,
-            "limits": {"max_upload_bytes": MAX_UPLOAD_BYTES, "max_variations": MAX_VARIATIONS},
+            "limits": {"max_upload_bytes": MAX_UPLOAD_BYTES, "max_variations": MAX_VARIATIONS,
+                       "max_image_pixels": MAX_IMAGE_PIXELS, "max_output_side": MAX_OUTPUT_SIDE},
         }
 
     @router.post("/generate", response_model=None, summary="Colour one sketch (multipart form)")
@@ -222,7 +255,8 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
         sketch_data = _image_upload(sketch, "the sketch")
         hint_data = _image_upload(hint, "the hint layer")
         result, elapsed_ms = run(slot, "__call__", sketch=sketch_data, hint=hint_data, projection=projection,
-                                 seed=seed, return_projected=True, output_size=output_size)
+                                 seed=seed, return_projected=True, output_size=output_size,
+                                 max_side=MAX_OUTPUT_SIDE)
         image, projected = _unpack(result)
         if format == "png":
             return Response(png_bytes(image), media_type="image/png",
@@ -255,7 +289,7 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
         sketch_data = _image_upload(sketch, "the sketch")
         hint_data = _image_upload(hint, "the hint layer")
         images, elapsed_ms = run(slot, "variations", sketch=sketch_data, hint=hint_data, projection=projection,
-                                 count=count, seed=seed, output_size=output_size)
+                                 count=count, seed=seed, output_size=output_size, max_side=variation_side(count))
         return {
             "images": [data_url(image) for image in images],
             "model": slot.name,
@@ -297,12 +331,7 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
                 _decode_rgb(data, f"the {name} layer", keep_alpha=True)
             files[f"{name}.png"] = data
         if settings is not None:
-            try:
-                parsed = json.loads(settings)
-            except json.JSONDecodeError:
-                raise HTTPException(400, "settings must be a JSON object") from None
-            if not isinstance(parsed, dict):
-                raise HTTPException(400, "settings must be a JSON object")
+            parsed = _parse_settings(settings)
             files["settings.json"] = json.dumps(parsed, indent=2, sort_keys=True).encode("utf-8")
         return Response(build_zip(files), media_type="application/zip",
                         headers={"Content-Disposition": 'attachment; filename="sketch2anime.zip"'})
@@ -313,7 +342,7 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
 def _decode_rgb(data: bytes, what: str, keep_alpha: bool = False) -> Image.Image:
     """Full decode after ``_check_image_header`` has bounded the size."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
             image.load()
             if keep_alpha and ("A" in image.getbands() or "transparency" in image.info):
                 return image.convert("RGBA")

@@ -14,7 +14,7 @@ import re
 import socket
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .api import MAX_IMAGE_PIXELS, MAX_UPLOAD_BYTES, ModelSlot, build_router
 from .apidocs import render_api_page
+from .guard import HostOriginGuard, allowed_hosts_for, server_config
 
 log = logging.getLogger("sketch2anime.server")
 
@@ -153,10 +154,13 @@ def _load_static() -> dict[str, tuple[bytes, str]]:
     return files
 
 
-def create_app(pipelines: dict[str, Any], upscalers: dict[str, Any] | None = None) -> FastAPI:
+def create_app(pipelines: dict[str, Any], upscalers: dict[str, Any] | None = None,
+               allowed_hosts: Iterable[str] = (), any_ip_host: bool = False) -> FastAPI:
     """The panel app over loaded pipelines ``name -> Sketch2AnimePipeline`` (first = default).
 
     ``upscalers`` (optional) maps a name to a callable ``PIL image -> larger PIL image``.
+    Requests must name a loopback Host or one of ``allowed_hosts`` (any IP literal with
+    ``any_ip_host``); cross-origin POSTs are refused (``guard.HostOriginGuard``).
     """
     slots = {name: ModelSlot(name, pipe) for name, pipe in pipelines.items()}
     from .. import __version__
@@ -194,6 +198,7 @@ def create_app(pipelines: dict[str, Any], upscalers: dict[str, Any] | None = Non
 
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(HostOriginGuard, allowed_hosts=list(allowed_hosts), any_ip=any_ip_host)  # outermost
     app.state.slots = slots
     return app
 
@@ -247,15 +252,17 @@ def serve_command(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host):
         print(f"warning: listening on {args.host}: anyone who can reach this address can use the panel "
               "(there is no login)", flush=True)
+    allowed, any_ip = allowed_hosts_for(args.host)
     from ..upscale.upscaler import installed_upscalers
 
     upscalers = installed_upscalers()
     print(f"upscaler: {', '.join(upscalers)} (sharp results when the pen rests)" if upscalers else
           "no upscaler installed: the panel shows the model's own resolution; for sharp large results "
           "run: sketch2anime weights upscaler", flush=True)
-    app = create_app(pipelines, upscalers)
+    app = create_app(pipelines, upscalers, allowed_hosts=allowed, any_ip_host=any_ip)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"sketch2anime panel: http://{shown}:{args.port}/  (Ctrl+C to stop; {threads} torch CPU thread"
           f"{'s' if threads > 1 else ''})", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    # Header/body deadlines, a connection cap and rate-limited logs (see server/guard.py).
+    uvicorn.Server(server_config(app, args.host, args.port)).run()
     return 0
