@@ -37,11 +37,11 @@ from PIL import Image
 from . import faces as faces_mod
 from .frame_filters import FadeDetector, FrameFilterConfig, judge_frame, thumb_is_black, thumbnail
 from .frames_report import (JOURNAL_FILE, REPORT_FILE, SETTINGS_FILE, Journal, VideoState, build_report,
-                            fingerprint, read_journal, summary, video_states)
+                            fingerprint, read_journal, video_states)
 from .manifest import write_text_atomic
 from .scenes import CutDetector, SampleClock, SceneConfig, ShotSelection
 from .split import DEFAULT_THRESHOLD, _popcount64, hamming, phash
-from .video import Every, VideoInputError, VideoReader, list_videos
+from .video import DecodedFrame, Every, VideoInputError, VideoReader, list_videos
 
 
 @dataclass(frozen=True)
@@ -220,7 +220,7 @@ class _VideoRun:
             found.append({"file": relative, "box": [x0, y0, x1, y1], "score": round(face.score, 4)})
         return found
 
-    def consider(self, frame: Any, in_fade: bool) -> None:
+    def consider(self, frame: DecodedFrame, in_fade: bool) -> None:
         verdict = judge_frame(frame.rgb, self.config.filters, in_fade)
         if verdict.reason:
             self.drop(frame.index, frame.time_s, verdict.reason)
