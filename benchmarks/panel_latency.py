@@ -4,10 +4,17 @@
 
 Starts ``sketch2anime serve`` (uvicorn on 127.0.0.1) and Debian's headless Chromium through
 Playwright, draws ``--strokes`` strokes with the mouse (one result per stroke), and reads what the
-page itself measured for each update: from the moment it starts encoding the layers to the moment
-the new result is drawn (PNG encoding of the 512 px sketch and hint layers, upload, the server's
-whole request, decoding, drawing; ``data-update-ms``), and the model call inside the server
-(``elapsed_ms``). The page's 150 ms debounce after a stroke is a deliberate wait and not counted.
+page itself measured for each update (``data-*-ms`` on the result canvas): the whole update from the
+moment it starts building the upload to the moment the new result is drawn, and its parts: encode
+(the sketch as an uncompressed PGM, the hint layer as a 128 px PNG when it changed), upload + HTTP
+(the request minus the server's own time), server (the whole route) and the model call inside it,
+decode (``createImageBitmap``) and draw. Pen-up to pixels adds the page's short wait after a stroke
+(the debounce), reported on its own row.
+
+Consistency while drawing: after each update the result is read back at the model's resolution and
+compared with the previous one (mean absolute difference per channel, 0-255, and the share of pixels
+that moved by more than 32). The reference for "a different face" is the panel's own variations of
+the final drawing (candidate 1 against candidates 2-4).
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ if __package__ in (None, ""):
     from _path import add_repo_root
 
     add_repo_root()
+
+import numpy as np
 
 from benchmarks.browser_session import CHROMIUM, drag, panel_page
 from benchmarks.hardware import describe_hardware
@@ -39,28 +48,106 @@ def stroke_points(index: int) -> list[tuple[float, float]]:
             for a in range(start, start + 100, 10)]
 
 
-def measure(model: str, strokes: int, hint_every: int, timeout_s: float) -> dict[str, list[float]]:
-    """Per update: ``update`` (page-measured, ms) and ``model`` (server-side model call, ms)."""
-    samples: dict[str, list[float]] = {"update": [], "model": []}
+PARTS = ("update", "encode", "transport", "server", "model", "decode", "draw", "pen_up")
+# The result canvas read back at the model's resolution (what the server sent, before scaling up).
+READ_RESULT = """(side) => {
+  const small = document.createElement('canvas');
+  small.width = small.height = side;
+  const ctx = small.getContext('2d');
+  ctx.drawImage(document.getElementById('result'), 0, 0, side, side);
+  return Array.from(ctx.getImageData(0, 0, side, side).data);
+}"""
+MODEL_SIZE = "async () => { const b = await (await fetch('/api/models')).json(); " \
+             "return b.models.find((m) => m.name === b.default).image_size; }"
+
+
+def rgb(values: list[int], side: int) -> np.ndarray:
+    return np.asarray(values, dtype=np.float32).reshape(side, side, 4)[..., :3]
+
+
+def change(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(mean absolute difference 0-255, share of pixels whose largest channel change is > 32)."""
+    diff = np.abs(a - b)
+    return float(diff.mean()), float((diff.max(axis=-1) > 32).mean())
+
+
+def measure(model: str, strokes: int, hint_every: int, timeout_s: float) -> tuple[dict[str, list[float]], dict[str, list]]:
+    """Per update: each part in ms (``PARTS``); consistency: change against the previous update,
+    split by the kind of stroke, and the variations reference."""
+    samples: dict[str, list[float]] = {key: [] for key in PARTS}
+    consistency: dict[str, list] = {"pen": [], "hint": [], "repeat": [], "variations": []}
     with panel_page(model, timeout_s) as page:
+        side = int(page.evaluate(MODEL_SIZE))
+        previous = rgb(page.evaluate(READ_RESULT, side), side)
         for index in range(strokes):
             hint = hint_every and index % hint_every == hint_every - 1
             page.click("button[data-tool=hint]" if hint else "button[data-tool=pen]")
             drag(page, stroke_points(index), timeout_s, steps=2)
-            samples["update"].append(float(page.get_attribute("#result", "data-update-ms")))
-            samples["model"].append(float(page.get_attribute("#result", "data-model-ms")))
-    return samples
+            data = page.evaluate("() => ({...document.getElementById('result').dataset})")
+            request, server = float(data["requestMs"]), float(data["serverMs"])
+            for key, value in (("update", data["updateMs"]), ("encode", data["encodeMs"]),
+                               ("transport", request - server), ("server", server), ("model", data["modelMs"]),
+                               ("decode", data["decodeMs"]), ("draw", data["drawMs"]), ("pen_up", data["penUpMs"])):
+                samples[key].append(float(value))
+            current = rgb(page.evaluate(READ_RESULT, side), side)
+            if index > 0:  # the first stroke replaces the empty-canvas result
+                consistency["hint" if hint else "pen"].append(change(previous, current))
+            previous = current
+        # The same drawing once more (the seed field's change event, same value): any change is noise.
+        before = int(page.get_attribute("#result", "data-generation"))
+        page.evaluate("() => document.getElementById('seed').dispatchEvent(new Event('change'))")
+        page.wait_for_function("(n) => Number(document.getElementById('result').dataset.generation) > n"
+                               " && document.getElementById('busy').hidden", arg=before, timeout=timeout_s * 1000)
+        consistency["repeat"].append(change(previous, rgb(page.evaluate(READ_RESULT, side), side)))
+        page.click("#variations-button")
+        page.wait_for_selector("#variations img:nth-child(4)", timeout=timeout_s * 1000)
+        urls = page.evaluate("() => Array.from(document.querySelectorAll('#variations img')).map((i) => i.src)")
+        candidates = [np.asarray(_decode(url).resize((side, side)), dtype=np.float32) for url in urls]
+        consistency["variations"] = [change(candidates[0], other) for other in candidates[1:]]
+    return samples, consistency
 
 
-def latency_table(samples: dict[str, list[float]]) -> tuple[str, Summary]:
-    labels = {"update": "whole update, as the page measures it (encode 512 px sketch + 128 px hint PNG, upload, server, decode, draw)",
-              "model": "model call inside the server (prepare + generate + 64 px output)"}
+def _decode(url: str):
+    import base64
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+
+
+def latency_table(samples: dict[str, list[float]]) -> tuple[str, Summary, Summary]:
+    labels = {"update": "**whole update**, as the page measures it (encode, upload, server, decode, draw)",
+              "encode": "encode: sketch as an uncompressed PGM, hint layer as a 128 px PNG when it changed",
+              "transport": "upload + HTTP: the request minus the server's own time",
+              "server": "server: the whole route (multipart fields, checks, model call, PNG + JSON reply)",
+              "model": "model call inside the server (decode, prepare, generate at the model's size)",
+              "decode": "decode the result PNG (createImageBitmap)",
+              "draw": "draw it scaled up on the 512 px canvas",
+              "pen_up": "pen-up to pixels (adds the 20 ms wait after a stroke and any update still running)"}
     rows, summaries = [], {}
     for key, label in labels.items():
         summary = summarise([v / 1000.0 for v in samples[key]])
         summaries[key] = summary
         rows.append([label, summary.count, *summary.ms(), format_ms(summary.mean)])
-    return markdown_table(["what", "updates", "p50 ms", "p95 ms", "mean ms"], rows), summaries["update"]
+    table = markdown_table(["what", "updates", "p50 ms", "p95 ms", "mean ms"], rows)
+    return table, summaries["update"], summaries["pen_up"]
+
+
+def consistency_table(consistency: dict[str, list]) -> str:
+    labels = {"pen": "consecutive updates, after a pen stroke (same seed)",
+              "hint": "consecutive updates, after a hint stroke (same seed)",
+              "repeat": "the final drawing sent again (same seed)",
+              "variations": "reference: variation 1 against variations 2-4 of the final drawing"}
+    rows = []
+    for key, label in labels.items():
+        values = np.asarray(consistency[key], dtype=float).reshape(-1, 2)
+        if len(values) == 0:
+            continue
+        rows.append([label, len(values), f"{np.median(values[:, 0]):.1f}", f"{np.percentile(values[:, 0], 95):.1f}",
+                     f"{100 * np.median(values[:, 1]):.1f}", f"{100 * np.percentile(values[:, 1], 95):.1f}"])
+    return markdown_table(["pair", "pairs", "mean |Δ| p50", "mean |Δ| p95", "% pixels Δ>32 p50",
+                           "% pixels Δ>32 p95"], rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,21 +165,26 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
 
     hardware = describe_hardware([2])
-    samples = measure(args.model, args.strokes, args.hint_every, args.timeout_s)
-    table, update = latency_table(samples)
+    samples, consistency = measure(args.model, args.strokes, args.hint_every, args.timeout_s)
+    table, update, pen_up = latency_table(samples)
     met = "MET" if update.p95 * 1000 < TARGET_MS else "NOT MET"
     verdict = (f"Panel target < {TARGET_MS:.0f} ms per update on a 2-core CPU, whole update in the browser: "
-               f"**{met}** (p95 {update.p95 * 1000:.1f} ms, p50 {update.p50 * 1000:.1f} ms, model {args.model}).")
-    print(table)
-    print()
-    print(verdict)
+               f"**{met}** (p95 {update.p95 * 1000:.1f} ms, p50 {update.p50 * 1000:.1f} ms, model {args.model}); "
+               f"pen-up to pixels p95 {pen_up.p95 * 1000:.1f} ms.")
+    steady = consistency_table(consistency)
+    print(table, verdict, "", steady, sep="\n")
     if not args.no_write:
         notes = ["server and headless Chromium run on the same machine and share its cores",
                  "the server answers at the model's resolution (`output_size=model`); the page scales the "
                  "result up on its canvas",
-                 f"{args.strokes} strokes, every {args.hint_every}-th a hint stroke; the 150 ms debounce is not counted"]
+                 f"{args.strokes} strokes, every {args.hint_every}-th a hint stroke; the page waits 20 ms after a "
+                 "stroke (150 ms after slider or seed changes) before it sends, counted only in the pen-up row",
+                 "consistency: results read back at the model's resolution; mean |Δ| is per channel on 0-255"]
+        body = (table + "\n\n" + verdict + "\n\n### Consistency while drawing\n\n" + steady
+                + "\n\nThe seed stays fixed until the user presses ↻ Random, so each update changes only "
+                  "what the new stroke changes; the variations row shows what a jump to another face looks like.")
         section = section_text(SECTION, "Panel update latency (real browser)", hardware,
-                               command_line(None if argv is None else [__file__, *argv]), table + "\n\n" + verdict, notes)
+                               command_line(None if argv is None else [__file__, *argv]), body, notes)
         print(f"wrote {write_section(Path(args.doc), SECTION, section)}")
     return 0
 
