@@ -100,7 +100,12 @@ def test_panel_latency_in_a_real_browser(tmp_path: Path, capsys: pytest.CaptureF
     out = capsys.readouterr().out
     header, rows = _table_rows(out, "what")
     assert header == ["what", "updates", "p50 ms", "p95 ms", "mean ms"]
-    assert [r[1] for r in rows] == ["3", "3"] and all(float(r[2]) > 0 for r in rows)
-    update, model = (float(r[2]) for r in rows)
-    assert update >= model  # the page's measurement contains the server's
-    assert "benchmark:panel_latency:begin" in doc.read_text(encoding="utf-8")
+    assert [r[1] for r in rows] == ["3"] * 8 and all(float(r[2]) >= 0 for r in rows)
+    update, encode, transport, server, model, decode, draw, pen_up = (float(r[2]) for r in rows)
+    assert update >= server >= model > 0  # the page's measurement contains the server's, which contains the model's
+    assert pen_up >= update and encode > 0
+    header, rows = _table_rows(out, "pair")
+    assert [r[0].split(",")[0] for r in rows][:2] == ["consecutive updates"] * 2
+    repeat = next(r for r in rows if r[0].startswith("the final drawing sent again"))
+    assert float(repeat[2]) == 0.0  # same drawing, same seed: the same picture
+    assert "Consistency while drawing" in doc.read_text(encoding="utf-8")
