@@ -98,8 +98,9 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
                showcase: Path | None) -> Path:
     description = json.loads((target / "pipeline.json").read_text())
     gen = run_budget(generator_run)
+    guided = description["pipeline_type"] == "guided"
     runs = [("sketch autoencoder (stage 1)", run_budget(ae_run))] if ae_run else []
-    runs.append(("hint generator (stage 2)", gen))
+    runs.append(("guided U-Net generator (stage 2)" if guided else "hint generator (stage 2)", gen))
     size_mb = folder_bytes(target) / 1e6
     bank = json.loads((target / "latent_bank.json").read_text()) if (target / "latent_bank.json").is_file() else {}
     lines = [
@@ -109,17 +110,17 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
         "## What it is", "",
         f"- Type `{description['pipeline_type']}`: sketch autoencoder (512-d latent) + latent bank of "
         f"{bank.get('count', '?')} training sketches for the K={description.get('projection', {}).get('k', 10)} "
-        "nearest-neighbour sum-to-one projection + hint-conditioned GAN generator.",
+        "nearest-neighbour sum-to-one projection + "
+        + ("a guided U-Net GAN generator that sees the user's sketch at full resolution, the *guide* (the "
+           "autoencoder's decoding of the projected latent, upsampled) and the hints at every scale, with the "
+           "latent modulating its bottleneck (`models/guided_unet.py`)." if guided else
+           "hint-conditioned GAN generator."),
         f"- Resolution {description['image_size']}×{description['image_size']} px; hints at "
         f"{description['image_size'] // description['hint_downscale']} px. Inputs of any size are padded to a "
         "square, resized, and the result is resized back.",
-        f"- Files: {size_mb:.1f} MB (safetensors + JSON, no pickle); the autoencoder weights and the latent bank "
-        "are stored as float16 and loaded as float32.", "",
-        "## Training data", "",
-        f"- `{gen['dataset']}`, made by `sketch2anime prepare` from `../shared/data/anime-faces-64`: 14,896 anime "
-        "face crops (64×64, getchu.com visual-novel art as committed in the public repository "
-        "Mysterchan/Anime_DCGAN), 5% held out for validation (seeded, duplicate-aware split). Sketches: the detail "
-        "filter and XDoG; rough sketches and round-brush colour hints simulated on the fly.",
+        f"- Files: {size_mb:.1f} MB (safetensors + JSON, no pickle); the weights and the latent bank are stored as "
+        "float16 and loaded as float32.", "",
+        "## Training data", ""] + (GUIDED_DATA if guided else FACES64_DATA) + [
         "- Licence of the data: none given; copyrighted art, **research use only**. The weights inherit that: use "
         "them for research and personal experiments, not commercially.", "",
         "## Training budget and hardware", "",
@@ -131,25 +132,57 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
                      f"{speed} | {b['threads'] or 'default'} |")
     lines += ["", f"Hardware: {cpu_name()}, {os.cpu_count()} cores, no GPU; torch {torch.__version__}. Other jobs "
               "shared the machine during training, so wall times are upper bounds.", "",
-              "Retrain: `sketch2anime prepare ../shared/data/anime-faces-64 datasets/faces64 --size 64 --extractor "
-              "detail,xdog --val-fraction 0.05 --seed 0`, then `sketch2anime train configs/ae64.toml` and "
-              "`sketch2anime train configs/s2a64.toml` (step counts above via `--set train.steps=N`).", "",
+              GUIDED_RETRAIN if guided else FACES64_RETRAIN, "",
               "## Metrics", ""] + metrics_section(metrics) + [""]
     if showcase is not None and showcase.is_file():
         lines += ["## Examples", "", f"`scripts/showcase.py` → `{showcase}` (sketch | projected sketch | result | "
                   "hint | result with hint).", ""]
-    lines += [
-        "## Limits", "",
-        "- 64 px faces: it draws a face-crop composition (face filling the frame, hair around it). Full-body "
+    lines += ["## Limits", ""] + (GUIDED_LIMITS if guided else FACES64_LIMITS)
+    card = target / "MODEL_CARD.md"
+    card.write_text("\n".join(lines), encoding="utf-8")
+    return card
+
+
+FACES64_DATA = [
+    "- `datasets/faces64`, made by `sketch2anime prepare` from `../shared/data/anime-faces-64`: 14,896 anime "
+    "face crops (64×64, getchu.com visual-novel art as committed in the public repository "
+    "Mysterchan/Anime_DCGAN), 5% held out for validation (seeded, duplicate-aware split). Sketches: the detail "
+    "filter and XDoG; rough sketches and round-brush colour hints simulated on the fly."]
+GUIDED_DATA = [
+    "- Generator: `datasets/faces128`, made by `sketch2anime prepare ../shared/data/anime-faces-256 datasets/faces128 "
+    "--size 128 --extractor detail,xdog,hed --set hed.work_size=128 --val-fraction 0.05`: 3,100 TV-anime face crops "
+    "(selfie2anime domain B as committed in the public repository zeka-io/selfie-to-anime) downscaled from 256 to "
+    "128 px, 2,950 for training and 150 held out (seeded, duplicate-aware split). Sketches: the detail filter, XDoG "
+    "at three sigmas and HED; on the fly: rough/partial sketches (jitter, dropout, partial drawing, thickness), "
+    "line-style changes (width, darkness, blur, binarising, noise), flips, random crops (jitter 1.08) and "
+    "round-brush colour hints.",
+    "- Sketch autoencoder: the 64 px autoencoder of the previous default model, trained on `datasets/faces64` "
+    "(14,896 getchu.com visual-novel faces, detail + XDoG; 2000 steps × 32 images, 0.51 h on this CPU); unchanged "
+    "here. The latent bank is re-encoded from the 128 px training sketches (min-pooled to 64 px)."]
+FACES64_RETRAIN = (
+    "Retrain: `sketch2anime prepare ../shared/data/anime-faces-64 datasets/faces64 --size 64 --extractor "
+    "detail,xdog --val-fraction 0.05 --seed 0`, then `sketch2anime train configs/ae64.toml` and "
+    "`sketch2anime train configs/s2a64.toml` (step counts above via `--set train.steps=N`).")
+GUIDED_RETRAIN = (
+    "Retrain: prepare `datasets/faces128` as above, then `sketch2anime train configs/guided128.toml "
+    "--set train.threads=1` (the stage-1 autoencoder comes from `experiment.autoencoder_dir`; "
+    "`configs/ae64.toml` trains a new one). One thread per job was fastest on the shared 2-core machine.")
+GUIDED_LIMITS = [
+    "- 128 px face crops: it draws a face-crop composition. Full-body sketches, hands, objects and scenery are "
+    "outside what it has seen.",
+    "- Trained for about two hours on a shared 2-core CPU: colours are plausible but soft, fine texture is "
+    "missing; the guide (autoencoder preview) is a blurry shadow, because the 64 px autoencoder is small.",
+    "- Hints are followed as colour regions at 32 px hint resolution; thin hint strokes are averaged away.",
+    "- Style: TV-anime faces of one data set; it reproduces that data's biases (mostly young female characters, "
+    "light skin).", ""]
+FACES64_LIMITS = [
+    "- 64 px faces: it draws a face-crop composition (face filling the frame, hair around it). Full-body "
         "sketches, hands, objects and scenery are outside what it has seen; it will still paint them as a face.",
         "- Trained for a short time on a 2-core CPU: colours are plausible but soft, fine details blur, and "
         "the decoder's projected sketch is a blurry shadow rather than clean line art.",
         "- Hints are followed as colour regions at 16 px hint resolution; thin hint strokes are averaged away.",
         "- Style: 2000s visual-novel faces only; it reproduces that data's biases (mostly young female characters, "
         "light skin).", ""]
-    card = target / "MODEL_CARD.md"
-    card.write_text("\n".join(lines), encoding="utf-8")
-    return card
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,8 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         if (staging / "latent_bank.json").is_file():
             # Half-precision storage halves the largest file; neighbours and weights barely move.
             LatentBank.load(staging / "latent_bank").save(staging / "latent_bank", storage="float16")
-        if (staging / "autoencoder" / "model.safetensors").is_file():
-            half_precision_weights(staging / "autoencoder" / "model.safetensors")
+        for part in ("autoencoder", "generator"):
+            if (staging / part / "model.safetensors").is_file():
+                half_precision_weights(staging / part / "model.safetensors")
         Sketch2AnimePipeline.from_pretrained(staging, device="cpu")(Image.new("L", (64, 64), 255))  # loads and runs
         size = folder_bytes(staging)
         if size > MAX_BYTES:

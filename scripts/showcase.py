@@ -4,11 +4,13 @@
 
 Rows (all inputs drawn or extracted here, nothing hand-picked from the outputs):
   * novice face sketches drawn with a wobbly synthetic pen on a 512 px canvas, as the panel sends them;
-  * sketches extracted from held-out validation faces of a prepared dataset (``--data``), clean and
-    made rough with the package's rough-sketch simulation;
-  * the real line-art sketches of ``--pairs`` (sketch/ folder), if given.
-Columns: input sketch | projected sketch (decoder preview) | result, no hint | hint layer | result
-with the hint (hair hint on top, a background hint in the corners).
+  * line art of the MIT-licensed Ren'Py sprites in tests/assets/sprites (head-and-shoulders crop,
+    the detail extractor), clean and made rough with the package's rough-sketch simulation;
+  * sketches of held-out validation faces of a prepared dataset (``--data``, off by default: the
+    committed figure must not show dataset images) and real line art (``--pairs``), if given.
+Columns: input sketch | guide at t = 0 | result at t = 0 | guide at t = 1 | result at t = 1 | hint
+layer | result with the hint at t = ``--projection``. The guide is the autoencoder's decoding of
+the (projected) latent: the "professional" sketch the result follows where the input is rough.
 """
 
 from __future__ import annotations
@@ -95,6 +97,19 @@ def validation_sketches(data: Path, count: int, extractor: str) -> list[Image.Im
     return [Image.open(data / "sketch" / extractor / f"{r['id']}.png").convert("L") for r in val]
 
 
+def sprite_line_art(path: Path) -> Image.Image:
+    """Head-and-shoulders square of a transparent sprite on white, as line art (detail extractor)."""
+    from sketch2anime.data.extractors import make_extractor
+
+    sprite = Image.open(path).convert("RGBA")
+    left, top, right, _ = sprite.getbbox()
+    side = right - left
+    crop = sprite.crop((left, top, right, top + side))
+    white = Image.new("RGBA", crop.size, (255, 255, 255, 255))
+    rgb = np.asarray(Image.alpha_composite(white, crop).convert("RGB").resize((256, 256), Image.Resampling.LANCZOS))
+    return Image.fromarray(make_extractor("detail")(rgb), "L")
+
+
 def overlay(sketch: Image.Image, hint: Image.Image) -> Image.Image:
     base = sketch.convert("RGBA").resize(hint.size)
     return Image.alpha_composite(base, hint).convert("RGB")
@@ -108,10 +123,11 @@ def cell(image: Image.Image) -> Image.Image:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default")
-    parser.add_argument("--data", type=Path, default=Path("datasets/faces64"), help="prepared dataset (val split)")
+    parser.add_argument("--data", type=Path, default=None, help="prepared dataset (val split; not for committed figures)")
     parser.add_argument("--extractor", default="xdog")
+    parser.add_argument("--sprites", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "assets" / "sprites")
     parser.add_argument("--pairs", type=Path, default=None, help="folder with sketch/ of real line art")
-    parser.add_argument("--novice", type=int, default=3)
+    parser.add_argument("--novice", type=int, default=4)
     parser.add_argument("--val", type=int, default=2)
     parser.add_argument("--projection", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
@@ -120,8 +136,14 @@ def main(argv: list[str] | None = None) -> int:
 
     pipe = Sketch2AnimePipeline.from_pretrained(args.model, device="cpu")
     rows: list[tuple[str, Image.Image]] = [(f"novice {i}", novice_face(args.seed + i)) for i in range(args.novice)]
-    if args.val and (args.data / "manifest.jsonl").is_file():
-        rough = RoughSketchConfig.preset("heavy")
+    rough = RoughSketchConfig.preset("heavy")
+    if args.sprites is not None and args.sprites.is_dir():
+        for i, path in enumerate(sorted(args.sprites.glob("*.png"))[:2]):
+            sketch = sprite_line_art(path)
+            rows.append((f"{path.stem} clean", sketch))
+            rng = np.random.default_rng(args.seed + i)
+            rows.append((f"{path.stem} rough", Image.fromarray(roughen(np.asarray(sketch), rough, rng))))
+    if args.val and args.data is not None and (args.data / "manifest.jsonl").is_file():
         for i, sketch in enumerate(validation_sketches(args.data, args.val, args.extractor)):
             rows.append((f"val {i} clean", sketch))
             rng = np.random.default_rng(args.seed + i)
@@ -130,20 +152,21 @@ def main(argv: list[str] | None = None) -> int:
         for path in sorted((args.pairs / "sketch").iterdir())[:3]:
             rows.append((path.name, Image.open(path).convert("L")))
 
-    sheet = Image.new("RGB", (5 * CELL, len(rows) * CELL), "white")
+    blank = Image.new("L", (CELL, CELL), 255)
+    sheet = Image.new("RGB", (7 * CELL, len(rows) * CELL), "white")
     for r, (_, sketch) in enumerate(rows):
         hint = hint_layer(sketch.width, HAIR_COLOURS[r % len(HAIR_COLOURS)],
                           BACKGROUND_COLOURS[r % len(BACKGROUND_COLOURS)])
-        plain, projected = pipe(sketch, None, projection=args.projection, seed=args.seed, return_projected=True)
+        at0, guide0 = pipe(sketch, None, projection=0.0, seed=args.seed, return_projected=True)
+        at1, guide1 = pipe(sketch, None, projection=1.0, seed=args.seed, return_projected=True)
         hinted = pipe(sketch, hint, projection=args.projection, seed=args.seed)
-        columns = [sketch, projected if projected is not None else Image.new("L", (CELL, CELL), 255), plain,
-                   overlay(sketch, hint), hinted]
+        columns = [sketch, guide0 or blank, at0, guide1 or blank, at1, overlay(sketch, hint), hinted]
         for c, picture in enumerate(columns):
             sheet.paste(cell(picture), (c * CELL, r * CELL))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out)
-    print(f"wrote {args.out}: {len(rows)} rows (sketch | projected | result | hint | result with hint), "
-          f"model {args.model}, projection {args.projection}")
+    print(f"wrote {args.out}: {len(rows)} rows (sketch | guide t=0 | result t=0 | guide t=1 | result t=1 | hint | "
+          f"result with hint at t={args.projection}), model {args.model}")
     return 0
 
 

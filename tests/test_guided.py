@@ -189,3 +189,21 @@ def test_guided_stage_refuses_a_latent_size_the_autoencoder_lacks(autoencoder64:
     with pytest.raises(ConfigError, match="latent_dim"):
         train_experiment(_guided_config(dataset128, autoencoder64, tmp_path / "x", "guided_unet.latent_dim=16"))
     assert not (tmp_path / "x" / "metrics.jsonl").exists()
+
+
+def test_front_door(capsys: pytest.CaptureFixture) -> None:
+    import subprocess
+    import sys
+
+    import sketch2anime
+    from sketch2anime import Sketch2AnimePipeline as FromTop
+    from sketch2anime.cli import main
+
+    assert FromTop is Sketch2AnimePipeline
+    with pytest.raises(AttributeError):
+        sketch2anime.NoSuchThing  # noqa: B018
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and sketch2anime.__version__ in capsys.readouterr().out
+    done = subprocess.run([sys.executable, "-m", "sketch2anime", "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == f"sketch2anime {sketch2anime.__version__}"
