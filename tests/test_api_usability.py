@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
@@ -155,3 +156,12 @@ def test_extras_match_the_code() -> None:
     assert "accelerate" not in extras
     assert not [p for p in (ROOT / "src").rglob("*.py") if "import accelerate" in p.read_text()
                 or "from accelerate" in p.read_text()]
+
+
+def test_a_small_hint_layer_is_used_at_its_own_size(pipe) -> None:
+    # The panel sends 128 px hints for its 512 px canvas; stretching them first must change nothing.
+    hint = Image.new("RGBA", (128, 128), (0, 0, 0, 0))
+    ImageDraw.Draw(hint).line([(10, 20), (100, 30)], fill=(200, 60, 30, 255), width=9)
+    small = pipe.prepare(sketch(size=512), hint)[1]
+    stretched = pipe.prepare(sketch(size=512), hint.resize((512, 512), Image.Resampling.NEAREST))[1]
+    assert torch.allclose(small, stretched, atol=1e-5) and small[0, 3].sum() > 0

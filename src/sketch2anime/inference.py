@@ -424,6 +424,10 @@ class Sketch2AnimePipeline:
                 frame = (max(1, round(width * work / side)), max(1, round(height * work / side)))
                 if layer.width * layer.height > frame[0] * frame[1]:
                     resample = Image.Resampling.BOX  # averages (PIL premultiplies RGBA): thin strokes survive
+            if layer.width < frame[0] and layer.width * frame[1] == layer.height * frame[0]:
+                # A smaller layer of the same shape (the panel's 128 px hints on a 512 px canvas) is
+                # used at its own size: stretching it first only makes rgba_to_hint average it back.
+                frame = layer.size
             if layer.size != frame:
                 layer = layer.resize(frame, resample)
             hint_tensor = rgba_to_hint(_pad_to_square(layer, (0, 0, 0, 0)), self.image_size, self.hint_downscale)[None]
