@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 from .checkpoint import CheckpointError, load_model, read_json
-from .data.image_io import IMAGE_SUFFIXES, ImageInput, list_images, load_rgba, load_sketch, sketch_to_tensor, tensor_to_uint8
+from .data.image_io import IMAGE_SUFFIXES, ImageInput, list_images, load_sketch, sketch_to_tensor, tensor_to_uint8
 
 PIPELINE_FILE = "pipeline.json"
 PIPELINE_FORMAT_VERSION = 1
