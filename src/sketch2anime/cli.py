@@ -174,6 +174,9 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None,
                    help="random seed: the same sketch, hint and seed give the same picture (default: none)")
     p.add_argument("--save-projected", action="store_true", help="also write the projected sketch")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace results that exist already in the output folder (an -o FILE.png is always "
+                        "replaced; inputs never are)")
     p.add_argument("--upscale", type=int, default=1, choices=[1, 2, 4, 8],
                    help="enlarge the model's result with the anime upscalers (4: Real-ESRGAN animevideov3; "
                         "2: waifu2x; 8: both); the picture is then this many times the model's size. "
