@@ -164,12 +164,14 @@ def test_draw_hint_undo_download(page, pipeline) -> None:
     sent = pipeline.calls[-1]
     hint = np.asarray(Image.open(io.BytesIO(sent["hint"])))
     sketch = np.asarray(Image.open(io.BytesIO(sent["sketch"])).convert("L"))
-    # The hint layer goes up at 128 px (the hint grid is coarser still), the sketch at the canvas size.
-    assert hint.shape == (128, 128, 4) and sketch.shape == (512, 512)
+    # The hint layer goes up at 128 px (the hint grid is coarser still), the sketch as a PGM at 4x the
+    # model's 64 px: each pixel keeps the darkest ink of its 2x2 block of the canvas.
+    assert hint.shape == (128, 128, 4) and sketch.shape == (256, 256)
+    assert Image.open(io.BytesIO(sent["sketch"])).format == "PPM"
     on_stroke = hint[60 // 4, 130 // 4].astype(int)  # on the stroke's centre line
     assert on_stroke[3] == 255 and np.abs(on_stroke[:3] - (0, 192, 64)).max() <= 2
     assert hint[100, 100, 3] == 0  # untouched: transparent
-    assert sketch[5, 5] == 255 and sketch[300, 120] < 128  # paper white, the stroke dark
+    assert sketch[5, 5] == 255 and sketch[150, 60] < 128  # paper white, the stroke dark
     # An untrained model cannot be expected to use the hint's colour; it must change the result.
     assert page.evaluate(LAYER_STATS, "result") != before_hint
     page.screenshot(path=str(ARTIFACTS / "panel_after_hint.png"))

@@ -184,12 +184,27 @@ export class Drawing {
   /** The same picture as a binary PGM (8-bit grey, no compression) for live updates: the ink is
    * black, so paper white minus the layer's alpha is exactly `sketchOnWhite`, and building it costs
    * one getImageData instead of a PNG encode of the 512 px canvas (the slowest step of an update). */
-  sketchPgm() {
+  sketchPgm(side = SIZE) {
     const rgba = this.ctx.sketch.getImageData(0, 0, SIZE, SIZE).data;
-    const header = new TextEncoder().encode(`P5\n${SIZE} ${SIZE}\n255\n`);
-    const bytes = new Uint8Array(header.length + SIZE * SIZE);
+    const header = new TextEncoder().encode(`P5\n${side} ${side}\n255\n`);
+    const bytes = new Uint8Array(header.length + side * side);
     bytes.set(header);
-    for (let i = 0, o = header.length; i < rgba.length; i += 4, o++) bytes[o] = 255 - rgba[i + 3];
+    const step = SIZE / side;
+    if (step === 1) {
+      for (let i = 0, o = header.length; i < rgba.length; i += 4, o++) bytes[o] = 255 - rgba[i + 3];
+    } else {
+      // Smaller uploads keep each block's darkest ink (a min filter, like the server's before it
+      // shrinks a sketch), so thin pen lines stay dark instead of fading to grey.
+      const ink = new Uint8Array(side * side);
+      for (let y = 0; y < SIZE; y++) {
+        const row = ((y / step) | 0) * side;
+        for (let x = 0, i = y * SIZE * 4 + 3; x < SIZE; x++, i += 4) {
+          const o = row + ((x / step) | 0);
+          if (rgba[i] > ink[o]) ink[o] = rgba[i];
+        }
+      }
+      for (let o = 0; o < ink.length; o++) bytes[header.length + o] = 255 - ink[o];
+    }
     return new Blob([bytes], { type: "image/x-portable-graymap" });
   }
   /** The hint layer as PNG; with `side` < SIZE shrunk first (the canvas averages premultiplied colour). */
