@@ -401,8 +401,16 @@ class Sketch2AnimePipeline:
         with torch.inference_mode(), self._seeded(seed):
             z, decoded = self._latents(sketch, projection)
             image = GENERATOR_RUNNERS[self.pipeline_type](self, sketch, hint, z, decoded)
+        self._check_output(image, decoded)
         return {"image": image.float().clamp(-1, 1).cpu(),
                 "projected_sketch": decoded.float().cpu() if decoded is not None else None}
+
+    def _check_output(self, image: torch.Tensor, decoded: torch.Tensor | None = None) -> None:
+        # NaN survives clamp() and becomes an all-black 8-bit picture with exit code 0: refuse it.
+        for name, tensor in (("picture", image), ("projected sketch", decoded)):
+            if tensor is not None and not torch.isfinite(tensor).all():
+                raise CheckpointError(f"{self.folder}: the model produced a {name} with NaN or infinite values "
+                                      "(damaged or diverged weights?)")
 
     # ---- image API --------------------------------------------------------------------------
 
@@ -555,6 +563,7 @@ class Sketch2AnimePipeline:
                     shifted = _shift(sketch_tensor, shift, fill=1.0)
                 image = GENERATOR_RUNNERS[self.pipeline_type](self, shifted, hint_tensor, z, decoded)
                 image = _shift(image, (-shift[0], -shift[1]), fill=None)
+                self._check_output(image, decoded)
                 result = {"image": image.float().clamp(-1, 1).cpu(), "projected_sketch": None}
                 pictures.append(self._to_pictures(result, size, output_size, max_side)[0])
         return pictures
