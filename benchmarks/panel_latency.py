@@ -6,7 +6,8 @@ Starts ``sketch2anime serve`` (uvicorn on 127.0.0.1) and Debian's headless Chrom
 Playwright, draws ``--strokes`` strokes with the mouse (one result per stroke), and reads what the
 page itself measured for each update (``data-*-ms`` on the result canvas): the whole update from the
 moment it starts building the upload to the moment the new result is drawn, and its parts: encode
-(the sketch as an uncompressed PGM, the hint layer as a 128 px PNG when it changed), upload + HTTP
+(the sketch as an uncompressed PGM at 4x the model's resolution, the hint layer as a 128 px PNG when
+it changed), upload + HTTP
 (the request minus the server's own time), server (the whole route) and the model call inside it,
 decode (``createImageBitmap``) and draw. Pen-up to pixels adds the page's short wait after a stroke
 (the debounce), reported on its own row.
@@ -118,7 +119,7 @@ def _decode(url: str):
 
 def latency_table(samples: dict[str, list[float]]) -> tuple[str, Summary, Summary]:
     labels = {"update": "**whole update**, as the page measures it (encode, upload, server, decode, draw)",
-              "encode": "encode: sketch as an uncompressed PGM, hint layer as a 128 px PNG when it changed",
+              "encode": "encode: sketch as an uncompressed PGM at 4x the model's size, hint layer as a 128 px PNG when it changed",
               "transport": "upload + HTTP: the request minus the server's own time",
               "server": "server: the whole route (multipart fields, checks, model call, PNG + JSON reply)",
               "model": "model call inside the server (decode, prepare, generate at the model's size)",
