@@ -106,7 +106,7 @@ def test_openapi_and_docs_are_served_without_outside_scripts(client) -> None:
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert "Content-Security-Policy" in page.headers and "<script" not in page.text
         assert "http://" not in page.text.replace("http://127.0.0.1", "") and "https://" not in page.text
-        for text in ("POST /api/generate", "projection", "≤ 1.0", "batch endpoint", "8 MB", "output_size"):
+        for text in ("POST /api/generate", "projection", "≥ 0, ≤ 1<", "≤ 4294967295<", "batch endpoint", "8 MB", "output_size"):
             assert text in page.text, text
     assert fields  # the form is described (resolved by the page through $ref)
 

@@ -45,10 +45,15 @@ def _type_text(schema: dict[str, Any]) -> str:
     return str(schema.get("type", "any"))
 
 
+def _number(value: Any) -> str:
+    # pydantic writes integer bounds of int fields as floats (4294967295.0)
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
 def _limits_text(schema: dict[str, Any]) -> str:
-    parts = [f"{label} {schema[key]}" for key, label in _LIMIT_KEYS if key in schema]
+    parts = [f"{label} {_number(schema[key])}" for key, label in _LIMIT_KEYS if key in schema]
     for option in schema.get("anyOf", []):
-        parts += [f"{label} {option[key]}" for key, label in _LIMIT_KEYS if key in option]
+        parts += [f"{label} {_number(option[key])}" for key, label in _LIMIT_KEYS if key in option]
     return ", ".join(parts)
 
 
