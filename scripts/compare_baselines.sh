@@ -22,6 +22,8 @@
 #   FID_CONDITIONS    sketch conditions that get FID/KID (default none = clean only; "" = all)
 #   FID_SIZE          input side of the HED-VGG features (default 256; 128 is ~3x faster on a CPU)
 #   INCEPTION_WEIGHTS pt_inception-2015-12-05-6726825d.pth for the standard FID
+#   PAIRS             real line-art pairs (sketch/ + color/) scored as a separate set (default: the shared
+#                     sketch-pairs folder when present; "none" skips them)
 #   STYLE_LIMIT       images for the style-transfer comparison (default 32; 0 skips it)
 #   STYLE_STEPS       optimisation steps of the style transfer (default 100)
 #   TRAIN_SET         extra "section.key=value" overrides for every training run (space separated)
@@ -121,8 +123,18 @@ COMMON=(--data "$DATA" --fid "$FID" --fid-conditions "$FID_CONDITIONS" --device 
         ${FID_SIZE:+--fid-size "$FID_SIZE"}
         ${INCEPTION_WEIGHTS:+--inception-weights "$INCEPTION_WEIGHTS"})
 
+PAIRS=${PAIRS:-}
+if [[ -z "$PAIRS" ]]; then
+    for candidate in ../shared/data/sketch-pairs /work/shared/data/sketch-pairs; do
+        [[ -d "$candidate" ]] && PAIRS=$candidate && break
+    done
+fi
+[[ "$PAIRS" == "none" ]] && PAIRS=""
+
+# Floors, the held-out line style and the display-size scores are on by default in evaluate.
 say "evaluate on the validation split"
 "${S2A[@]}" evaluate "${MODELS[@]}" "${COMMON[@]}" --out "$EVAL_OUT" ${EVAL_LIMIT:+--limit "$EVAL_LIMIT"} \
+    ${PAIRS:+--pairs "$PAIRS"} --table "$EVAL_OUT/floors.md" \
     --logs "$RUNS/ae64" --logs "$RUNS/s2a64" --logs "$RUNS/simple_gan64" --logs "$RUNS/pix2pix64" \
     --logs "$RUNS/cyclegan64"
 
@@ -130,7 +142,7 @@ SUBSET_METRICS=""
 if [[ "$STYLE_LIMIT" -gt 0 ]]; then
     say "evaluate with the style-transfer baseline on the first $STYLE_LIMIT validation images"
     "${S2A[@]}" evaluate "${MODELS[@]}" --model style-transfer "${COMMON[@]}" --out "$EVAL_OUT/with-style-transfer" \
-        --limit "$STYLE_LIMIT" --style-steps "$STYLE_STEPS" --roughness none,heavy --projection 0.5
+        --limit "$STYLE_LIMIT" --style-steps "$STYLE_STEPS" --roughness none,heavy --projection 0.5 --no-heldout-lines
     SUBSET_METRICS="$EVAL_OUT/with-style-transfer/metrics.json"
 fi
 

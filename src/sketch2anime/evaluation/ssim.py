@@ -47,14 +47,29 @@ def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device: torch.
     return g / g.sum()
 
 
+BLOCK = 32  # outputs per matrix product in _filter_last_axis
+
+
+def _filter_last_axis(x: Tensor, window: Tensor) -> Tensor:
+    """Valid 1-D filter of ``window`` along the last axis: (..., W) -> (..., W - k + 1).
+
+    Written as blocks of BLOCK outputs, each a product of a (BLOCK + k - 1)-sample slice with a
+    banded matrix: a matrix product is several times faster on a CPU than a grouped float64
+    convolution, and the result is the same to rounding (~1e-16)."""
+    k, width = window.numel(), x.shape[-1]
+    out = width - k + 1
+    blocks = -(-out // BLOCK)
+    padded = F.pad(x, (0, blocks * BLOCK + k - 1 - width))
+    band = torch.zeros(BLOCK + k - 1, BLOCK, dtype=x.dtype, device=x.device)
+    for j in range(BLOCK):
+        band[j:j + k, j] = window
+    return (padded.unfold(-1, BLOCK + k - 1, BLOCK) @ band).flatten(-2)[..., :out]
+
+
 def _filter_valid(x: Tensor, window: Tensor) -> Tensor:
     """Separable Gaussian filter of (N, C, H, W) keeping only fully covered pixels."""
-    channels = x.shape[1]
-    k = window.numel()
-    horizontal = window.view(1, 1, 1, k).expand(channels, 1, 1, k)
-    vertical = window.view(1, 1, k, 1).expand(channels, 1, k, 1)
-    x = F.conv2d(x, horizontal, groups=channels)
-    return F.conv2d(x, vertical, groups=channels)
+    x = _filter_last_axis(x, window)
+    return _filter_last_axis(x.transpose(-1, -2), window).transpose(-1, -2)
 
 
 def ssim(a: Tensor, b: Tensor) -> Tensor:
