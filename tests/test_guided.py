@@ -207,3 +207,43 @@ def test_front_door(capsys: pytest.CaptureFixture) -> None:
     assert exit_info.value.code == 0 and sketch2anime.__version__ in capsys.readouterr().out
     done = subprocess.run([sys.executable, "-m", "sketch2anime", "--version"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == f"sketch2anime {sketch2anime.__version__}"
+
+
+# ---- colour schemes for Seed and Variations ---------------------------------------------------
+
+def test_palette_hints_add_colours_only_where_the_user_did_not_hint() -> None:
+    from sketch2anime.data.palettes import palette_hints
+
+    hint = torch.zeros(1, 4, 32, 32)
+    hint[0, :3, 0:10, 0:10] = torch.tensor([0.2, -0.4, 0.6])[:, None, None]
+    hint[0, 3, 0:10, 0:10] = 1.0
+    thumbnails = torch.full((1, 16, 16, 3), 200, dtype=torch.uint8)
+    out = palette_hints(hint, thumbnails, torch.Generator().manual_seed(0), count=6)
+    assert torch.equal(out[:, :, 0:10, 0:10], hint[:, :, 0:10, 0:10])  # the user's hint untouched
+    added = (out[0, 3] > 0) & (hint[0, 3] == 0)
+    assert int(added.sum()) > 6
+    assert not bool(added[:13, :13].any())  # the margin around the user's hint stays free
+    assert torch.allclose(out[0, :3][:, added], torch.full((3, int(added.sum())), 200 / 127.5 - 1))
+    again = palette_hints(hint, thumbnails, torch.Generator().manual_seed(0), count=6)
+    other = palette_hints(hint, thumbnails, torch.Generator().manual_seed(1), count=6)
+    assert torch.equal(out, again) and not torch.equal(out, other)
+
+
+def test_seed_borrows_a_neighbours_colour_scheme(autoencoder64: Path, dataset128: Path, tmp_path: Path) -> None:
+    """Seed 0 / None: the model's own colours; other seeds: distinct colourings; user hints still win."""
+    out = tmp_path / "guided"
+    train_experiment(_guided_config(dataset128, autoencoder64, out))
+    assert (out / "model" / "palettes.json").is_file()
+    pipe = Sketch2AnimePipeline.from_pretrained(out / "model", device="cpu")
+    assert pipe.palettes is not None and len(pipe.palettes) > 0
+    sketch = torch.ones(1, 1, 128, 128)
+    sketch[:, :, 30:100, 60:62] = -1.0
+    own = pipe.generate_tensors(sketch, projection=0.5)["image"]
+    assert torch.equal(own, pipe.generate_tensors(sketch, projection=0.5, seed=0)["image"])
+    seeded = [pipe.generate_tensors(sketch, projection=0.5, seed=s)["image"] for s in (1, 2, 3)]
+    assert torch.equal(seeded[0], pipe.generate_tensors(sketch, projection=0.5, seed=1)["image"])
+    assert all(float((x - own).abs().mean()) > 1e-4 for x in seeded)
+    assert float((seeded[0] - seeded[1]).abs().mean()) > 1e-4 or float((seeded[0] - seeded[2]).abs().mean()) > 1e-4
+    pictures = pipe.variations(np.full((128, 128), 255, np.uint8), count=3, seed=5)
+    arrays = [np.asarray(p, dtype=np.float32) for p in pictures]
+    assert np.abs(arrays[1] - arrays[2]).mean() > 0.01

@@ -153,7 +153,14 @@ def _load_guided(folder: Path, description: dict[str, Any]) -> dict[str, Any]:
         "autoencoder": load_model(folder / "autoencoder", expected_type="sketch_autoencoder"),
         "generator": load_model(folder / "generator", expected_type="guided_unet"),
         "bank": LatentBank.load(folder / BANK_STEM),
+        "palettes": _load_palettes(folder),
     }
+
+
+def _load_palettes(folder: Path) -> Any:
+    from .data.palettes import PALETTE_STEM, PaletteBank
+
+    return PaletteBank.load(folder / PALETTE_STEM) if (folder / f"{PALETTE_STEM}.json").is_file() else None
 
 
 def _load_generator_only(folder: Path, description: dict[str, Any]) -> dict[str, Any]:
@@ -300,6 +307,7 @@ class Sketch2AnimePipeline:
         if self.autoencoder is not None:
             self.autoencoder = self.autoencoder.to(device).eval()
         self.bank = modules.get("bank")
+        self.palettes = modules.get("palettes")
         if getattr(self.generator, "config", None) is not None and hasattr(self.generator.config, "image_size") \
                 and self.generator.config.image_size != self.image_size:
             raise CheckpointError(f"{folder}: generator is for {self.generator.config.image_size}px, "
@@ -400,6 +408,8 @@ class Sketch2AnimePipeline:
         sketch, hint = self._check_tensors(sketch, hint)
         with torch.inference_mode(), self._seeded(seed):
             z, decoded = self._latents(sketch, projection)
+            if seed and self.palettes is not None:  # seed None or 0: the model's own colours
+                hint = self._borrowed_colours(hint, z, torch.Generator().manual_seed(int(seed)))
             image = GENERATOR_RUNNERS[self.pipeline_type](self, sketch, hint, z, decoded)
         self._check_output(image, decoded)
         return {"image": image.float().clamp(-1, 1).cpu(),
@@ -481,7 +491,11 @@ class Sketch2AnimePipeline:
 
         ``upscale`` (2, 4 or 8) enlarges the model-resolution result with the anime upscalers (the
         picture is then ``upscale`` x the model's size); ``lines`` in [0, 1] multiplies the sketch's
-        own lines over the result (``sketch2anime.upscale.pipeline``)."""
+        own lines over the result (``sketch2anime.upscale.pipeline``).
+
+        ``seed``: for pipelines with training colour schemes (``palettes.*``), any seed other than
+        None or 0 borrows the colours of one of the training images whose sketches are nearest to
+        yours (dabs where you gave no hint); None or 0 gives the model's own colours."""
         output_size = self._check_output_size(output_size)
         max_side = self._check_max_side(max_side)
         if upscale != 1 or lines:  # the model's result -> anime upscalers (+ the user's lines over it)
@@ -533,8 +547,11 @@ class Sketch2AnimePipeline:
         With an autoencoder the others re-project the latent onto a random k-subset of its 3k
         nearest training latents (strength at least 0.35) after a small perturbation scaled by the
         bank's spread, so each follows the sketch but borrows from different training sketches.
-        Without one (simple_gan, ...) the sketch is shifted by a few pixels and shifted back, which
-        gives only small differences.
+        Pipelines that ship training colour schemes (``palettes.*``, the guided default model) also
+        take, for each candidate, the colours of one of the training images whose sketches are
+        nearest as extra hint dabs where the user has not hinted: a deterministic generator gives
+        different colourings only through its inputs. Without an autoencoder (simple_gan, ...) the
+        sketch is shifted by a few pixels and shifted back, which gives only small differences.
         """
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 64:
             raise ValueError(f"count must be an integer between 1 and 64, got {count!r}")
@@ -555,18 +572,37 @@ class Sketch2AnimePipeline:
             for index in range(count):
                 z, decoded, shifted = z0, decoded0, sketch_tensor
                 shift = (0, 0)
+                hint_i = hint_tensor
                 if index > 0 and self.uses_projection:
                     z = self._varied_latent(sketch_tensor, projection, rng)
                     decoded = guide_from_latent(self.autoencoder, z, self.image_size)
+                    if self.palettes is not None:
+                        hint_i = self._borrowed_colours(hint_tensor, z, rng)
                 elif index > 0:
                     shift = tuple(int(v) for v in torch.randint(-3, 4, (2,), generator=rng))
                     shifted = _shift(sketch_tensor, shift, fill=1.0)
-                image = GENERATOR_RUNNERS[self.pipeline_type](self, shifted, hint_tensor, z, decoded)
+                image = GENERATOR_RUNNERS[self.pipeline_type](self, shifted, hint_i, z, decoded)
                 image = _shift(image, (-shift[0], -shift[1]), fill=None)
                 self._check_output(image, decoded)
                 result = {"image": image.float().clamp(-1, 1).cpu(), "projected_sketch": None}
                 pictures.append(self._to_pictures(result, size, output_size, max_side)[0])
         return pictures
+
+    def _borrowed_colours(self, hint: torch.Tensor, z: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        """``hint`` plus dabs of the colour scheme of one of the training images whose sketches are
+        nearest to ``z`` (``data/palettes.py``), chosen by ``rng``; the user's hints stay as they are."""
+        from .data.palettes import palette_hints
+
+        _, indices = self.bank.knn(z.detach().float().cpu(), min(self.projection_k, len(self.bank)))
+        image_ids = []
+        for row in range(indices.shape[0]):
+            pick = int(indices[row, int(torch.randint(indices.shape[1], (1,), generator=rng))])
+            image_ids.append(self.bank.ids[pick].split("/", 1)[0])
+        rows = self.palettes.rows_for(image_ids)
+        if any(r is None for r in rows):
+            return hint
+        thumbnails = self.palettes.thumbnails[rows]
+        return palette_hints(hint.cpu(), thumbnails, rng).to(hint.device)
 
     def _varied_latent(self, sketch: torch.Tensor, projection: float, rng: torch.Generator) -> torch.Tensor:
         from .models.projection import projection_weights

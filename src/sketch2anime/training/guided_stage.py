@@ -19,7 +19,8 @@ Pix2Pix-style random jitter (``baseline.jitter_scale``) shared by image, sketche
 
 The latent bank is built once from the training set's clean sketches (all extractors) with the
 frozen encoder, saved in the run folder and reused on resume; the export is a complete pipeline
-folder (pipeline_type "guided").
+folder (pipeline_type "guided") with 16 px colour thumbnails of the training images
+(``data/palettes.py``), which Seed and Variations borrow colour schemes from.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 from ..checkpoint import CheckpointError, atomic_write_text, copy_model_folder, load_model, save_model
 from ..config import ConfigError
 from ..data.image_io import sketch_to_tensor
+from ..data.palettes import PALETTE_STEM, PaletteBank
 from ..inference import PIPELINE_FILE, pipeline_description
 from ..models.blocks import hint_upsampled, resize_hint
 from ..models.discriminator import DiscriminatorConfig, PatchDiscriminator
@@ -290,6 +292,10 @@ class GuidedStage(GANStageBase):
             copy_model_folder(self.ae_folder / "autoencoder", folder / "autoencoder")
         if not (folder / f"{BANK_STEM}.json").is_file():
             self.bank.save(folder / BANK_STEM, storage="float16")
+        if not (folder / f"{PALETTE_STEM}.json").is_file():
+            dataset = self.stream.dataset
+            PaletteBank.from_images([dataset.color(i) for i in range(len(dataset))],
+                                    [r.id for r in dataset.records]).save(folder / PALETTE_STEM)
         save_model(generator, folder / "generator", meta=meta)
         description = pipeline_description(
             PIPELINE_TYPE, self.config.experiment.image_size, self.G.config.hint_downscale,
