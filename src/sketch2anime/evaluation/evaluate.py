@@ -128,7 +128,9 @@ def _pipeline_model(source: str, device: str, projections: tuple[float, ...], na
         sketch = resize_images(batch.sketch, pipe.image_size)
         hint = None if batch.hint is None else _fit_hint(batch.hint, pipe.hint_size)
         kwargs = {"projection": projection} if projection is not None else {}
-        image = pipe.generate_tensors(sketch, hint, seed=seed, **kwargs)["image"]
+        # A non-zero seed makes the guided pipeline borrow a training image's colours (Seed in the
+        # panel); the evaluation scores the model's own colours, and no pipeline here is stochastic.
+        image = pipe.generate_tensors(sketch, hint, seed=None, **kwargs)["image"]
         return image.float().cpu()  # native size: scored at the dataset and display sizes by the caller
 
     uses = bool(getattr(pipe, "uses_projection", pipe.pipeline_type == "sketch2anime"))
