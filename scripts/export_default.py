@@ -25,6 +25,7 @@ from PIL import Image
 
 from sketch2anime.checkpoint import atomic_save_tensors, read_tensors
 from sketch2anime.inference import DEFAULT_MODEL_DIR, Sketch2AnimePipeline
+from sketch2anime.data.palettes import PALETTE_STEM, PaletteBank
 from sketch2anime.models.projection import LatentBank
 
 MAX_BYTES = 50_000_000  # the package-data budget for a shipped model
@@ -77,6 +78,17 @@ def half_precision_weights(path: Path) -> None:
     """
     tensors = read_tensors(path)
     atomic_save_tensors(path, {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()})
+
+
+def write_palettes(folder: Path, dataset_root: Path) -> None:
+    """Colour thumbnails of the training images (Seed / Variations), for runs exported before they existed."""
+    from sketch2anime.data.dataset import DatasetConfig, PairedSketchDataset
+
+    if not dataset_root.is_dir():
+        raise SystemExit(f"{folder} has no palettes and its training dataset {dataset_root} is not here to make them")
+    dataset = PairedSketchDataset(DatasetConfig(root=str(dataset_root), split="train", in_memory=False))
+    PaletteBank.from_images([dataset.color(i) for i in range(len(dataset))],
+                            [r.id for r in dataset.records]).save(folder / PALETTE_STEM)
 
 
 def metrics_section(path: Path | None) -> list[str]:
@@ -205,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         if (staging / "latent_bank.json").is_file():
             # Half-precision storage halves the largest file; neighbours and weights barely move.
             LatentBank.load(staging / "latent_bank").save(staging / "latent_bank", storage="float16")
+        description = json.loads((staging / "pipeline.json").read_text())
+        if description["pipeline_type"] == "guided" and not (staging / f"{PALETTE_STEM}.json").is_file():
+            write_palettes(staging, Path(description.get("training", {}).get("dataset", "")))
         for part in ("autoencoder", "generator"):
             if (staging / part / "model.safetensors").is_file():
                 half_precision_weights(staging / part / "model.safetensors")
