@@ -7,16 +7,16 @@ exports, so ``Sketch2AnimePipeline.from_pretrained`` loads it through the public
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from sketch2anime.checkpoint import atomic_write_text, copy_model_folder, save_model
-from sketch2anime.inference import BANK_STEM, PIPELINE_FILE, pipeline_description
+from sketch2anime.checkpoint import read_json
 from sketch2anime.models.autoencoder import SketchAutoencoder
 from sketch2anime.models.generator import HintGenerator
 from sketch2anime.models.projection import LatentBank
+from sketch2anime.pipeline_format import BANK_STEM, PipelineDescription, write_pipeline_folder
 from sketch2anime.training.config import load_experiment
 from sketch2anime.training.generator_stage import resolve_autoencoder_dir
 
@@ -38,29 +38,27 @@ def build_random_pipeline(folder: Path, generator_config: Path, autoencoder_conf
     if experiment.generator is None:
         raise ValueError(f"{generator_config} has no [generator] section")
     size = experiment.experiment.image_size
-    generator = HintGenerator(experiment.generator)
-    save_model(generator, folder / "generator")
+    models: dict[str, Any] = {"generator": HintGenerator(experiment.generator)}
 
     if autoencoder_dir:
         source = resolve_autoencoder_dir(autoencoder_dir)
-        copy_model_folder(source / "autoencoder", folder / "autoencoder")
-        for suffix in (".safetensors", ".json"):
-            (folder / f"{BANK_STEM}{suffix}").write_bytes((source / f"{BANK_STEM}{suffix}").read_bytes())
-        bank_count = json.loads((source / f"{BANK_STEM}.json").read_text(encoding="utf-8"))["count"]
+        models["autoencoder"] = source / "autoencoder"
+        bank: LatentBank | Path = source / BANK_STEM
+        bank_count = read_json(source / f"{BANK_STEM}.json")["count"]
         label = (f"random generator ({Path(generator_config).name} architecture) + trained autoencoder "
                  f"and bank ({bank_count} latents) from {autoencoder_dir}")
     else:
         ae_config = load_experiment(autoencoder_config).autoencoder
         if ae_config is None:
             raise ValueError(f"{autoencoder_config} has no [autoencoder] section")
-        save_model(SketchAutoencoder(ae_config), folder / "autoencoder")
+        models["autoencoder"] = SketchAutoencoder(ae_config)
         latents = ClusteredGaussian(ae_config.latent_dim, seed=seed).sample(bank_size, seed=seed + 1)
-        LatentBank(latents, [f"synthetic{i}" for i in range(bank_size)]).save(folder / BANK_STEM)
+        bank = LatentBank(latents, [f"synthetic{i}" for i in range(bank_size)])
         label = (f"random weights, {Path(generator_config).stem} architecture "
                  f"(synthetic bank of {bank_size} latents)")
-    description = pipeline_description("sketch2anime", size, experiment.generator.hint_downscale,
-                                       latent_dim=experiment.generator.latent_dim,
-                                       projection_k=experiment.train.projection_k,
-                                       training={"benchmark": "random weights"})
-    atomic_write_text(folder / PIPELINE_FILE, json.dumps(description, indent=2, sort_keys=True))
+    description = PipelineDescription("sketch2anime", size, experiment.generator.hint_downscale,
+                                      latent_dim=experiment.generator.latent_dim,
+                                      projection_k=experiment.train.projection_k,
+                                      training={"benchmark": "random weights"})
+    write_pipeline_folder(folder, description, models, bank=bank)
     return folder, label

@@ -3,8 +3,8 @@
     python scripts/export_default.py runs/s2a64 --ae-run runs/ae64 \
         --metrics runs/default-eval/metrics.json --showcase docs/images/showcase.png
 
-Copies RUN/model (pipeline.json, autoencoder/, generator/, latent bank) into
-src/sketch2anime/pretrained/default/, checks that it loads and runs, and writes MODEL_CARD.md beside
+Writes RUN/model (pipeline.json, autoencoder/, generator/, latent bank, palettes) into
+src/sketch2anime/pretrained/default/ with ``save_pretrained`` (bank and weights as float16), checks that it loads and runs, and writes MODEL_CARD.md beside
 it. Every figure in the card comes from the run folders (config.json, metrics.jsonl) and, if given,
 an evaluation's metrics.json, so rerunning this script after retraining rewrites the card.
 """
@@ -25,8 +25,7 @@ from PIL import Image
 
 from sketch2anime.checkpoint import atomic_save_tensors, read_tensors
 from sketch2anime.inference import DEFAULT_MODEL_DIR, Sketch2AnimePipeline
-from sketch2anime.data.palettes import PALETTE_STEM, PaletteBank
-from sketch2anime.models.projection import LatentBank
+from sketch2anime.data.palettes import PaletteBank
 
 MAX_BYTES = 50_000_000  # the package-data budget for a shipped model
 
@@ -80,15 +79,14 @@ def half_precision_weights(path: Path) -> None:
     atomic_save_tensors(path, {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()})
 
 
-def write_palettes(folder: Path, dataset_root: Path) -> None:
+def make_palettes(folder: Path, dataset_root: Path) -> PaletteBank:
     """Colour thumbnails of the training images (Seed / Variations), for runs exported before they existed."""
     from sketch2anime.data.dataset import DatasetConfig, PairedSketchDataset
 
     if not dataset_root.is_dir():
         raise SystemExit(f"{folder} has no palettes and its training dataset {dataset_root} is not here to make them")
     dataset = PairedSketchDataset(DatasetConfig(root=str(dataset_root), split="train", in_memory=False))
-    PaletteBank.from_images([dataset.color(i) for i in range(len(dataset))],
-                            [r.id for r in dataset.records]).save(folder / PALETTE_STEM)
+    return PaletteBank.from_images([dataset.color(i) for i in range(len(dataset))], [r.id for r in dataset.records])
 
 
 def metrics_section(path: Path | None) -> list[str]:
@@ -213,13 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.card_only:
         staging = args.target.with_name(args.target.name + ".tmp")
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(source, staging)
-        if (staging / "latent_bank.json").is_file():
-            # Half-precision storage halves the largest file; neighbours and weights barely move.
-            LatentBank.load(staging / "latent_bank").save(staging / "latent_bank", storage="float16")
-        description = json.loads((staging / "pipeline.json").read_text())
-        if description["pipeline_type"] == "guided" and not (staging / f"{PALETTE_STEM}.json").is_file():
-            write_palettes(staging, Path(description.get("training", {}).get("dataset", "")))
+        pipe = Sketch2AnimePipeline.from_pretrained(source, device="cpu")
+        if pipe.pipeline_type == "guided" and pipe.palettes is None:
+            pipe.palettes = make_palettes(source, Path(pipe.description.training.get("dataset", "")))
+        # Half-precision storage halves the largest file; neighbours and weights barely move.
+        pipe.save_pretrained(staging, bank_storage="float16")
         for part in ("autoencoder", "generator"):
             if (staging / part / "model.safetensors").is_file():
                 half_precision_weights(staging / part / "model.safetensors")

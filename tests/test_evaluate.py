@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 from conftest import draw_face
-from sketch2anime.checkpoint import atomic_write_text, save_model
 from sketch2anime.cli import main as cli_main
 from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
 from sketch2anime.evaluation.evaluate import (
@@ -27,10 +26,7 @@ from sketch2anime.evaluation.evaluate import (
 )
 from sketch2anime.evaluation.protocol import EvaluationProtocol, ProtocolConfig
 from sketch2anime.evaluation.report import plot_training_logs, read_training_log, write_comparison
-from sketch2anime.inference import PIPELINE_FILE, pipeline_description
-from sketch2anime.models.autoencoder import AutoencoderConfig, SketchAutoencoder
-from sketch2anime.models.generator import GeneratorConfig, HintGenerator
-from sketch2anime.models.projection import LatentBank
+from sketch2anime.testing import tiny_pipeline
 
 SIZE = 64
 
@@ -51,26 +47,12 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _tiny_generator(conditioning: str) -> HintGenerator:
-    return HintGenerator(GeneratorConfig(image_size=SIZE, latent_dim=16, base_channels=4, max_channels=8,
-                                         hint_channels=4, modulation_hidden=4, conditioning=conditioning))
-
-
 @pytest.fixture(scope="module")
 def pipelines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Untrained tiny pipeline folders: a sketch2anime one (with projection) and a simple GAN."""
     root = tmp_path_factory.mktemp("pipelines")
-    torch.manual_seed(0)
-    s2a = root / "s2a" / "model"
-    save_model(SketchAutoencoder(AutoencoderConfig(image_size=SIZE, latent_dim=16, base_channels=4, max_channels=8)),
-               s2a / "autoencoder")
-    save_model(_tiny_generator("latent"), s2a / "generator")
-    LatentBank(torch.randn(20, 16), [str(i) for i in range(20)]).save(s2a / "latent_bank")
-    atomic_write_text(s2a / PIPELINE_FILE, json.dumps(pipeline_description("sketch2anime", SIZE, 4, latent_dim=16,
-                                                                           projection_k=5)))
-    simple = root / "simple"
-    save_model(_tiny_generator("sketch"), simple / "generator")
-    atomic_write_text(simple / PIPELINE_FILE, json.dumps(pipeline_description("simple_gan", SIZE, 4)))
+    s2a = tiny_pipeline(root / "s2a" / "model", image_size=SIZE, bank_size=20, projection_k=5)
+    simple = tiny_pipeline(root / "simple", "simple_gan", image_size=SIZE)
     return {"s2a": s2a, "simple": simple}
 
 

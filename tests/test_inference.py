@@ -11,42 +11,20 @@ import pytest
 import torch
 from PIL import Image
 
-from sketch2anime.checkpoint import save_model
 from sketch2anime.inference import (
     Sketch2AnimePipeline,
     generate_command,
-    pipeline_description,
 )
-from sketch2anime.models.autoencoder import AutoencoderConfig, SketchAutoencoder
-from sketch2anime.models.generator import GeneratorConfig, HintGenerator
-from sketch2anime.models.projection import LatentBank
+from sketch2anime.pipeline_format import PipelineDescription
+from sketch2anime.testing import tiny_pipeline
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _write_pipeline(folder: Path, kind: str) -> Path:
-    torch.manual_seed(0)
-    if kind == "sketch2anime":
-        ae = SketchAutoencoder(AutoencoderConfig(latent_dim=16, base_channels=4, max_channels=16))
-        save_model(ae, folder / "autoencoder")
-        with torch.no_grad():
-            sketches = torch.rand(20, 1, 64, 64).mul(2).sub(1).sign()
-            LatentBank(ae.encode(sketches), [f"img{i}/detail" for i in range(20)]).save(folder / "latent_bank")
-        generator = HintGenerator(GeneratorConfig(latent_dim=16, base_channels=4, max_channels=16, hint_channels=4,
-                                                  modulation_hidden=4, conditioning="latent"))
-    elif kind == "simple_gan":
-        generator = HintGenerator(GeneratorConfig(base_channels=4, max_channels=16, hint_channels=4,
-                                                  modulation_hidden=4, conditioning="sketch"))
-    else:
-        ae = SketchAutoencoder(AutoencoderConfig(latent_dim=16, base_channels=4, max_channels=16))
-        save_model(ae, folder / "autoencoder")
-        generator = None
-    if generator is not None:
-        save_model(generator, folder / "generator")
-    description = pipeline_description(kind, 64, 4, latent_dim=16 if kind != "simple_gan" else None, projection_k=4)
-    (folder / "pipeline.json").write_text(json.dumps(description))
-    return folder
+    # A bank of 20 encoded sketches and k = 4: projection moves latents by a measurable amount.
+    return tiny_pipeline(folder, kind, channels=16, bank_size=20, projection_k=4, encoded_bank=True)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +83,7 @@ def test_bad_folders_are_value_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="only a stage-1"):
         Sketch2AnimePipeline.from_pretrained(ae_only)
     (tmp_path / "odd").mkdir()
-    (tmp_path / "odd" / "pipeline.json").write_text(json.dumps({**pipeline_description("diffusion", 64, 4)}))
+    (tmp_path / "odd" / "pipeline.json").write_text(json.dumps(PipelineDescription("diffusion", 64, 4).to_dict()))
     with pytest.raises(ValueError, match="diffusion"):
         Sketch2AnimePipeline.from_pretrained(tmp_path / "odd")
 

@@ -16,34 +16,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
-from sketch2anime.checkpoint import atomic_write_text, save_model
 from sketch2anime.data.image_io import load_rgba, load_sketch
-from sketch2anime.inference import BANK_STEM, PIPELINE_FILE, Sketch2AnimePipeline, pipeline_description
-from sketch2anime.models.autoencoder import AutoencoderConfig, SketchAutoencoder
-from sketch2anime.models.generator import GeneratorConfig, HintGenerator
-from sketch2anime.models.projection import LatentBank
+from sketch2anime.inference import Sketch2AnimePipeline
 from sketch2anime.server import api as api_module
 from sketch2anime.server.app import _model_names, create_app, serve_command
+from sketch2anime.testing import tiny_pipeline
 
 
 def build_tiny_pipeline(folder: Path, kind: str = "sketch2anime", size: int = 64, latent: int = 16) -> Path:
     """An untrained pipeline folder in the format ``sketch2anime train`` exports (no training run)."""
-    torch.manual_seed(0)
-    if kind == "sketch2anime":
-        ae = SketchAutoencoder(AutoencoderConfig(image_size=size, latent_dim=latent, base_channels=4, max_channels=8))
-        save_model(ae, folder / "autoencoder")
-        LatentBank(torch.randn(24, latent), [f"s{i}" for i in range(24)]).save(folder / BANK_STEM)
-    generator = HintGenerator(GeneratorConfig(
-        image_size=size, latent_dim=latent, base_channels=4, max_channels=8, hint_channels=4, modulation_hidden=4,
-        conditioning="latent" if kind == "sketch2anime" else "sketch", use_decoded_sketch=kind == "sketch2anime"))
-    save_model(generator, folder / "generator")
-    description = pipeline_description(kind, size, 4, latent_dim=latent if kind == "sketch2anime" else None)
-    atomic_write_text(folder / PIPELINE_FILE, json.dumps(description))
-    return folder
+    return tiny_pipeline(folder, kind, image_size=size, latent_dim=latent)
 
 
 class FakePipeline:

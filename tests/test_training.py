@@ -102,6 +102,19 @@ def test_generator_stage_exports_a_standalone_pipeline(autoencoder_run: Path, ti
         picture, projected = pipe(sketch, return_projected=True)
         assert picture.size == (80, 48) and picture.mode == "RGB"
         assert projected.size == (80, 48) and projected.mode == "L"
+
+        # save_pretrained mirrors from_pretrained: the very files training exported, the same pictures.
+        saved = pipe.save_pretrained(tmp_path / "saved")
+        files = sorted(p.relative_to(model).as_posix() for p in model.rglob("*") if p.is_file())
+        assert files == sorted(p.relative_to(saved).as_posix() for p in saved.rglob("*") if p.is_file())
+        for name in files:
+            assert (model / name).read_bytes() == (saved / name).read_bytes(), name
+        again = Sketch2AnimePipeline.from_pretrained(saved, device="cpu")
+        for seed in (None, 5):
+            assert np.array_equal(np.asarray(pipe(sketch, projection=0.7, seed=seed)),
+                                  np.asarray(again(sketch, projection=0.7, seed=seed)))
+        assert all(np.array_equal(np.asarray(a), np.asarray(b))
+                   for a, b in zip(pipe.variations(sketch, count=3), again.variations(sketch, count=3)))
     finally:
         autoencoder_run.with_name("moved").rename(autoencoder_run)
 

@@ -1,6 +1,7 @@
 """Inference: ``Sketch2AnimePipeline`` (sketch + optional RGBA hint -> colour picture) and ``generate``.
 
-A pipeline folder (written by ``sketch2anime train``) describes itself; no flags are needed::
+A pipeline folder (written by ``sketch2anime train`` or ``save_pretrained``; the format lives in
+``pipeline_format.py``) describes itself; no flags are needed::
 
     MODEL/pipeline.json     {"format_version": 1, "pipeline_type": "sketch2anime" | "simple_gan" | ...,
                              "image_size": 64, "hint_downscale": 4, "projection": {"k": 10, "reg": 0.001}, ...}
@@ -35,50 +36,25 @@ import torch
 import numpy as np
 from PIL import Image
 
-from .checkpoint import CheckpointError, load_model, read_json
+from .checkpoint import CheckpointError, load_model
 from .data.image_io import IMAGE_SUFFIXES, ImageInput, list_images, load_sketch, sketch_to_tensor, tensor_to_uint8
+from .pipeline_format import (  # noqa: F401  (PIPELINE_FILE ... re-exported: older imports)
+    BANK_STEM,
+    PALETTE_STEM,
+    PIPELINE_FILE,
+    PIPELINE_FORMAT_VERSION,
+    PipelineDescription,
+    model_metas,
+    pipeline_description,
+    read_pipeline_description,
+    write_pipeline_folder,
+)
 
-PIPELINE_FILE = "pipeline.json"
-PIPELINE_FORMAT_VERSION = 1
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "pretrained" / "default"
-BANK_STEM = "latent_bank"
 
 
 # ---------------------------------------------------------------------------------------------
-# pipeline.json
-
-def pipeline_description(pipeline_type: str, image_size: int, hint_downscale: int, latent_dim: int | None = None,
-                         projection_k: int = 10, projection_reg: float = 1e-3,
-                         training: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The content of ``pipeline.json`` for a pipeline folder."""
-    description: dict[str, Any] = {
-        "format_version": PIPELINE_FORMAT_VERSION,
-        "pipeline_type": pipeline_type,
-        "image_size": int(image_size),
-        "hint_downscale": int(hint_downscale),
-        "projection": {"k": int(projection_k), "reg": float(projection_reg)},
-    }
-    if latent_dim is not None:
-        description["latent_dim"] = int(latent_dim)
-    if training:
-        description["training"] = training
-    return description
-
-
-def read_pipeline_description(folder: str | Path) -> dict[str, Any]:
-    folder = Path(folder)
-    description = read_json(folder / PIPELINE_FILE)
-    if not isinstance(description, dict) or "pipeline_type" not in description:
-        raise CheckpointError(f"{folder / PIPELINE_FILE} does not describe a pipeline (no pipeline_type)")
-    version = description.get("format_version")
-    if version != PIPELINE_FORMAT_VERSION:
-        raise CheckpointError(f"{folder} has pipeline format_version {version!r}; this sketch2anime reads "
-                              f"version {PIPELINE_FORMAT_VERSION}")
-    for key in ("image_size", "hint_downscale"):
-        if not isinstance(description.get(key), int) or description[key] < 1:
-            raise CheckpointError(f"{folder / PIPELINE_FILE}: {key} must be a positive integer")
-    return description
-
+# finding the folder
 
 def resolve_model_path(path_or_name: str | Path) -> Path:
     """``"default"`` -> the model shipped in the package; a run folder -> its ``model/``."""
@@ -136,7 +112,7 @@ def pick_device(device: str | torch.device) -> torch.device:
 # ---------------------------------------------------------------------------------------------
 # per-type loading and running
 
-def _load_sketch2anime(folder: Path, description: dict[str, Any]) -> dict[str, Any]:
+def _load_sketch2anime(folder: Path, description: PipelineDescription) -> dict[str, Any]:
     from .models.projection import LatentBank
 
     return {
@@ -146,7 +122,7 @@ def _load_sketch2anime(folder: Path, description: dict[str, Any]) -> dict[str, A
     }
 
 
-def _load_guided(folder: Path, description: dict[str, Any]) -> dict[str, Any]:
+def _load_guided(folder: Path, description: PipelineDescription) -> dict[str, Any]:
     from .models.projection import LatentBank
 
     return {
@@ -158,16 +134,16 @@ def _load_guided(folder: Path, description: dict[str, Any]) -> dict[str, Any]:
 
 
 def _load_palettes(folder: Path) -> Any:
-    from .data.palettes import PALETTE_STEM, PaletteBank
+    from .data.palettes import PaletteBank
 
     return PaletteBank.load(folder / PALETTE_STEM) if (folder / f"{PALETTE_STEM}.json").is_file() else None
 
 
-def _load_generator_only(folder: Path, description: dict[str, Any]) -> dict[str, Any]:
+def _load_generator_only(folder: Path, description: PipelineDescription) -> dict[str, Any]:
     return {"generator": load_model(folder / "generator")}
 
 
-def _load_autoencoder_only(folder: Path, description: dict[str, Any]) -> dict[str, Any]:
+def _load_autoencoder_only(folder: Path, description: PipelineDescription) -> dict[str, Any]:
     raise ValueError(f"{folder} holds only a stage-1 sketch autoencoder, which cannot colour sketches; "
                      "train the generator on it (stage 'generator', e.g. configs/s2a64.toml) and use that run's model/")
 
@@ -189,7 +165,7 @@ def _run_sketch_generator(pipe: "Sketch2AnimePipeline", sketch: torch.Tensor, hi
     return pipe.generator(sketch, hint)
 
 
-PIPELINE_LOADERS: dict[str, Callable[[Path, dict[str, Any]], dict[str, Any]]] = {
+PIPELINE_LOADERS: dict[str, Callable[[Path, PipelineDescription], dict[str, Any]]] = {
     "sketch2anime": _load_sketch2anime,
     "guided": _load_guided,
     "simple_gan": _load_generator_only,
@@ -288,19 +264,23 @@ def _back_to_input(image: Image.Image, width: int, height: int, output_size: str
 
 
 class Sketch2AnimePipeline:
-    """A loaded pipeline folder. Attributes: ``pipeline_type``, ``image_size``, ``hint_size``,
-    ``hint_downscale``, ``device``, ``generator``, ``autoencoder`` and ``bank`` (or None)."""
+    """A loaded pipeline folder. Attributes: ``description`` (a ``PipelineDescription``),
+    ``pipeline_type``, ``image_size``, ``hint_size``, ``hint_downscale``, ``projection_k``,
+    ``projection_reg``, ``device``, ``generator``, ``autoencoder``, ``bank`` and ``palettes`` (or None)."""
 
-    def __init__(self, folder: Path, description: dict[str, Any], modules: dict[str, Any], device: torch.device) -> None:
+    def __init__(self, folder: Path | None, description: PipelineDescription | dict[str, Any],
+                 modules: dict[str, Any], device: torch.device, metas: dict[str, dict[str, Any]] | None = None) -> None:
+        if isinstance(description, dict):
+            description = PipelineDescription.from_dict(description, str(folder))
         self.folder = folder
         self.description = description
-        self.pipeline_type: str = description["pipeline_type"]
-        self.image_size: int = int(description["image_size"])
-        self.hint_downscale: int = int(description["hint_downscale"])
-        self.hint_size: int = self.image_size // self.hint_downscale
-        projection = description.get("projection", {})
-        self.projection_k: int = int(projection.get("k", 10))
-        self.projection_reg: float = float(projection.get("reg", 1e-3))
+        self.pipeline_type: str = description.pipeline_type
+        self.image_size: int = description.image_size
+        self.hint_downscale: int = description.hint_downscale
+        self.hint_size: int = description.hint_size
+        self.projection_k: int = description.projection_k
+        self.projection_reg: float = description.projection_reg
+        self.metas = dict(metas or {})  # per module: what made it, written back by save_pretrained
         self.device = device
         self.generator = modules["generator"].to(device).eval()
         self.autoencoder = modules.get("autoencoder")
@@ -317,13 +297,25 @@ class Sketch2AnimePipeline:
     def from_pretrained(cls, path_or_name: str | Path = "default", device: str = "auto") -> "Sketch2AnimePipeline":
         """Load a pipeline folder (or a run folder containing ``model/``, or ``"default"``)."""
         folder = resolve_model_path(path_or_name)
-        description = read_pipeline_description(folder)
-        kind = description["pipeline_type"]
+        description = PipelineDescription.read(folder)
+        kind = description.pipeline_type
         if kind not in PIPELINE_LOADERS or (kind not in GENERATOR_RUNNERS and kind != "autoencoder"):
             raise ValueError(f"{folder}: pipeline_type {kind!r} is not supported by this sketch2anime "
                              f"(known: {', '.join(sorted(GENERATOR_RUNNERS))})")
         modules = PIPELINE_LOADERS[kind](folder, description)
-        return cls(folder, description, modules, pick_device(device))
+        return cls(folder, description, modules, pick_device(device), model_metas(folder))
+
+    def save_pretrained(self, folder: str | Path, bank_storage: str = "float32") -> Path:
+        """Write this pipeline as a folder that ``from_pretrained`` loads to identical outputs: the
+        mirror of ``from_pretrained``, through the same writer as ``sketch2anime train``'s export.
+
+        Weights are saved as float32 (a float16-stored folder grows but its values are unchanged);
+        ``bank_storage="float16"`` halves the latent bank (as the shipped model stores it)."""
+        models = {"generator": self.generator}
+        if self.autoencoder is not None:
+            models["autoencoder"] = self.autoencoder
+        return write_pipeline_folder(folder, self.description, models, bank=self.bank, palettes=self.palettes,
+                                     meta=self.metas, bank_storage=bank_storage)
 
     @property
     def uses_projection(self) -> bool:

@@ -10,22 +10,18 @@ latent bank, ids ``"<image id>/<extractor>"``, next to the model in ``OUTPUT/mod
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..checkpoint import atomic_write_text, save_model
 from ..data.dataset import PairedSketchDataset
 from ..data.image_io import sketch_to_tensor
-from ..inference import PIPELINE_FILE, pipeline_description
 from ..models.autoencoder import AutoencoderConfig, SketchAutoencoder, sketch_reconstruction_loss
 from ..models.projection import LatentBank
+from ..pipeline_format import BANK_STEM, PipelineDescription, write_pipeline_folder  # noqa: F401  (BANK_STEM: older imports)
 from .config import ExperimentConfig
 from .loop import EMA, BatchStream, Engine, fixed_sample_batch, set_lr, training_dataset, unwrap
-
-BANK_STEM = "latent_bank"
 
 
 def autoencoder_config(config: ExperimentConfig) -> AutoencoderConfig:
@@ -123,15 +119,13 @@ class AutoencoderStage:
             return
         model = self.eval_model()
         meta = {"experiment": self.config.experiment.name, "step": self.step}
-        save_model(model, folder / "autoencoder", meta=meta)
         bank = encode_training_sketches(model, self.stream.dataset, self.engine.device)
-        bank.save(folder / BANK_STEM)
-        description = pipeline_description(
+        description = PipelineDescription(
             "autoencoder", self.config.experiment.image_size, self.config.data.hints.downscale,
             latent_dim=model.config.latent_dim, projection_k=self.config.train.projection_k,
             training={**meta, "dataset": str(self.config.data.root), "bank_size": len(bank), "final": True},
         )
-        atomic_write_text(folder / PIPELINE_FILE, json.dumps(description, indent=2, sort_keys=True))
+        write_pipeline_folder(folder, description, {"autoencoder": model}, bank=bank, meta={"autoencoder": meta})
 
 
 @torch.inference_mode()

@@ -18,21 +18,20 @@ perceptual loss + the masked hint loss (output at hint resolution vs hint colour
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import CheckpointError, atomic_write_bytes, atomic_write_text, copy_model_folder, load_model, save_model
+from ..checkpoint import CheckpointError, load_model
 from ..config import ConfigError
-from ..inference import PIPELINE_FILE, pipeline_description, read_pipeline_description
 from ..models.autoencoder import SketchAutoencoder
 from ..models.discriminator import DiscriminatorConfig, PatchDiscriminator
 from ..models.generator import GeneratorConfig, HintGenerator
 from ..models.projection import LatentBank, project
-from .autoencoder_stage import BANK_STEM, make_optimizer
+from ..pipeline_format import BANK_STEM, PIPELINE_FILE, PipelineDescription, find_pipeline_folder, write_pipeline_folder
+from .autoencoder_stage import make_optimizer
 from .config import ExperimentConfig
 from .logging import hint_to_display
 from .gan_common import GANStageBase
@@ -52,10 +51,8 @@ def resolve_autoencoder_dir(path: str) -> Path:
     if not path:
         raise ConfigError("stage 'generator' needs experiment.autoencoder_dir: the stage-1 run folder "
                           "(train it first with an autoencoder config, e.g. configs/ae64.toml)")
-    folder = Path(path)
-    if (folder / "model" / PIPELINE_FILE).is_file():
-        folder = folder / "model"
-    if not (folder / PIPELINE_FILE).is_file():
+    folder = find_pipeline_folder(path)
+    if folder is None:
         raise ConfigError(f"experiment.autoencoder_dir {path} holds no trained autoencoder "
                           f"(no {PIPELINE_FILE}); finish the stage-1 run first")
     if not (folder / "autoencoder").is_dir() or not (folder / f"{BANK_STEM}.json").is_file():
@@ -66,13 +63,6 @@ def resolve_autoencoder_dir(path: str) -> Path:
 def _requires_grad(module: torch.nn.Module, flag: bool) -> None:
     for p in module.parameters():
         p.requires_grad_(flag)
-
-
-def _copy_file_if_changed(source: Path, destination: Path) -> None:
-    if destination.is_file() and destination.stat().st_size == source.stat().st_size \
-            and destination.read_bytes() == source.read_bytes():
-        return
-    atomic_write_bytes(destination, source.read_bytes())
 
 
 class GeneratorStage(GANStageBase):
@@ -274,27 +264,20 @@ class GeneratorStage(GANStageBase):
         """The self-contained pipeline folder (AE and bank copied in for sketch2anime)."""
         generator = self.eval_generator()
         meta = {"experiment": self.config.experiment.name, "step": self.step}
-        extra: dict[str, Any] = {}
+        models: dict[str, Any] = {"generator": generator}
+        bank, latent_dim = None, None
         if self.mode == "sketch2anime":
             assert self.ae_folder is not None and self.autoencoder is not None
-            target_ae = folder / "autoencoder"
-            source_cfg = (self.ae_folder / "autoencoder" / "config.json").read_bytes()
-            if not (target_ae / "config.json").is_file() or (target_ae / "config.json").read_bytes() != source_cfg \
-                    or (target_ae / "model.safetensors").stat().st_size != \
-                    (self.ae_folder / "autoencoder" / "model.safetensors").stat().st_size:
-                copy_model_folder(self.ae_folder / "autoencoder", target_ae)
-            for suffix in (".safetensors", ".json"):  # tensors first, the JSON index last
-                _copy_file_if_changed(self.ae_folder / f"{BANK_STEM}{suffix}", folder / f"{BANK_STEM}{suffix}")
-            extra["latent_dim"] = self.autoencoder.config.latent_dim
-            source = read_pipeline_description(self.ae_folder)
-            meta["autoencoder"] = source.get("training", {})
-        save_model(generator, folder / "generator", meta=meta)
-        description = pipeline_description(
-            self.mode, self.config.experiment.image_size, self.G.config.hint_downscale,
+            models["autoencoder"] = self.ae_folder / "autoencoder"  # copied only when it differs
+            bank = self.ae_folder / BANK_STEM
+            latent_dim = self.autoencoder.config.latent_dim
+            meta["autoencoder"] = PipelineDescription.read(self.ae_folder).training
+        description = PipelineDescription(
+            self.mode, self.config.experiment.image_size, self.G.config.hint_downscale, latent_dim=latent_dim,
             projection_k=self.config.train.projection_k,
-            training={**meta, "dataset": str(self.config.data.root), "final": final}, **extra,
+            training={**meta, "dataset": str(self.config.data.root), "final": final},
         )
-        atomic_write_text(folder / PIPELINE_FILE, json.dumps(description, indent=2, sort_keys=True))
+        write_pipeline_folder(folder, description, models, bank=bank, meta={"generator": meta})
 
 
 def build_sketch2anime(config: ExperimentConfig, engine: Engine, run_dir: Path) -> GeneratorStage:

@@ -25,24 +25,23 @@ folder (pipeline_type "guided") with 16 px colour thumbnails of the training ima
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import CheckpointError, atomic_write_text, copy_model_folder, load_model, save_model
+from ..checkpoint import CheckpointError, load_model
 from ..config import ConfigError
 from ..data.image_io import sketch_to_tensor
-from ..data.palettes import PALETTE_STEM, PaletteBank
-from ..inference import PIPELINE_FILE, pipeline_description
+from ..data.palettes import PaletteBank
 from ..models.blocks import hint_upsampled, resize_hint
 from ..models.discriminator import DiscriminatorConfig, PatchDiscriminator
 from ..models.guide import encode_sketch, guide_from_latent
 from ..models.guided_unet import GuidedUNet, GuidedUNetConfig
 from ..models.projection import LatentBank, project
-from .autoencoder_stage import BANK_STEM, make_optimizer
+from ..pipeline_format import BANK_STEM, PALETTE_STEM, PipelineDescription, write_pipeline_folder
+from .autoencoder_stage import make_optimizer
 from .config import ExperimentConfig
 from .gan_common import GANStageBase
 from .generator_stage import resolve_autoencoder_dir
@@ -288,22 +287,21 @@ class GuidedStage(GANStageBase):
         """A complete pipeline folder: autoencoder/, latent_bank.*, generator/, pipeline.json (last)."""
         generator = self.eval_generator()
         meta = {"experiment": self.config.experiment.name, "step": self.step}
-        if not (folder / "autoencoder" / "config.json").is_file():
-            copy_model_folder(self.ae_folder / "autoencoder", folder / "autoencoder")
-        if not (folder / f"{BANK_STEM}.json").is_file():
-            self.bank.save(folder / BANK_STEM, storage="float16")
+        # Bank and palettes never change during a run: written by the first export, then kept.
+        bank = None if (folder / f"{BANK_STEM}.json").is_file() else self.bank
+        palettes = None
         if not (folder / f"{PALETTE_STEM}.json").is_file():
             dataset = self.stream.dataset
-            PaletteBank.from_images([dataset.color(i) for i in range(len(dataset))],
-                                    [r.id for r in dataset.records]).save(folder / PALETTE_STEM)
-        save_model(generator, folder / "generator", meta=meta)
-        description = pipeline_description(
+            palettes = PaletteBank.from_images([dataset.color(i) for i in range(len(dataset))],
+                                               [r.id for r in dataset.records])
+        description = PipelineDescription(
             PIPELINE_TYPE, self.config.experiment.image_size, self.G.config.hint_downscale,
             latent_dim=self.autoencoder.config.latent_dim, projection_k=self.config.train.projection_k,
             training={**meta, "dataset": str(self.config.data.root), "final": final,
                       "autoencoder": str(self.ae_folder), "bank_size": len(self.bank)},
         )
-        atomic_write_text(folder / PIPELINE_FILE, json.dumps(description, indent=2, sort_keys=True))
+        write_pipeline_folder(folder, description, {"autoencoder": self.ae_folder / "autoencoder", "generator": generator},
+                              bank=bank, palettes=palettes, meta={"generator": meta}, bank_storage="float16")
 
 
 def build(config: ExperimentConfig, engine: Engine, run_dir: Path) -> GuidedStage:

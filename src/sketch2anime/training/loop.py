@@ -372,10 +372,10 @@ def run_training(config: ExperimentConfig, stage: Stage, engine: Engine, run_dir
 
 
 def _final_export_done(folder: Path, step: int) -> bool:
-    from ..inference import read_pipeline_description
+    from ..pipeline_format import PipelineDescription
 
     try:
-        training = read_pipeline_description(folder).get("training", {})
+        training = PipelineDescription.read(folder).training
     except (OSError, ValueError):
         return False
     return training.get("final") is True and training.get("step") == step

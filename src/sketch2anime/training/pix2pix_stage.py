@@ -21,18 +21,16 @@ Export: ``model/pipeline.json`` (pipeline_type "pix2pix") + ``model/generator/``
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import atomic_write_text, save_model
 from ..config import ConfigError
-from ..inference import PIPELINE_FILE, pipeline_description
 from ..models.patchgan import PatchGAN, PatchGANConfig
 from ..models.pix2pix import UNetConfig, UNetGenerator, upsample_hint
+from ..pipeline_format import PipelineDescription, write_pipeline_folder
 from .autoencoder_stage import make_optimizer
 from .config import ExperimentConfig
 from .logging import hint_to_display
@@ -69,12 +67,9 @@ def random_jitter(tensors: list[tuple[torch.Tensor, str]], scale: float, generat
 def write_pipeline(folder: Path, pipeline_type: str, generator: torch.nn.Module, config: ExperimentConfig,
                    meta: dict[str, Any], final: bool) -> None:
     """``folder/generator`` + ``folder/pipeline.json`` (the JSON last, so it always has weights)."""
-    save_model(generator, folder / "generator", meta=meta)
-    description = pipeline_description(
-        pipeline_type, config.experiment.image_size, config.data.hints.downscale,
-        training={**meta, "dataset": str(config.data.root), "final": final},
-    )
-    atomic_write_text(folder / PIPELINE_FILE, json.dumps(description, indent=2, sort_keys=True))
+    description = PipelineDescription(pipeline_type, config.experiment.image_size, config.data.hints.downscale,
+                                      training={**meta, "dataset": str(config.data.root), "final": final})
+    write_pipeline_folder(folder, description, {"generator": generator}, meta={"generator": meta})
 
 
 class Pix2PixStage(GANStageBase):
