@@ -171,6 +171,11 @@ def _api_outcome(call: Callable[[], Any]) -> str:
     return f"ok {result.size[0]}x{result.size[1]}"
 
 
+HTTP_STATUS = {"ok": 200, "empty": 400, "corrupt": 400, "bad_shape": 400, "not_an_image": 415, "too_large": 413}
+# export converts a layer from its first frame: these cut GIFs have an intact first frame
+EXPORT_STATUS = {"gif_cut_extension": 200, "gif_cut_second_frame": 200}
+
+
 def inputs_section(report: Report, pipe: Any, model: Path, server: Server, work: Path) -> None:
     import httpx
     import numpy as np
@@ -226,8 +231,9 @@ def inputs_section(report: Report, pipe: Any, model: Path, server: Server, work:
             export = client.post("/api/export", files={"sketch": ("s" + case.suffix, case.data, "image/png")})
             statuses = [sketch.status_code, hint.status_code, export.status_code]
             row += [prep, gen, *statuses]
-            if any(s >= 500 for s in statuses) or (case.expect == "ok") != (sketch.status_code == 200):
-                bad.append(f"{case.name}: HTTP {statuses}")
+            expected = [HTTP_STATUS[case.expect]] * 2 + [EXPORT_STATUS.get(case.name, HTTP_STATUS[case.expect])]
+            if statuses != expected:
+                bad.append(f"{case.name}: HTTP {statuses}, expected {expected}")
         else:
             row += ["—"] * 5
         expected_api = "ok" if case.expect == "ok" else f"error: {case.expect}"
@@ -244,9 +250,9 @@ def inputs_section(report: Report, pipe: Any, model: Path, server: Server, work:
     report.text()
     report.table(["input", "what", "expected", "image_io", "Python API (sketch)", "Python API (hint)", "prepare",
                   "generate CLI", "HTTP sketch", "HTTP hint", "HTTP export"], rows)
-    report.text("`/api/export` bundles the user's own layers: PNG layers are stored as sent after a header check "
-                "(hence 200 for `truncated_png`), other formats are converted from their first frame (which decodes "
-                "for the two cut GIFs). It never answers 5xx.")
+    report.text("`/api/export` bundles the user's own layers: PNG layers are decoded once (a truncated PNG is "
+                "refused) and stored as sent, other formats are converted from their first frame (which decodes for "
+                "the two cut GIFs, hence 200 there). Every HTTP status is compared with the expected one.")
     report.text()
     report.check("every named input gives its expected outcome at every entry point, no untyped error, no 5xx",
                  not bad, "; ".join(bad))
@@ -651,6 +657,293 @@ def traversal_section(report: Report, server: Server) -> None:
 # ---------------------------------------------------------------------------------------------
 # main
 
+# ---------------------------------------------------------------------------------------------
+# 5. second campaign (issue 16): work bombs, amplification, deep JSON, foreign pages, formats,
+#    descriptor shortage, output collisions
+
+
+class PeakRss:
+    """Sample a process's RSS every 10 ms while a request runs: peak over the start, in MB."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
+
+    def __enter__(self) -> "PeakRss":
+        self.start = rss_mb(self.pid)
+        self.peak = self.start
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_mb(self.pid))
+            time.sleep(0.01)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def growth(self) -> float:
+        return self.peak - self.start
+
+
+def _png(size: tuple[int, int], mode: str = "1", colour: Any = 1) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new(mode, size, colour).save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def _foreign_format(fmt: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    if fmt == "EPS":
+        return b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 16 16\n%%EndComments\nnewpath 0 0 moveto 16 16 lineto stroke\n"
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def attack_section(report: Report, server: Server) -> list[tuple[str, int, int, float, float]]:
+    """One row per hostile request: (kind, expected, status, seconds, peak RSS growth MB)."""
+    import httpx
+
+    from sketch2anime.server.api import MAX_VARIATION_PIXELS
+    from test_server_api import sketch_png
+
+    s64 = sketch_png(64)
+    deep = '{"a":' + "[" * 1000 + "]" * 1000 + "}"
+    strip, sliver, square = _png((20000, 400)), _png((44700, 894)), _png((4096, 4096))
+    attacks: list[tuple[str, str, int, Callable[[httpx.Client], httpx.Response]]] = [
+        ("work bomb", "20000x400 1-bit PNG, output_size=model", 200,
+         lambda c: c.post("/api/generate", files={"sketch": ("s.png", strip, "image/png")}, data={"output_size": "model"})),
+        ("work bomb", "20000x400 1-bit PNG, output_size=input", 200,
+         lambda c: c.post("/api/generate", files={"sketch": ("s.png", strip, "image/png")})),
+        ("work bomb", "44700x894 1-bit PNG (7 KB, 40 MP: over the server's 4096² bound)", 413,
+         lambda c: c.post("/api/generate", files={"sketch": ("s.png", sliver, "image/png")}, data={"output_size": "model"})),
+        ("work bomb", "4096x4096 1-bit PNG (the largest accepted), output_size=input", 200,
+         lambda c: c.post("/api/generate", files={"sketch": ("s.png", square, "image/png")})),
+        ("work bomb", "64 px sketch + 4096x4096 RGBA hint", 200,
+         lambda c: c.post("/api/generate", files={"sketch": ("s.png", s64, "image/png"),
+                                                  "hint": ("h.png", _png((4096, 4096), "RGBA", (0, 0, 0, 0)), "image/png")})),
+        ("work bomb", "6300x6300 1-bit PNG (12 KB, over the server's 4096² bound)", 413,
+         lambda c: c.post("/api/generate", files={"sketch": ("s.png", _png((6300, 6300)), "image/png")})),
+        ("variation amplification", "4096x4096 PNG, count=8, output_size=input", 200,
+         lambda c: c.post("/api/variations", files={"sketch": ("s.png", square, "image/png")}, data={"count": "8"})),
+        ("variation amplification", "strip 20000x400, count=8, output_size=input", 200,
+         lambda c: c.post("/api/variations", files={"sketch": ("s.png", strip, "image/png")}, data={"count": "8"})),
+        ("deep JSON", "export settings nested 1000 deep", 400,
+         lambda c: c.post("/api/export", files={"sketch": ("s.png", s64, "image/png")}, data={"settings": deep})),
+        ("deep JSON", "export settings nested 40 deep", 400,
+         lambda c: c.post("/api/export", files={"sketch": ("s.png", s64, "image/png")},
+                          data={"settings": '{"a":' + "[" * 40 + "]" * 40 + "}"})),
+        ("foreign Host", "GET /api/health, Host: evil.example", 400,
+         lambda c: c.get("/api/health", headers={"Host": "evil.example"})),
+        ("foreign Host", "POST /api/generate, Host: evil.example:7860 (DNS rebinding)", 400,
+         lambda c: c.post("/api/generate", files={"sketch": ("s.png", s64, "image/png")},
+                          headers={"Host": "evil.example:7860"})),
+        ("cross-origin", "POST /api/generate, Origin: http://evil.example", 403,
+         lambda c: c.post("/api/generate", files={"sketch": ("s.png", s64, "image/png")},
+                          headers={"Origin": "http://evil.example"})),
+        ("cross-origin", "POST /api/export, Origin: null", 403,
+         lambda c: c.post("/api/export", files={"sketch": ("s.png", s64, "image/png")}, headers={"Origin": "null"})),
+        ("cross-origin", "POST /api/variations, Sec-Fetch-Site: cross-site", 403,
+         lambda c: c.post("/api/variations", files={"sketch": ("s.png", s64, "image/png")},
+                          headers={"Sec-Fetch-Site": "cross-site"})),
+        ("same origin", "POST /api/generate, Origin = the server's own", 200,
+         lambda c: c.post("/api/generate", files={"sketch": ("s.png", s64, "image/png")},
+                          headers={"Origin": server.url, "Sec-Fetch-Site": "same-origin"})),
+    ]
+    for fmt in ("EPS", "PCX", "ICO", "TGA", "SGI"):
+        data = _foreign_format(fmt)
+        attacks.append(("format outside the allow-list", f"{fmt} as the sketch", 415,
+                        lambda c, data=data: c.post("/api/generate", files={"sketch": ("s.png", data, "image/png")})))
+        attacks.append(("format outside the allow-list", f"{fmt} as an export layer", 415,
+                        lambda c, data=data: c.post("/api/export", files={"sketch": ("s.png", s64, "image/png"),
+                                                                           "result": ("r.png", data, "image/png")})))
+    rows, results, bad = [], [], []
+    with httpx.Client(base_url=server.url, timeout=300) as client:
+        for kind, what, expected, call in attacks:
+            started = time.perf_counter()
+            with PeakRss(server.process.pid) as rss:
+                try:
+                    response = call(client)
+                    status, size = response.status_code, len(response.content)
+                except httpx.HTTPError as exc:
+                    status, size = 0, 0
+                    what += f" ({type(exc).__name__})"
+            seconds = time.perf_counter() - started
+            results.append((kind, expected, status, seconds, rss.growth))
+            extra = ""
+            if kind == "variation amplification" and status == 200:
+                extra = f"{len(response.json()['images'])} images"
+            rows.append([kind, what, expected, status, f"{seconds:.2f}", f"{rss.growth:+.0f}", size, extra])
+            if status != expected:
+                bad.append(f"{what}: {status}")
+    from sketch2anime.server import api, guard
+
+    report.text("## Second campaign: hostile requests against the shipped model")
+    report.text("What bounds one request, whatever it sends below the upload limit: each file at most "
+                f"{api.MAX_UPLOAD_BYTES // 2**20} MB and {api.MAX_IMAGE_PIXELS:,} decoded pixels (aspect up to "
+                f"{api.MAX_ASPECT:g}:1; checked from the header before decoding); the sketch is shrunk to the model's "
+                "square before any padding and the hint to at most 1024 px; a result is at most "
+                f"{api.MAX_OUTPUT_SIDE} px on its long side and all variations of one request at most "
+                f"{MAX_VARIATION_PIXELS:,} pixels ({api.MAX_VARIATIONS} at most); settings JSON at most "
+                f"{api.MAX_SETTINGS_DEPTH} levels deep. A connection gets {guard.HEADER_TIMEOUT:g} s for its headers "
+                f"and {guard.BODY_TIMEOUT:g} s for its body; at most {guard.MAX_CONNECTIONS} are open (fewer under a "
+                "low descriptor limit), the longest-idle one is closed for a new one. Model calls run one at a "
+                "time per model, so memory does not add up over concurrent requests.")
+    report.text()
+    report.text("Each request below ran once against the server above, its RSS sampled every 10 ms (peak over the "
+                "RSS before the request).")
+    report.text()
+    report.table(["kind", "request", "expected", "got", "s", "peak RSS +MB", "response bytes", ""], rows)
+    report.check("second campaign: every hostile request gets its expected status (no 5xx)", not bad, "; ".join(bad))
+    worst = max(results, key=lambda r: r[3])
+    report.check("second campaign: every request within 30 s and +1 GB RSS",
+                 all(r[3] < 30 and r[4] < 1024 for r in results),
+                 f"worst time {worst[3]:.1f} s ({worst[0]}), worst RSS {max(r[4] for r in results):+.0f} MB")
+    return results
+
+
+def per_kind_table(report: Report, results: list[tuple[str, int, int, float, float]]) -> None:
+    kinds: dict[str, list[tuple[str, int, int, float, float]]] = {}
+    for row in results:
+        kinds.setdefault(row[0], []).append(row)
+    rows = [[kind, len(items), sum(400 <= r[2] < 500 for r in items), sum(r[2] >= 500 for r in items),
+             f"{max(r[3] for r in items):.2f}", f"{max(r[4] for r in items):+.0f}"] for kind, items in kinds.items()]
+    report.text("Per kind:")
+    report.text()
+    report.table(["kind", "requests", "4xx", "5xx", "worst s", "worst peak RSS +MB"], rows)
+
+
+def descriptor_section(report: Report, model: Path, work: Path, connections: int = 300) -> None:
+    """The issue's reproduction: serve under a 256-descriptor limit, 300 connections holding partial headers."""
+    import httpx
+    import resource
+
+    port = free_port()
+    log_path = work / "serve-nofile.log"
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "sketch2anime.cli", "serve", "--model", str(model), "--port",
+                                    str(port)], cwd=REPO, env=CHILD_ENV, stdout=log, stderr=subprocess.STDOUT,
+                                   preexec_fn=limit)
+    url = f"http://127.0.0.1:{port}/api/health"
+    latencies, statuses, sockets = [], [], []
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        for _ in range(connections):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            sockets.append(sock)
+        held_until = time.monotonic() + 12  # past the 10 s header deadline
+        while time.monotonic() < held_until:
+            started = time.perf_counter()
+            try:
+                statuses.append(httpx.get(url, timeout=5).status_code)
+            except httpx.HTTPError as exc:
+                statuses.append(type(exc).__name__)
+            latencies.append((time.perf_counter() - started) * 1000)
+            time.sleep(0.25)
+        closed = 0
+        for sock in sockets:  # a 408 or EOF: the server closed it; a timeout: still open
+            sock.settimeout(0.05)
+            try:
+                sock.recv(64)
+                closed += 1
+            except socket.timeout:
+                pass
+            except OSError:
+                closed += 1
+        alive = process.poll() is None
+    finally:
+        for sock in sockets:
+            sock.close()
+        process.terminate()
+        process.wait(30)
+    log_bytes = log_path.stat().st_size
+    text = log_path.read_text(errors="replace")
+    ok_count = sum(s == 200 for s in statuses)
+    report.text("## Slow headers under a descriptor limit")
+    report.text(f"`sketch2anime serve` with RLIMIT_NOFILE 256 (as `prlimit --nofile=256:256`); {connections} "
+                "connections send a partial header and stop, for 12 s; meanwhile a client asks /api/health every 250 ms.")
+    report.text()
+    report.table(["health requests", "200", "p50 ms", "max ms", "slow connections closed by the server",
+                  "server alive", "log bytes", "'Too many open files' lines"],
+                 [[len(statuses), ok_count, round(percentile(latencies, 50)), round(max(latencies or [0])), closed,
+                   alive, log_bytes, text.count("Too many open files")]])
+    report.check("descriptor limit: health answers during 300 slow connections, log under 20 KB",
+                 alive and ok_count == len(statuses) and log_bytes < 20_000,
+                 f"{ok_count}/{len(statuses)} health 200, max {max(latencies or [0]):.0f} ms, log {log_bytes} B")
+
+
+def collisions_section(report: Report, model: Path, work: Path) -> None:
+    from test_reliability_generate import draw
+
+    rows, bad = [], []
+
+    def case(name: str, setup: Callable[[Path], list[str]], expect_rc: int, expect: str) -> None:
+        folder = work / "collisions" / f"case{len(rows)}"
+        folder.mkdir(parents=True)
+        argv = setup(folder)
+        before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        done = cli("generate", *argv, "--model", str(model), "--seed", "0", "--device", "cpu")
+        inputs_kept = all(p.read_bytes() == data for p, data in before.items() if "in" in p.parts)
+        message = (done.stderr.strip().splitlines() or [""])[-1].replace(f"{folder}/", "")[:120]
+        written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p not in before)
+        rows.append([name, done.returncode, ", ".join(written) or "—", message, inputs_kept])
+        if done.returncode != expect_rc or not inputs_kept or expect not in done.stderr + " ".join(written):
+            bad.append(name)
+
+    def same_stem(folder: Path) -> list[str]:
+        draw(folder / "in" / "face.jpg"), draw(folder / "in" / "face.png", 120)
+        return [str(folder / "in"), "-o", str(folder / "out")]
+
+    def into_itself(folder: Path) -> list[str]:
+        draw(folder / "in" / "face.png")
+        return [str(folder / "in"), "-o", str(folder / "in")]
+
+    def over_input(folder: Path) -> list[str]:
+        draw(folder / "in" / "face.png")
+        return [str(folder / "in" / "face.png"), "-o", str(folder / "in" / "face.png"), "--overwrite"]
+
+    def projected_name(folder: Path) -> list[str]:
+        draw(folder / "in" / "face.png"), draw(folder / "in" / "face_projected.png")
+        return [str(folder / "in"), "-o", str(folder / "out"), "--save-projected"]
+
+    def earlier_result(folder: Path) -> list[str]:
+        draw(folder / "in" / "face.png")
+        (folder / "out").mkdir()
+        (folder / "out" / "face.png").write_bytes(b"earlier")
+        return [str(folder / "in"), "-o", str(folder / "out")]
+
+    case("face.jpg + face.png in one folder", same_stem, 0, "face_jpg.png")
+    case("generate dir -o dir", into_itself, 2, "inside the sketch folder")
+    case("-o the input file itself (even with --overwrite)", over_input, 2, "never overwrites an input")
+    case("face_projected.png next to face.png, --save-projected", projected_name, 2, "two results")
+    case("an earlier result in the output folder, no --overwrite", earlier_result, 2, "--overwrite")
+    report.text("## Output collisions in `sketch2anime generate`")
+    report.table(["case", "exit", "files written", "last message", "inputs unchanged"], rows)
+    report.check("generate never overwrites an input and refuses or renames colliding outputs", not bad, ", ".join(bad))
+
+
 FINDINGS = [
     "Crafted GIF/TIFF files made PIL raise `struct.error`, `IndexError` or `TypeError` inside `image_io` "
     "(the decoder caught only OSError/ValueError/...), which the CLI and prepare reported as tracebacks or "
@@ -667,6 +960,25 @@ FINDINGS = [
     "A SIGKILL in the middle of an atomic write left its `.<name>.<random>.tmp` file behind for good (one per "
     "kill, model-sized for state files): `train` now clears such leftovers in its run folder when it starts "
     "(`checkpoint.remove_stale_temporaries`), so the campaign ends with none.",
+    "Issue 16 (second campaign): the pixel limit was checked before padding to a square, so a 1.6 KB 20000x400 "
+    "1-bit PNG cost a 400-MP canvas (5.8 s, +1.1 GB) and results were upscaled to the padded square before "
+    "cropping: long sides are now shrunk before padding, the hint is brought to at most 1024 px, results resample "
+    "only the crop box, opaque images decode without RGBA copies, and the server bounds uploads to 4096x4096 "
+    "pixels, results to 2048 px and all variations of a request to 4 MP (was 45.8 MB for count=8).",
+    "Issue 16: `/api/export` answered 500 to settings nested ~1000 deep (RecursionError): now 400, and more than 32 "
+    "levels are refused.",
+    "Issue 16: no header or body timeout and no connection cap; under a 256-descriptor limit 300 half-open "
+    "connections starved /api/health and asyncio logged ~250,000 'Too many open files' tracebacks: `serve` now "
+    "gives 10 s for headers and 60 s for a body, caps open connections (closing the longest-idle one first), and "
+    "rate-limits repeated log lines.",
+    "Issue 16: any web page could post work to the server (no Host or Origin check): only loopback Host names "
+    "(plus `--host`) are answered, and cross-origin POSTs (Origin / Sec-Fetch-Site) get 403.",
+    "Issue 16: PIL opened every format it knows, EPS included (Ghostscript): decoding is limited to PNG, JPEG, "
+    "WebP, GIF, BMP, TIFF and PPM at every entry point.",
+    "Issue 16: `generate` overwrote results and sources silently (face.jpg + face.png -> one face.png; "
+    "`generate dir -o dir`): inputs are never overwritten, same-stem sketches get distinct names, other "
+    "collisions are refused before any work, and existing results in a folder need `--overwrite`.",
+    "Issue 16: NaN weights gave an all-black picture with exit code 0: non-finite model output is refused.",
 ]
 
 def hardware() -> list[str]:
@@ -687,7 +999,8 @@ def hardware() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="pipeline folder or 'default' (default: a tiny random pipeline)")
+    parser.add_argument("--model", default="default",
+                        help="pipeline folder, 'default' (the shipped model, the default) or 'tiny' (a tiny random one)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--fuzz-runs", type=int, default=20000)
@@ -714,14 +1027,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="s2a-reliability-") as tmp:
         work = Path(tmp)
-        model = resolve_model_path(args.model) if args.model else build_tiny_pipeline(work / "tiny-model")
+        model = build_tiny_pipeline(work / "tiny-model") if args.model == "tiny" else resolve_model_path(args.model)
         pipe = Sketch2AnimePipeline.from_pretrained(model, device="cpu")
         report.text("# Reliability campaign")
         report.text()
         report.text(f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by `{command.strip()}` "
                     "(regenerate with the same command; `--help` lists the knobs).")
         report.text()
-        for line in hardware() + [f"model: {args.model or 'tiny random pipeline (tests/test_server_api.build_tiny_pipeline)'}"
+        for line in hardware() + [f"model: {'tiny random pipeline (tests/test_server_api.build_tiny_pipeline)' if args.model == 'tiny' else args.model}"
                                   f" ({pipe.pipeline_type}, {pipe.image_size}px)"]:
             report.text(f"- {line}")
         report.text()
@@ -737,6 +1050,8 @@ def main(argv: list[str] | None = None) -> int:
             limits_section(report, server)
             traversal_section(report, server)
             slow_client_section(report, server)
+            attacks = attack_section(report, server)
+            per_kind_table(report, attacks)
             load_section(report, server, args.clients, args.seconds)
             alive = server.alive()
         finally:
@@ -744,6 +1059,8 @@ def main(argv: list[str] | None = None) -> int:
         log = (work / "server.log").read_text()
         report.check("the server stayed up and logged no internal error", alive and "internal error" not in log
                      and "Traceback" not in log, log[-300:] if "Traceback" in log else "")
+        descriptor_section(report, model, work)
+        collisions_section(report, model, work)
         fuzz_section(report, args.fuzz_runs, work, args.seed)
         training_section(report, args.kills, args.seed + 1234, work)
     passed = sum(ok for _, ok, _ in report.checks)
