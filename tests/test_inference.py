@@ -164,6 +164,23 @@ def test_generate_tensors_and_projection(s2a_folder: Path) -> None:
         pipe.generate_tensors(torch.zeros(2, 3, 64, 64))
 
 
+def test_projection_strength_moves_the_latent_towards_the_bank(s2a_folder: Path) -> None:
+    # t = 0 keeps the sketch's own latent, t = 1 reaches the bank manifold, t = 0.5 lies half way
+    # (an inverted or ignored strength fails here, not only "the outputs differ").
+    from sketch2anime.models.guide import encode_sketch
+    from sketch2anime.models.projection import project
+
+    pipe = Sketch2AnimePipeline.from_pretrained(s2a_folder, device="cpu")
+    sketch = pipe.prepare(_sketch(64, 64))[0]
+    with torch.inference_mode():
+        own = encode_sketch(pipe.autoencoder, sketch)
+        _, details = project(own, pipe.bank, k=pipe.projection_k, reg=pipe.projection_reg, return_details=True)
+        gap = float((own - details.manifold).norm())
+        to_manifold = [float((pipe._latents(sketch, t)[0] - details.manifold).norm()) for t in (0.0, 0.5, 1.0)]
+    assert gap > 0.1
+    assert to_manifold == pytest.approx([gap, gap / 2, 0.0], abs=1e-4 * gap + 1e-5)
+
+
 def test_variations_differ_and_first_is_the_plain_result(s2a_folder: Path, simple_folder: Path) -> None:
     for folder in (s2a_folder, simple_folder):
         pipe = Sketch2AnimePipeline.from_pretrained(folder, device="cpu")

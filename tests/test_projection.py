@@ -242,3 +242,23 @@ def test_excluded_rows_are_never_neighbours_and_strengths_per_row() -> None:
         project(queries, bank, k=4, exclude=[{0}])
     with pytest.raises(ValueError, match="per-query strengths"):
         project(queries, bank, k=4, strength=torch.tensor([0.1, 2.0, 0.3]))
+
+
+def test_candidates_restrict_the_neighbours_to_a_subset() -> None:
+    g = torch.Generator().manual_seed(1)
+    latents = torch.randn(40, 6, generator=g)
+    bank = LatentBank(latents, [f"r{i}" for i in range(40)])
+    queries = torch.randn(2, 6, generator=g)
+    subsets = [torch.tensor([3, 7, 11, 20, 31]), torch.tensor([0, 1, 2, 39])]
+    out, details = project(queries, bank, k=3, strength=0.6, candidates=subsets, return_details=True)
+    for row, subset in enumerate(subsets):
+        assert set(details.indices[row].tolist()) <= set(subset.tolist())
+        # The same as projecting onto a bank that holds only those rows.
+        alone = project(queries[row], latents[subset], k=3, strength=0.6)
+        assert torch.allclose(out[row], alone, atol=1e-6)
+    with pytest.raises(ValueError, match="not both"):
+        project(queries, bank, k=3, candidates=subsets, exclude=[{0}, {1}])
+    with pytest.raises(ValueError, match="one set of rows per query"):
+        project(queries, bank, k=3, candidates=subsets[:1])
+    with pytest.raises(ValueError, match="candidate rows must be in"):
+        project(queries, bank, k=3, candidates=[torch.tensor([0, 40]), torch.tensor([1])])

@@ -597,24 +597,19 @@ class Sketch2AnimePipeline:
         return palette_hints(hint.cpu(), thumbnails, rng).to(hint.device)
 
     def _varied_latent(self, sketch: torch.Tensor, projection: float, rng: torch.Generator) -> torch.Tensor:
-        from .models.projection import projection_weights
+        """The sketch's latent, perturbed by 0.1 x the bank's spread, projected (strength at least
+        0.35) onto a random k-subset of its 3k nearest bank latents: ``(N, D)`` on the device."""
+        from .models.guide import encode_sketch
+        from .models.projection import project
 
         bank = self.bank
-        from .models.guide import encode_sketch
-
         z = encode_sketch(self.autoencoder, sketch).cpu()
         spread = bank.latents.std(0) if len(bank) > 1 else torch.zeros(bank.dim)
         z = z + 0.1 * spread * torch.randn(z.shape, generator=rng)
         k = min(self.projection_k, len(bank))
         _, indices = bank.knn(z, 3 * k)
-        out = z.clone()
-        strength = max(projection, 0.35)
-        for row in range(z.shape[0]):
-            pool = indices[row]
-            chosen = pool[torch.randperm(pool.numel(), generator=rng)[:k]]
-            neighbours = bank.latents[chosen]
-            weights = projection_weights(z[row], neighbours, reg=self.projection_reg)
-            out[row] = strength * (weights @ neighbours) + (1 - strength) * z[row]
+        chosen = [pool[torch.randperm(pool.numel(), generator=rng)[:k]] for pool in indices]
+        out = project(z, bank, k=k, strength=max(projection, 0.35), reg=self.projection_reg, candidates=chosen)
         return out.to(self.device)
 
 

@@ -40,8 +40,9 @@ from .checkpoint import (
     save_model,
 )
 from .data.palettes import PALETTE_STEM
+from .models.projection import DEFAULT_K, DEFAULT_REG
 
-if TYPE_CHECKING:  # imported lazily: reading pipeline.json needs no torch module
+if TYPE_CHECKING:
     from torch import nn
 
     from .data.palettes import PaletteBank
@@ -75,8 +76,8 @@ class PipelineDescription:
     image_size: int
     hint_downscale: int
     latent_dim: int | None = None
-    projection_k: int = 10
-    projection_reg: float = 1e-3
+    projection_k: int = DEFAULT_K
+    projection_reg: float = DEFAULT_REG
     training: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -145,7 +146,7 @@ class PipelineDescription:
         try:
             return cls(pipeline_type=data["pipeline_type"], image_size=data["image_size"],
                        hint_downscale=data["hint_downscale"], latent_dim=data.get("latent_dim"),
-                       projection_k=projection.get("k", 10), projection_reg=projection.get("reg", 1e-3),
+                       projection_k=projection.get("k", DEFAULT_K), projection_reg=projection.get("reg", DEFAULT_REG),
                        training=data.get("training") or {},
                        extra={k: v for k, v in data.items() if k not in _KNOWN_KEYS})
         except ValueError as exc:
@@ -252,7 +253,7 @@ def required_parts(description: PipelineDescription) -> list[str]:
 
 
 def pipeline_description(pipeline_type: str, image_size: int, hint_downscale: int, latent_dim: int | None = None,
-                         projection_k: int = 10, projection_reg: float = 1e-3,
+                         projection_k: int = DEFAULT_K, projection_reg: float = DEFAULT_REG,
                          training: dict[str, Any] | None = None) -> dict[str, Any]:
     """The content of ``pipeline.json`` as a dict (older name; ``PipelineDescription(...).to_dict()``)."""
     return PipelineDescription(pipeline_type, image_size, hint_downscale, latent_dim, projection_k, projection_reg,

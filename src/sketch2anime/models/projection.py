@@ -29,6 +29,10 @@ from ..checkpoint import CheckpointError, atomic_save_tensors, atomic_write_text
 
 BANK_FORMAT_VERSION = 1
 IndexKind = Literal["exact", "faiss"]
+# The defaults of every projection: k nearest bank latents and the LLE regulariser (pipeline.json
+# stores both per pipeline; training's projection_k defaults to DEFAULT_K too).
+DEFAULT_K = 10
+DEFAULT_REG = 1e-3
 # Keeps one chunk's score matrix (queries x bank rows) at or under ~64 MB of float32.
 _MAX_SCORE_ELEMENTS = 1 << 24
 
@@ -282,7 +286,7 @@ def _check_reg(reg: float) -> None:
 
 
 def projection_weights(
-    z: torch.Tensor, neighbours: torch.Tensor, reg: float = 1e-3, nonnegative: bool = False
+    z: torch.Tensor, neighbours: torch.Tensor, reg: float = DEFAULT_REG, nonnegative: bool = False
 ) -> torch.Tensor:
     """Reconstruction weights ``(K,)`` (sum 1) of ``z (D,)`` from ``neighbours (K, D)``.
 
@@ -314,21 +318,24 @@ class ProjectionDetails:
 def project(
     z: torch.Tensor,
     bank: LatentBank | torch.Tensor,
-    k: int = 10,
+    k: int = DEFAULT_K,
     strength: float = 1.0,
-    reg: float = 1e-3,
+    reg: float = DEFAULT_REG,
     nonnegative: bool = False,
     return_details: bool = False,
     index: IndexKind = "exact",
     exclude: Sequence[Collection[int]] | None = None,
+    candidates: Sequence[torch.Tensor] | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, ProjectionDetails]:
     """Move ``z (N, D)`` or ``(D,)`` towards the bank's manifold: ``t z* + (1 - t) z``, ``t = strength``.
 
     ``z*`` is the sum-to-one combination of the ``k`` nearest bank latents (``k`` clamped to the
     bank size). ``strength`` is one number or one per query (an ``(N,)`` tensor). ``exclude``
     gives, per query, bank rows that may not be neighbours (training excludes an image's own
-    sketches, or projection would hand back the latent unchanged). Returns the same shape and
-    dtype as ``z``; with ``return_details`` also a :class:`ProjectionDetails`.
+    sketches, or projection would hand back the latent unchanged). ``candidates`` gives, per
+    query, the bank rows ``(C,)`` to take the ``k`` nearest from instead of the whole bank
+    (inference's variations: a random subset of the nearest rows; not with ``exclude``). Returns
+    the same shape and dtype as ``z``; with ``return_details`` also a :class:`ProjectionDetails`.
     """
     if not isinstance(bank, LatentBank):
         if not isinstance(bank, torch.Tensor):
@@ -346,7 +353,11 @@ def project(
     if len(bank) == 0:
         raise ValueError("the latent bank is empty")
 
-    if exclude is None:
+    if candidates is not None:
+        if exclude is not None:
+            raise ValueError("pass exclude or candidates, not both (leave the excluded rows out of the candidates)")
+        distances, indices = _knn_among(bank, queries.detach(), int(k), candidates)
+    elif exclude is None:
         distances, indices = bank.knn(queries.detach(), int(k), index=index)
     else:
         distances, indices = _knn_excluding(bank, queries.detach(), int(k), exclude, index)
@@ -381,6 +392,26 @@ def _check_strength(strength: float | torch.Tensor, n: int) -> float | torch.Ten
             or not 0.0 <= float(strength) <= 1.0:
         raise ValueError(f"strength must be a number in [0, 1], got {strength!r}")
     return float(strength)
+
+
+def _knn_among(bank: LatentBank, queries: torch.Tensor, k: int,
+               candidates: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """k nearest rows per query among that query's ``candidates`` (k clamped to the fewest candidates)."""
+    if len(candidates) != queries.shape[0]:
+        raise ValueError(f"candidates needs one set of rows per query ({queries.shape[0]}), got {len(candidates)}")
+    rows = [torch.as_tensor(c, dtype=torch.long).reshape(-1) for c in candidates]
+    k_avail = min([k] + [r.numel() for r in rows])
+    if k_avail < 1:
+        raise ValueError("a query has no candidate rows")
+    if any(bool(((r < 0) | (r >= len(bank))).any()) for r in rows):
+        raise ValueError(f"candidate rows must be in [0, {len(bank)})")
+    out_d = torch.empty(queries.shape[0], k_avail, dtype=torch.float32)
+    out_i = torch.empty(queries.shape[0], k_avail, dtype=torch.long)
+    for row, cand in enumerate(rows):
+        dist = (bank.latents[cand] - queries[row].to(torch.float32)).norm(dim=-1)
+        order = torch.argsort(dist, stable=True)[:k_avail]
+        out_d[row], out_i[row] = dist[order], cand[order]
+    return out_d, out_i
 
 
 def _knn_excluding(bank: LatentBank, queries: torch.Tensor, k: int, exclude: Sequence[Collection[int]],
