@@ -129,7 +129,7 @@ def heldout_set(protocol: EvaluationProtocol, display: DisplayTargets | None) ->
     items = [EvalItem(it.index, it.id, it.color, lines(it.color)) for it in protocol.items]
     config = replace(protocol.config, roughness=("none",), limit=None)
     derived = EvaluationProtocol.from_items(protocol.root, items, HELDOUT_STYLE, config)
-    return EvalSet(HELDOUT_SET, "Held-out line style (gradient lines, never used in training)", derived, display,
+    return EvalSet(HELDOUT_SET, "Held-out line style: gradient lines, never used in training", derived, display,
                    note="same validation images and hints as the main set; sketches by "
                         "evaluation.heldout_lines.GradientLines (morphological colour gradient, grey-level lines)")
 
