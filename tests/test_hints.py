@@ -133,3 +133,32 @@ def test_empty_hint_and_validation(face_rgb: np.ndarray) -> None:
         simulate_hints(face_rgb[:3, :3], HintConfig(), np.random.default_rng(0))
     with pytest.raises(ValueError, match="brush_radius"):
         HintConfig(brush_radius=(3.0, 1.0))
+
+
+def test_hint_format_is_one_module_the_networks_follow() -> None:
+    from sketch2anime import hint_format
+    from sketch2anime.data import hints
+    from sketch2anime.models import blocks, pix2pix
+    from sketch2anime.models.discriminator import INPUT_LAYOUTS, DiscriminatorConfig
+    from sketch2anime.models.guided_unet import HINT_CHANNELS as GUIDED_HINT_CHANNELS
+    from sketch2anime.training import logging
+
+    assert pix2pix.HINT_CHANNELS == GUIDED_HINT_CHANNELS == hint_format.HINT_CHANNELS == 4
+    assert sorted(INPUT_LAYOUTS) == [3, 4, 7, 8] and INPUT_LAYOUTS[DiscriminatorConfig().in_channels] == (True, True)
+    # The old import places give the format module's functions, not copies.
+    assert hints.rgba_to_hint is hint_format.rgba_to_hint and hints.hint_to_tensor is hint_format.hint_to_tensor
+    assert blocks.resize_hint is hint_format.resize_hint and logging.hint_to_display is hint_format.hint_to_display
+
+
+def test_hint_display_on_grey_or_over_a_sketch() -> None:
+    from sketch2anime.hint_format import DISPLAY_BACKGROUND, hint_to_display
+
+    hint = torch.zeros(1, 4, 2, 2)
+    hint[0, :, 0, 0] = torch.tensor([1.0, -1.0, 0.5, 1.0])  # one hinted cell
+    shown = hint_to_display(hint, 4)
+    assert shown.shape == (1, 3, 4, 4)
+    assert torch.equal(shown[0, :, 0, 0], torch.tensor([1.0, -1.0, 0.5])) and torch.equal(shown[0, :, 1, 1], shown[0, :, 0, 0])
+    assert torch.all(shown[0, :, 2:, 2:] == DISPLAY_BACKGROUND)
+    sketch = torch.linspace(-1, 1, 16).reshape(1, 1, 4, 4)
+    over = hint_to_display(hint, 4, background=sketch)
+    assert torch.equal(over[0, :, :2, :2], shown[0, :, :2, :2]) and torch.equal(over[0, 1, 3], sketch[0, 0, 3])

@@ -418,7 +418,7 @@ class Sketch2AnimePipeline:
 
     def prepare(self, sketch: ImageInput, hint: ImageInput | None = None) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
         """Any-size inputs -> ``(sketch (1,1,S,S), hint (1,4,h,h), (width, height) of the sketch)``."""
-        from .data.hints import hint_layer, rgba_to_hint
+        from .hint_format import hint_layer, rgba_to_hint
 
         image = load_sketch(sketch)
         width, height = image.size

@@ -31,7 +31,8 @@ import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
-from .hints import HintConfig, hint_to_tensor, simulate_hints
+from ..hint_format import hint_to_tensor
+from .hints import HintConfig, simulate_hints
 from .image_io import rgb_to_tensor, sketch_to_tensor
 from .manifest import DatasetInfo, ManifestRecord, read_dataset_info, read_manifest
 from .line_style import LineStyleConfig, restyle

@@ -1,8 +1,7 @@
-"""Colour hints: simulated round-brush strokes for training, and user-drawn RGBA layers at inference.
+"""Colour hints for training: simulated round-brush strokes.
 
-A hint lives at the *hint resolution* ``h = H // downscale`` (default 4, like the original 128 px
-hints for 512 px images). As a tensor it is ``(4, h, w)``: RGB in [-1, 1] (0 where no hint) and
-the binary mask in channel 3.
+The hint format itself (``(4, h, w)`` at ``h = H // downscale``: RGB in [-1, 1], 0 where no hint,
+the mask in channel 3; user RGBA layers -> tensors) lives in ``hint_format.py``.
 
 Simulation (``simulate_hints``): a few strokes of a round brush (random radius, a short random
 polyline each) are placed anywhere on the image, including the background: the original design
@@ -19,10 +18,17 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
-from PIL import Image
 
-from .image_io import ImageInput, load_rgba
+# The hint format (layout, RGBA <-> tensor) lives in hint_format.py; these names stay importable here.
+from ..hint_format import (  # noqa: F401
+    DEFAULT_DOWNSCALE,
+    NO_HINT_WHITE,
+    empty_hint,
+    hint_layer,
+    hint_size,
+    hint_to_tensor,
+    rgba_to_hint,
+)
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,7 @@ class HintConfig:
     samples with no hint at all (the model must also work without hints).
     """
 
-    downscale: int = 4
+    downscale: int = DEFAULT_DOWNSCALE
     stroke_count: tuple[int, int] = (1, 12)
     brush_radius: tuple[float, float] = (0.5, 2.0)
     stroke_length: tuple[float, float] = (0.0, 0.3)
@@ -56,13 +62,6 @@ class HintConfig:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if not 0.0 < self.border_width <= 0.5:
             raise ValueError(f"border_width must lie in (0, 0.5], got {self.border_width}")
-
-
-def hint_size(image_size: int, downscale: int) -> int:
-    """Side of the hint grid for a square image; ValueError when the image is smaller than one cell."""
-    if downscale < 1 or image_size < downscale:
-        raise ValueError(f"need 1 <= downscale <= image_size, got downscale {downscale} for size {image_size}")
-    return image_size // downscale
 
 
 def _stroke_points(h: int, w: int, config: HintConfig, rng: np.random.Generator) -> np.ndarray:
@@ -135,69 +134,3 @@ def simulate_hints(rgb: np.ndarray, config: HintConfig, rng: np.random.Generator
             break
     hint = np.where(mask[..., None], small, 0).astype(np.uint8)
     return hint, mask
-
-
-def hint_to_tensor(hint_rgb: np.ndarray, mask: np.ndarray) -> torch.Tensor:
-    """(h, w, 3) uint8 colours + (h, w) bool mask -> float32 (4, h, w): RGB in [-1, 1] zeroed outside the mask, mask."""
-    hint_rgb = np.asarray(hint_rgb)
-    mask = np.asarray(mask).astype(bool)
-    if hint_rgb.ndim != 3 or hint_rgb.shape[-1] != 3 or hint_rgb.shape[:2] != mask.shape:
-        raise ValueError(f"hint colours {hint_rgb.shape} and mask {mask.shape} must be (h, w, 3) and (h, w)")
-    m = torch.from_numpy(mask.astype(np.float32))
-    colour = torch.from_numpy(hint_rgb.astype(np.float32)).permute(2, 0, 1).div(127.5).sub(1.0) * m
-    return torch.cat([colour, m[None]], dim=0)
-
-
-def empty_hint(image_size: int, downscale: int) -> torch.Tensor:
-    """A hint with no hinted pixel: zeros (4, h, h)."""
-    h = hint_size(image_size, downscale)
-    return torch.zeros(4, h, h)
-
-
-def _resize(array: np.ndarray, side: int) -> np.ndarray:
-    shrinking = side < max(array.shape[:2])
-    return cv2.resize(array, (side, side), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-
-
-# A hint layer without any transparent pixel (an RGB or JPEG file, or RGBA saved fully opaque) has
-# no alpha to say what is hinted: taken as is it hints everything, mostly with its white paper, and
-# gives a washed-out picture. Such layers follow the paint-on-paper rule instead: near-white = no hint.
-NO_HINT_WHITE = 245
-
-
-def hint_layer(rgba: ImageInput) -> Image.Image:
-    """Decode a user's hint layer to RGBA, applying the paint-on-paper rule to opaque layers.
-
-    Alpha marks hinted pixels. When the layer has no transparent pixel at all, every pixel whose
-    R, G and B are all >= ``NO_HINT_WHITE`` becomes transparent (no hint), every other pixel is a hint
-    of its colour. So a hint drawn on white paper works; a white hint needs a layer with alpha.
-    """
-    layer = load_rgba(rgba)
-    array = np.asarray(layer)
-    if array[..., 3].min() < 255:
-        return layer
-    unhinted = (array[..., :3] >= NO_HINT_WHITE).all(axis=-1)
-    out = array.copy()
-    out[..., 3] = np.where(unhinted, 0, 255).astype(np.uint8)
-    return Image.fromarray(out, "RGBA")
-
-
-def rgba_to_hint(rgba: ImageInput, image_size: int, downscale: int) -> torch.Tensor:
-    """A user's hint layer (RGBA of any size; alpha marks painted pixels) -> (4, h, h) hint tensor.
-
-    The layer is stretched to ``image_size`` square, then to the hint resolution, averaging
-    *premultiplied* colour so that transparent (black-ish) pixels never bleed into painted ones;
-    a hint pixel counts as hinted when its averaged alpha exceeds 0.5. A layer without transparent
-    pixels follows ``hint_layer``'s rule (near-white = no hint).
-    """
-    h = hint_size(image_size, downscale)
-    array = np.asarray(hint_layer(rgba), dtype=np.float32) / 255.0
-    alpha = array[..., 3:4]
-    premultiplied = np.concatenate([array[..., :3] * alpha, alpha], axis=-1)
-    small = _resize(_resize(premultiplied, image_size), h)
-    small_alpha = small[..., 3]
-    mask = small_alpha > 0.5
-    colour = small[..., :3] / np.maximum(small_alpha, 1e-6)[..., None]
-    colour = np.clip(colour, 0.0, 1.0) * 2.0 - 1.0
-    m = torch.from_numpy(mask.astype(np.float32))
-    return torch.cat([torch.from_numpy(colour).permute(2, 0, 1).float() * m, m[None]], dim=0)

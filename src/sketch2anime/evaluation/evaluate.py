@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoint import atomic_write_bytes, atomic_write_text
-from ..models.blocks import resize_hint
+from ..hint_format import MASK_CHANNEL, resize_hint
 from ..runtime import cpu_model
 from .eval_model import Batch, EvalModel, resize_images
 from .floors import FLOOR_NAMES, floor_models
@@ -115,8 +115,8 @@ def _fit_hint(hint: torch.Tensor, size: int) -> torch.Tensor:
     if hint.shape[-1] == size:
         return hint
     resized = resize_hint(hint, size)
-    mask = (resized[:, 3:4] >= 0.5).to(hint.dtype)
-    return torch.cat([resized[:, :3] * mask, mask], dim=1)
+    mask = (resized[:, MASK_CHANNEL:MASK_CHANNEL + 1] >= 0.5).to(hint.dtype)
+    return torch.cat([resized[:, :MASK_CHANNEL] * mask, mask], dim=1)
 
 
 def _pipeline_model(source: str, device: str, projections: tuple[float, ...], name: str) -> EvalModel:

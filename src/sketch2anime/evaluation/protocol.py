@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from ..config import to_dict
-from ..data.hints import HintConfig, hint_to_tensor, simulate_hints
+from ..data.hints import HintConfig, simulate_hints
+from ..hint_format import hint_to_tensor
 from ..data.image_io import load_rgb, load_sketch, rgb_to_tensor, sketch_to_tensor
 from ..data.manifest import ManifestRecord, read_dataset_info, read_manifest
 from ..data.rough import ROUGH_PRESETS, RoughSketchConfig, roughen

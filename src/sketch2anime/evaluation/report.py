@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from ..checkpoint import atomic_write_bytes, atomic_write_text
 from ..data.image_io import tensor_to_uint8
+from ..hint_format import hint_to_display
 from .floor_report import floor_tables_markdown, floors_table, set_names, set_title
 
 MIN_TILE = 128
@@ -61,11 +61,8 @@ def _line_height(draw: ImageDraw.ImageDraw, font: Any) -> int:
 
 def hint_picture(hint: torch.Tensor, sketch: torch.Tensor) -> torch.Tensor:
     """(R, 4, h, w) hints over their (R, 1, S, S) sketches, faint -> (R, 3, S, S) in [-1, 1]."""
-    size = sketch.shape[-1]
-    up = F.interpolate(hint.float(), size=(size, size), mode="nearest")
-    colour, mask = up[:, :3], up[:, 3:4]
-    faint = (0.5 + 0.5 * sketch.float()).expand(-1, 3, -1, -1)  # ink shows mid-grey, paper white
-    return colour * mask + faint * (1 - mask)
+    faint = 0.5 + 0.5 * sketch.float()  # ink shows mid-grey, paper white
+    return hint_to_display(hint, sketch.shape[-1], background=faint)
 
 
 def render_grid(sections: list[dict[str, Any]]) -> Image.Image:

@@ -13,6 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# The hint format's resize and upsample (hint_format.py); importable from here as before.
+from ..hint_format import hint_upsampled, resize_hint  # noqa: F401
+
 NormKind = Literal["instance", "group", "none"]
 NORM_KINDS: tuple[str, ...] = ("instance", "group", "none")
 IMAGE_SIZES: tuple[int, ...] = (64, 128, 256, 512)
@@ -74,27 +77,6 @@ def resize_map(x: torch.Tensor, size: int) -> torch.Tensor:
     if x.shape[-1] > size:
         return F.interpolate(x, size=(size, size), mode="area")
     return F.interpolate(x, size=(size, size), mode="nearest")
-
-
-def resize_hint(hint: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize a ``(N, 4, h, w)`` hint to ``size x size`` keeping hinted colours exact.
-
-    Downscaling averages colours over hinted pixels only (un-hinted zeros would darken them);
-    the mask channel becomes the hinted fraction of each cell. Upscaling is nearest.
-    """
-    if hint.shape[-1] <= size:
-        return resize_map(hint, size)
-    rgb = F.interpolate(hint[:, :3], size=(size, size), mode="area")
-    mask = F.interpolate(hint[:, 3:4], size=(size, size), mode="area")
-    rgb = rgb / mask.clamp_min(1e-6) * (mask > 0).to(rgb.dtype)
-    return torch.cat([rgb, mask], dim=1)
-
-
-def hint_upsampled(hint: torch.Tensor, size: int) -> torch.Tensor:
-    """``(N, 4, h, w)`` hint -> ``(N, 4, size, size)`` by nearest upsampling."""
-    if hint.dim() != 4 or hint.shape[1] != 4:
-        raise ValueError(f"a hint must have shape (N, 4, h, w), got {tuple(hint.shape)}")
-    return F.interpolate(hint, size=(size, size), mode="nearest")
 
 
 class SpatialModulation(nn.Module):

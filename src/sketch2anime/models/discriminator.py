@@ -18,13 +18,25 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from ..config import ConfigError
-from .blocks import IMAGE_SIZES, NORM_KINDS, check_image_batch, hint_upsampled, make_norm
+from ..hint_format import HINT_CHANNELS, hint_upsampled
+from .blocks import IMAGE_SIZES, NORM_KINDS, check_image_batch, make_norm
+
+IMAGE_CHANNELS, SKETCH_CHANNELS = 3, 1
+
+
+def input_channels(sketch: bool, hint: bool) -> int:
+    """Input channels of a discriminator that sees the image plus the sketch and/or the hint."""
+    return IMAGE_CHANNELS + (SKETCH_CHANNELS if sketch else 0) + (HINT_CHANNELS if hint else 0)
+
+
+# in_channels -> (sees the sketch, sees the hint): 3, 4, 7, 8
+INPUT_LAYOUTS = {input_channels(s, h): (s, h) for s in (False, True) for h in (False, True)}
 
 
 @dataclass(frozen=True)
 class DiscriminatorConfig:
     image_size: int = 64
-    in_channels: int = 8
+    in_channels: int = input_channels(sketch=True, hint=True)
     base_channels: int = 64
     max_channels: int = 512
     n_layers: int = 3
@@ -34,10 +46,11 @@ class DiscriminatorConfig:
     def __post_init__(self) -> None:
         if self.image_size not in IMAGE_SIZES:
             raise ConfigError(f"discriminator image_size must be one of {IMAGE_SIZES}, got {self.image_size}")
-        if self.in_channels not in (3, 4, 7, 8):
+        if self.in_channels not in INPUT_LAYOUTS:
             raise ConfigError(
-                "discriminator in_channels must be 3 (image), 4 (+sketch), 7 (+hint) or 8 (+sketch+hint), "
-                f"got {self.in_channels}"
+                f"discriminator in_channels must be {input_channels(False, False)} (image), "
+                f"{input_channels(True, False)} (+sketch), {input_channels(False, True)} (+hint) or "
+                f"{input_channels(True, True)} (+sketch+hint), got {self.in_channels}"
             )
         if self.n_layers < 1 or self.image_size // 2**self.n_layers < 4:
             raise ConfigError(
@@ -48,6 +61,14 @@ class DiscriminatorConfig:
             raise ConfigError("discriminator needs 1 <= base_channels <= max_channels")
         if self.norm not in NORM_KINDS:
             raise ConfigError(f"discriminator norm must be one of {NORM_KINDS}, got {self.norm!r}")
+
+    @property
+    def sees_sketch(self) -> bool:
+        return INPUT_LAYOUTS[self.in_channels][0]
+
+    @property
+    def sees_hint(self) -> bool:
+        return INPUT_LAYOUTS[self.in_channels][1]
 
 
 class PatchDiscriminator(nn.Module):
@@ -79,14 +100,16 @@ class PatchDiscriminator(nn.Module):
         self, image: torch.Tensor, sketch: torch.Tensor | None = None, hint: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         size = self.config.image_size
-        check_image_batch(image, 3, size, "image")
+        check_image_batch(image, IMAGE_CHANNELS, size, "image")
         parts = [image]
         if sketch is not None:
-            check_image_batch(sketch, 1, size, "sketch")
+            check_image_batch(sketch, SKETCH_CHANNELS, size, "sketch")
             parts.append(sketch)
         if hint is not None:
-            if hint.dim() != 4 or hint.shape[1] != 4 or size % hint.shape[-1] != 0 or hint.shape[-1] != hint.shape[-2]:
-                raise ValueError(f"hint must be (N, 4, h, h) with h dividing {size}, got {tuple(hint.shape)}")
+            if hint.dim() != 4 or hint.shape[1] != HINT_CHANNELS or size % hint.shape[-1] != 0 \
+                    or hint.shape[-1] != hint.shape[-2]:
+                raise ValueError(f"hint must be (N, {HINT_CHANNELS}, h, h) with h dividing {size}, "
+                                 f"got {tuple(hint.shape)}")
             parts.append(hint_upsampled(hint, size))
         if any(p.shape[0] != image.shape[0] for p in parts):
             raise ValueError("image, sketch and hint must have the same batch size")
@@ -94,7 +117,8 @@ class PatchDiscriminator(nn.Module):
         if x.shape[1] != self.config.in_channels:
             raise ValueError(
                 f"this discriminator expects {self.config.in_channels} input channels "
-                f"(image 3 + sketch 1 + hint 4 as configured), got {x.shape[1]}; pass the sketch/hint it was built for"
+                f"(image {IMAGE_CHANNELS} + sketch {SKETCH_CHANNELS} + hint {HINT_CHANNELS} as configured), "
+                f"got {x.shape[1]}; pass the sketch/hint it was built for"
             )
         features = []
         for layer in self.layers:

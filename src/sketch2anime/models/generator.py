@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from ..config import ConfigError
+from ..hint_format import DEFAULT_DOWNSCALE, HINT_CHANNELS, hint_upsampled, resize_hint
 from .blocks import (
     IMAGE_SIZES,
     NORM_KINDS,
@@ -38,11 +39,9 @@ from .blocks import (
     ModulatedConv,
     NormKind,
     check_image_batch,
-    hint_upsampled,
     is_power_of_two,
     level_channels,
     pyramid_resolutions,
-    resize_hint,
     resize_map,
 )
 
@@ -53,7 +52,7 @@ __all__ = ["GeneratorConfig", "HintGenerator", "hint_upsampled"]
 class GeneratorConfig:
     image_size: int = 64
     latent_dim: int = 512
-    hint_downscale: int = 4
+    hint_downscale: int = DEFAULT_DOWNSCALE
     base_channels: int = 32
     max_channels: int = 256
     hint_channels: int = 32
@@ -99,7 +98,7 @@ class HintEncoder(nn.Module):
     def __init__(self, hint_size: int, channels: int, norm: str) -> None:
         super().__init__()
         self.resolutions = pyramid_resolutions(hint_size)
-        self.stem = nn.Sequential(ConvNormAct(4, channels, "none"), ConvNormAct(channels, channels, norm))
+        self.stem = nn.Sequential(ConvNormAct(HINT_CHANNELS, channels, "none"), ConvNormAct(channels, channels, norm))
         self.down = nn.ModuleList(
             ConvNormAct(channels, channels, norm, kernel=4, stride=2) for _ in self.resolutions[1:]
         )
@@ -152,10 +151,10 @@ class HintGenerator(nn.Module):
         self.resolutions = pyramid_resolutions(size)
         ch = {r: level_channels(r, size, config.base_channels, config.max_channels) for r in self.resolutions}
         multiscale = config.hint_injection == "multiscale"
-        input_hint = 0 if multiscale else 4
+        input_hint = 0 if multiscale else HINT_CHANNELS
 
         self.hint_encoder = HintEncoder(config.hint_size, config.hint_channels, norm) if multiscale else None
-        cond_ch = (config.hint_channels + 4 if multiscale else 0) + (1 if config.uses_sketch else 0)
+        cond_ch = (config.hint_channels + HINT_CHANNELS if multiscale else 0) + (1 if config.uses_sketch else 0)
 
         skip_ch = {r: 0 for r in self.resolutions}
         if config.conditioning == "latent":
@@ -201,7 +200,7 @@ class HintGenerator(nn.Module):
         else:
             check_image_batch(cond, 1, cfg.image_size, "sketch (cond)")
             sketch = cond
-        check_image_batch(hint, 4, cfg.hint_size, "hint")
+        check_image_batch(hint, HINT_CHANNELS, cfg.hint_size, "hint")
         if hint.shape[0] != cond.shape[0]:
             raise ValueError(f"hint batch {hint.shape[0]} differs from cond batch {cond.shape[0]}")
         return sketch

@@ -35,9 +35,8 @@ import torch
 from torch import nn
 
 from ..config import ConfigError
-from .blocks import check_image_batch, hint_upsampled, is_power_of_two, make_norm, resize_hint, resize_map
-
-HINT_CHANNELS = 4
+from ..hint_format import HINT_CHANNELS, hint_upsampled, resize_hint
+from .blocks import check_image_batch, is_power_of_two, make_norm, resize_map
 
 
 @dataclass(frozen=True)

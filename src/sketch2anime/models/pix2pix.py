@@ -28,9 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..hint_format import HINT_CHANNELS
 from .patchgan import norm_layer
-
-HINT_CHANNELS = 4
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from ..checkpoint import CheckpointError, load_model
 from ..config import ConfigError
+from ..hint_format import hint_to_display
 from ..models.autoencoder import SketchAutoencoder
 from ..models.discriminator import DiscriminatorConfig, PatchDiscriminator
 from ..models.generator import GeneratorConfig, HintGenerator
@@ -33,7 +34,6 @@ from ..models.projection import LatentBank, project
 from ..pipeline_format import BANK_STEM, PIPELINE_FILE, PipelineDescription, find_pipeline_folder, write_pipeline_folder
 from .autoencoder_stage import make_optimizer
 from .config import ExperimentConfig
-from .logging import hint_to_display
 from .gan_common import GANStageBase
 from .loop import EMA, BatchStream, Engine, fixed_sample_batch, training_dataset
 from .losses import (
@@ -161,8 +161,8 @@ class GeneratorStage(GANStageBase):
         return z, sketch
 
     def _d_inputs(self, sketch: torch.Tensor, hint: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        channels = self.D.config.in_channels
-        return (sketch if channels in (4, 8) else None), (hint if channels in (7, 8) else None)
+        config = self.D.config
+        return (sketch if config.sees_sketch else None), (hint if config.sees_hint else None)
 
     # ---- loop interface ---------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from ..checkpoint import CheckpointError, load_model
 from ..config import ConfigError
 from ..data.image_io import sketch_to_tensor
 from ..data.palettes import PaletteBank
-from ..models.blocks import hint_upsampled, resize_hint
+from ..hint_format import hint_to_display, hint_upsampled, resize_hint
 from ..models.discriminator import DiscriminatorConfig, PatchDiscriminator
 from ..models.guide import encode_sketch, guide_from_latent
 from ..models.guided_unet import GuidedUNet, GuidedUNetConfig
@@ -45,7 +45,6 @@ from .autoencoder_stage import make_optimizer
 from .config import ExperimentConfig
 from .gan_common import GANStageBase
 from .generator_stage import resolve_autoencoder_dir
-from .logging import hint_to_display
 from .loop import EMA, BatchStream, Engine, fixed_sample_batch, training_dataset
 from .losses import (
     PerceptualLoss,
@@ -189,8 +188,8 @@ class GuidedStage(GANStageBase):
         return image, clean, user, torch.cat([small[:, :3] * mask, mask], dim=1)
 
     def _d_inputs(self, sketch: torch.Tensor, hint: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        channels = self.D.config.in_channels
-        return (sketch if channels in (4, 8) else None), (hint if channels in (7, 8) else None)
+        config = self.D.config
+        return (sketch if config.sees_sketch else None), (hint if config.sees_hint else None)
 
     def _as_input(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.engine.channels_last else x

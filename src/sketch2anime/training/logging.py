@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..checkpoint import atomic_write_bytes
 from ..data.image_io import tensor_to_uint8
+from ..hint_format import hint_to_display  # noqa: F401  (sample grids' hint column; older imports)
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -121,14 +122,6 @@ class RunLogger:
 
 # ---------------------------------------------------------------------------------------------
 # sample grids
-
-def hint_to_display(hint: torch.Tensor, size: int) -> torch.Tensor:
-    """(N, 4, h, w) hint -> (N, 3, size, size) picture: hint colour on light grey, nearest upsampling."""
-    colour, mask = hint[:, :3].float(), hint[:, 3:4].float()
-    background = torch.full_like(colour, 0.7)
-    picture = colour * mask + background * (1 - mask)
-    return F.interpolate(picture, size=(size, size), mode="nearest")
-
 
 def to_rgb(tensor: torch.Tensor) -> torch.Tensor:
     """(N, 1 or 3, S, S) -> (N, 3, S, S)."""

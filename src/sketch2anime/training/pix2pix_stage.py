@@ -28,12 +28,12 @@ import torch
 import torch.nn.functional as F
 
 from ..config import ConfigError
+from ..hint_format import hint_to_display
 from ..models.patchgan import PatchGAN, PatchGANConfig
 from ..models.pix2pix import UNetConfig, UNetGenerator, upsample_hint
 from ..pipeline_format import PipelineDescription, write_pipeline_folder
 from .autoencoder_stage import make_optimizer
 from .config import ExperimentConfig
-from .logging import hint_to_display
 from .gan_common import GANStageBase
 from .loop import EMA, BatchStream, Engine, fixed_sample_batch, training_dataset
 from .losses import discriminator_loss, generator_adversarial_loss
