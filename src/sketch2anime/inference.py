@@ -1,4 +1,8 @@
-"""Inference: ``Sketch2AnimePipeline`` (sketch + optional RGBA hint -> colour picture) and ``generate``.
+"""Inference: ``Sketch2AnimePipeline`` (sketch + optional RGBA hint -> colour picture).
+
+Beside it: the folder format in ``pipeline_format.py``, the image geometry (any size <-> the
+model's square) in ``geometry.py``, device and threads in ``runtime.py``, the ``generate`` command
+in ``generate.py`` (its names stay importable from here).
 
 A pipeline folder (written by ``sketch2anime train`` or ``save_pretrained``; the format lives in
 ``pipeline_format.py``) describes itself; no flags are needed::
@@ -25,10 +29,8 @@ modules from the folder) and a runner in ``GENERATOR_RUNNERS`` (sketch, hint -> 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import numbers
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,7 +39,8 @@ import numpy as np
 from PIL import Image
 
 from .checkpoint import CheckpointError, load_model
-from .data.image_io import IMAGE_SUFFIXES, ImageInput, list_images, load_sketch, sketch_to_tensor, tensor_to_uint8
+from .data.image_io import ImageInput, load_sketch, sketch_to_tensor, tensor_to_uint8
+from .geometry import OUTPUT_SIZES, back_to_input, fit_square, pad_to_square, shrink_sketch, translate
 from .pipeline_format import (  # noqa: F401  (PIPELINE_FILE ... re-exported: older imports)
     BANK_STEM,
     PALETTE_STEM,
@@ -50,7 +53,12 @@ from .pipeline_format import (  # noqa: F401  (PIPELINE_FILE ... re-exported: ol
     write_pipeline_folder,
 )
 
+from .runtime import pick_device, set_serving_threads  # noqa: F401  (set_serving_threads: older imports)
+
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "pretrained" / "default"
+# The hint layer is brought into the sketch's square at most this big: rgba_to_hint holds 16 bytes
+# per pixel of that square, and the hint grid is 16-32 px anyway.
+HINT_WORK_SIDE = 1024
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,37 +84,6 @@ def resolve_model_path(path_or_name: str | Path) -> Path:
         raise ValueError(f"{folder} is not a sketch2anime model folder (no {PIPELINE_FILE}); "
                          "pass the model/ folder of a finished `sketch2anime train` run")
     return folder
-
-
-def set_serving_threads(threads: int | None = None) -> int:
-    """Set torch's CPU threads for an interactive server and return the number.
-
-    ``None`` picks 1 on machines with up to 4 cores: the browser drawing the panel shares them, and
-    a 2-thread op stalls whenever the OS runs the browser on one of its cores (measured on 2 cores:
-    the panel's model call 77 -> 60 ms p50). On bigger machines torch's default stays.
-    """
-    import os
-
-    if threads is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        threads = 1 if cores <= 4 else torch.get_num_threads()
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"--threads must be a whole number >= 1, got {threads!r}")
-    torch.set_num_threads(threads)
-    return threads
-
-
-def pick_device(device: str | torch.device) -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available (use 'cpu' or 'auto')")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"unknown device {device!r} (use 'auto', 'cpu' or 'cuda')") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,87 +157,6 @@ GENERATOR_RUNNERS: dict[str, Callable[..., torch.Tensor]] = {
     "pix2pix": _run_sketch_generator,
     "cyclegan": _run_sketch_generator,
 }
-
-
-# ---------------------------------------------------------------------------------------------
-# geometry: any input size <-> the model's square
-
-def _square_box(width: int, height: int) -> tuple[int, int, int]:
-    side = max(width, height)
-    return side, (side - width) // 2, (side - height) // 2
-
-
-def _pad_to_square(image: Image.Image, fill: int | tuple[int, ...]) -> Image.Image:
-    side, left, top = _square_box(*image.size)
-    if image.size == (side, side):
-        return image
-    canvas = Image.new(image.mode, (side, side), fill)
-    canvas.paste(image, (left, top))
-    return canvas
-
-
-def _fit_square(image: Image.Image, size: int, fill: int | tuple[int, ...],
-                shrink: Callable[[Image.Image, tuple[int, int]], Image.Image] | None = None) -> Image.Image:
-    """Pad ``image`` to a square on ``fill`` and scale it to ``size``. A long side over ``size`` is
-    shrunk (with ``shrink``) *before* padding, so no step holds more than the input's own pixels or
-    ``size``² (padding a 20000x400 strip first made a 400-MP canvas)."""
-    width, height = image.size
-    side = max(width, height)
-    if side > size:
-        scale = size / side
-        image = (shrink or _resize)(image, (max(1, round(width * scale)), max(1, round(height * scale))))
-    return _resize(_pad_to_square(image, fill), (size, size))
-
-
-def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    if image.size == size:
-        return image
-    shrinking = size[0] < image.size[0]
-    return image.resize(size, Image.Resampling.LANCZOS if shrinking else Image.Resampling.BICUBIC)
-
-
-def _shrink_sketch(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Resize an L sketch, thickening its ink first when shrinking by 2x or more.
-
-    A 4 px pen line on a 512 px canvas is half a pixel at 64 px: a plain resize turns it into pale
-    grey, which the models never saw in training (their lines are dark, 1-2 px). A min filter as
-    wide as the shrink factor keeps every drawn line at least 1.5 px and dark at the model's size,
-    whichever pixel grid it falls on.
-    """
-    factor = image.size[0] / size[0]
-    kernel = 2 * int(factor / 2) + 1
-    if kernel > 1:  # OpenCV's erosion is the same min filter, ~50x faster than PIL's on a 512 px canvas
-        import cv2
-
-        image = Image.fromarray(cv2.erode(np.asarray(image), np.ones((kernel, kernel), np.uint8)), "L")
-    return _resize(image, size)
-
-
-OUTPUT_SIZES = ("input", "model")
-# The hint layer is brought into the sketch's square at most this big: rgba_to_hint holds 16 bytes
-# per pixel of that square, and the hint grid is 16-32 px anyway.
-HINT_WORK_SIDE = 1024
-
-
-def _back_to_input(image: Image.Image, width: int, height: int, output_size: str = "input",
-                   max_side: int | None = None) -> Image.Image:
-    """The model's square output -> the input's frame: at the input's size (``"input"``), or at the
-    model's own resolution with the padding cropped off (``"model"``: the longer side is the model's
-    size; a live preview then sends a few KB instead of an upscaled 512 px PNG). ``max_side`` caps
-    the longer side of an ``"input"`` result (same framing, smaller)."""
-    side, left, top = _square_box(width, height)
-    scale = image.size[0] / side
-    if output_size == "model":
-        box = (round(left * scale), round(top * scale), round((left + width) * scale), round((top + height) * scale))
-        return image.crop((box[0], box[1], max(box[2], box[0] + 1), max(box[3], box[1] + 1)))
-    out_w, out_h = width, height
-    if max_side is not None and max(width, height) > max_side:
-        shrink = max_side / max(width, height)
-        out_w, out_h = max(1, round(width * shrink)), max(1, round(height * shrink))
-    # Resample only the crop box: scaling the whole padded square first cost side² pixels.
-    box = (left * scale, top * scale, (left + width) * scale, (top + height) * scale)
-    upscaling = out_w >= box[2] - box[0]
-    return image.resize((out_w, out_h), Image.Resampling.BICUBIC if upscaling else Image.Resampling.LANCZOS, box=box)
 
 
 class Sketch2AnimePipeline:
@@ -422,7 +318,7 @@ class Sketch2AnimePipeline:
 
         image = load_sketch(sketch)
         width, height = image.size
-        square = _fit_square(image, self.image_size, 255, _shrink_sketch)
+        square = fit_square(image, self.image_size, 255, shrink_sketch)
         sketch_tensor = sketch_to_tensor(square)[None]
         if hint is None:
             hint_tensor = torch.zeros(1, 4, self.hint_size, self.hint_size)
@@ -440,7 +336,7 @@ class Sketch2AnimePipeline:
                 frame = layer.size
             if layer.size != frame:
                 layer = layer.resize(frame, resample)
-            hint_tensor = rgba_to_hint(_pad_to_square(layer, (0, 0, 0, 0)), self.image_size, self.hint_downscale)[None]
+            hint_tensor = rgba_to_hint(pad_to_square(layer, (0, 0, 0, 0)), self.image_size, self.hint_downscale)[None]
         return sketch_tensor, hint_tensor, (width, height)
 
     @staticmethod
@@ -458,13 +354,13 @@ class Sketch2AnimePipeline:
     def _to_pictures(self, result: dict[str, torch.Tensor | None], size: tuple[int, int],
                      output_size: str = "input", max_side: int | None = None,
                      index: int = 0) -> tuple[Image.Image, Image.Image | None]:
-        picture = _back_to_input(Image.fromarray(tensor_to_uint8(result["image"][index]), "RGB"), *size, output_size,
-                                 max_side)
+        picture = back_to_input(Image.fromarray(tensor_to_uint8(result["image"][index]), "RGB"), *size, output_size,
+                                max_side)
         projected = result["projected_sketch"]
         sketch_picture = None
         if projected is not None:
-            sketch_picture = _back_to_input(Image.fromarray(tensor_to_uint8(projected[index]), "L"), *size, output_size,
-                                            max_side)
+            sketch_picture = back_to_input(Image.fromarray(tensor_to_uint8(projected[index]), "L"), *size, output_size,
+                                           max_side)
         return picture, sketch_picture
 
     def __call__(self, sketch: ImageInput | list[ImageInput], hint: ImageInput | list[ImageInput] | None = None,
@@ -572,9 +468,9 @@ class Sketch2AnimePipeline:
                         hint_i = self._borrowed_colours(hint_tensor, z, rng)
                 elif index > 0:
                     shift = tuple(int(v) for v in torch.randint(-3, 4, (2,), generator=rng))
-                    shifted = _shift(sketch_tensor, shift, fill=1.0)
+                    shifted = translate(sketch_tensor, shift, fill=1.0)
                 image = GENERATOR_RUNNERS[self.pipeline_type](self, shifted, hint_i, z, decoded)
-                image = _shift(image, (-shift[0], -shift[1]), fill=None)
+                image = translate(image, (-shift[0], -shift[1]), fill=None)
                 self._check_output(image, decoded)
                 result = {"image": image.float().clamp(-1, 1).cpu(), "projected_sketch": None}
                 pictures.append(self._to_pictures(result, size, output_size, max_side)[0])
@@ -613,137 +509,5 @@ class Sketch2AnimePipeline:
         return out.to(self.device)
 
 
-def _shift(x: torch.Tensor, shift: tuple[int, int], fill: float | None) -> torch.Tensor:
-    """Translate (N, C, H, W) by (dx, dy) pixels; uncovered pixels get ``fill`` (None: edge values)."""
-    dx, dy = shift
-    if dx == 0 and dy == 0:
-        return x
-    pad = (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0))
-    if fill is None:
-        padded = torch.nn.functional.pad(x, pad, mode="replicate")
-    else:
-        padded = torch.nn.functional.pad(x, pad, mode="constant", value=fill)
-    h, w = x.shape[-2:]
-    top, left = max(-dy, 0), max(-dx, 0)
-    return padded[..., top:top + h, left:left + w]
-
-
-# ---------------------------------------------------------------------------------------------
-# `sketch2anime generate`
-
-def _output_path(out: Path, name: str) -> Path:
-    if out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
-        return out
-    return out / f"{name}.png"
-
-
-def _projected_path(target: Path) -> Path:
-    return target.with_name(f"{target.stem}_projected.png")
-
-
-def _unique_targets(jobs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
-    """face.jpg and face.png in one folder would both write face.png: such sketches keep their
-    extension in the result's name (face_jpg.png, face_png.png)."""
-    counts: dict[Path, int] = {}
-    for _, target in jobs:
-        counts[target] = counts.get(target, 0) + 1
-    return [(source, target.with_name(f"{target.stem}_{source.suffix.lstrip('.').lower()}.png")
-             if counts[target] > 1 else target) for source, target in jobs]
-
-
-def _check_targets(targets: list[Path], inputs: set[Path], overwrite: bool) -> None:
-    """Refuse, before any work: a result over an input, two results on one path, or (without
-    ``overwrite``) over an existing file."""
-    seen: dict[Path, Path] = {}
-    existing: list[Path] = []
-    for target in targets:
-        key = target.resolve()
-        if key in inputs:
-            raise ValueError(f"{target} is one of the inputs; sketch2anime never overwrites an input "
-                             "(choose another -o)")
-        if key in seen:
-            raise ValueError(f"two results would be written to {target}; rename one of the sketches "
-                             "(e.g. a sketch named like another's _projected.png)")
-        seen[key] = target
-        if target.exists() and not overwrite:
-            existing.append(target)
-    if existing:
-        shown = ", ".join(str(path) for path in existing[:3])
-        if len(existing) > 3:
-            shown += f" and {len(existing) - 3} more"
-        raise ValueError(f"{shown} already exist{'s' if len(existing) == 1 else ''}; pass --overwrite to replace "
-                         "earlier results, or choose another -o")
-
-
-def _input_files(path: Path) -> set[Path]:
-    if path.is_dir():
-        return {p.resolve() for p in path.rglob("*") if p.is_file()}
-    return {path.resolve()}
-
-
-def generate_command(args: argparse.Namespace) -> int:
-    """``sketch2anime generate SKETCH -o OUT``; a folder in gives a folder out (same relative names).
-
-    Hints: one RGBA file for every sketch, or a folder whose files are matched by stem. Files that
-    cannot be read are skipped with a message; the exit code is 1 if any was skipped. Inputs are
-    never overwritten, sketches whose results would share a name get their extension in it, and
-    existing results in an output folder are replaced only with ``--overwrite`` (all checked before
-    any work).
-    """
-    source, out = Path(args.sketch), Path(args.out)
-    if not source.exists():
-        raise ValueError(f"no such sketch file or folder: {source}")
-    pipeline = Sketch2AnimePipeline.from_pretrained(args.model, device=getattr(args, "device", "auto"))
-    projection = Sketch2AnimePipeline._check_projection(args.projection)
-    upscale, lines = getattr(args, "upscale", 1), getattr(args, "lines", 0.0)
-    if upscale != 1 or lines:  # a missing upscaler stops here, naming the command, not once per file
-        from .upscale.upscaler import prepare_upscaling
-
-        upscale, lines = prepare_upscaling(upscale, lines, device=str(pipeline.device))
-    hint_arg = Path(args.hint) if getattr(args, "hint", None) else None
-    if hint_arg is not None and not hint_arg.exists():
-        raise ValueError(f"no such hint file or folder: {hint_arg}")
-
-    if source.is_dir():
-        if out.resolve() == source.resolve() or source.resolve() in out.resolve().parents:
-            raise ValueError(f"the output folder {out} is inside the sketch folder {source}: its results would be "
-                             "read as sketches next time; choose a folder outside it")
-        jobs = [(path, out / path.relative_to(source).with_suffix(".png")) for path in list_images(source)]
-        if not jobs:
-            raise ValueError(f"{source} contains no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        jobs = _unique_targets(jobs)
-    else:
-        jobs = [(source, _output_path(out, source.stem))]
-    save_projected = getattr(args, "save_projected", False)
-    targets = [target for _, target in jobs] + ([_projected_path(t) for _, t in jobs] if save_projected else [])
-    inputs = _input_files(source) | (_input_files(hint_arg) if hint_arg is not None else set())
-    # -o FILE.png names the result itself: replacing it is what was asked (like cp); results named
-    # after the sketches in a folder are replaced only with --overwrite.
-    named_file = not source.is_dir() and jobs[0][1] == out
-    _check_targets(targets, inputs, overwrite=getattr(args, "overwrite", False) or named_file)
-
-    hints: dict[str, Path] = {}
-    if hint_arg is not None and hint_arg.is_dir():
-        for path in list_images(hint_arg):
-            hints.setdefault(path.stem, path)
-
-    failed = 0
-    for sketch_path, target in jobs:
-        hint: Path | None = None
-        if hint_arg is not None:
-            hint = hints.get(sketch_path.stem) if hint_arg.is_dir() else hint_arg
-        try:
-            picture, projected = pipeline(sketch_path, hint=hint, projection=projection, seed=args.seed,
-                                          return_projected=True, upscale=upscale, lines=lines)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            picture.save(target)
-            if save_projected and projected is not None:
-                projected.save(_projected_path(target))
-        except (ValueError, OSError) as exc:
-            failed += 1
-            print(f"skipped {sketch_path}: {exc}", file=sys.stderr)
-            continue
-        print(f"wrote {target}")
-    if len(jobs) > 1:
-        print(f"{len(jobs) - failed} of {len(jobs)} sketches coloured" + (f", {failed} skipped" if failed else ""))
-    return 1 if failed else 0
+# `sketch2anime generate` lives in generate.py; imported last, as it imports this module.
+from .generate import generate_command  # noqa: E402,F401

@@ -1,4 +1,5 @@
-"""What the machine at hand can do: CPU model and flags, and which training precision is fastest.
+"""What the machine at hand can do: CPU model and flags, and which training precision is fastest;
+the device and thread policy of inference (``pick_device``, ``set_serving_threads``).
 
 ``fastest_cpu_precision()`` answers ``train.precision = "auto"`` on a CPU by measurement, not by
 assumption: machines here are Intel Xeons with AMX (bf16 matmul several times faster than fp32)
@@ -90,3 +91,37 @@ def fastest_cpu_precision() -> str:
     fp32 = training_step_seconds("fp32")
     bf16 = training_step_seconds("bf16")
     return "bf16" if fp32 / max(bf16, 1e-9) >= BF16_MIN_SPEEDUP else "fp32"
+
+
+# ---------------------------------------------------------------------------------------------
+# inference: device and threads
+
+def set_serving_threads(threads: int | None = None) -> int:
+    """Set torch's CPU threads for an interactive server and return the number.
+
+    ``None`` picks 1 on machines with up to 4 cores: the browser drawing the panel shares them, and
+    a 2-thread op stalls whenever the OS runs the browser on one of its cores (measured on 2 cores:
+    the panel's model call 77 -> 60 ms p50). On bigger machines torch's default stays.
+    """
+    import os
+
+    if threads is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = 1 if cores <= 4 else torch.get_num_threads()
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"--threads must be a whole number >= 1, got {threads!r}")
+    torch.set_num_threads(threads)
+    return threads
+
+
+def pick_device(device: str | torch.device) -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available (use 'cpu' or 'auto')")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r} (use 'auto', 'cpu' or 'cuda')") from None

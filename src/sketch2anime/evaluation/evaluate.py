@@ -365,7 +365,7 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
     ``feature_extractor`` override what ``config.models`` / ``config.fid`` would build (tests,
     notebooks); the floors are added either way unless ``config.floors`` is off. Returns the
     metrics dict."""
-    from ..inference import pick_device
+    from ..runtime import pick_device
     from .floor_report import write_floor_table
     from .report import plot_training_logs, render_grid, write_report
 
