@@ -24,12 +24,14 @@ import json
 import os
 import pickle
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from multiprocessing import get_all_start_methods, get_context
+from multiprocessing import get_all_start_methods, get_context, parent_process
+from multiprocessing.connection import wait as wait_for_objects
 from pathlib import Path
 from typing import Any
 
@@ -243,8 +245,28 @@ def _init_worker(setup: _WorkerSetup, quiet_interrupts: bool = True) -> None:
     if quiet_interrupts:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
         cv2.setNumThreads(1)  # one process per core already
+        _exit_with_parent()
     _STATE["setup"] = setup
     _STATE["extractors"] = {name: make_extractor(name, **setup.params.get(name, {})) for name in setup.cpu_extractors}
+
+
+def _exit_with_parent() -> None:
+    """End this worker as soon as the main process is gone, however it died.
+
+    A pool worker waits on a queue whose write end it holds itself, so a SIGKILLed main process
+    would leave it (and, through it, the fork server) alive for ever. The parent sentinel that
+    multiprocessing gives every child (a pipe end under fork server/spawn, a process handle on
+    Windows) becomes ready when the main process dies; a daemon thread waits on it.
+    """
+    parent = parent_process()
+    if parent is None or parent.sentinel is None:
+        return
+
+    def watch() -> None:
+        wait_for_objects([parent.sentinel])
+        os._exit(1)  # no clean-up: the main process that would take the results is gone
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def color_path(out: Path, image_id: str) -> Path:
