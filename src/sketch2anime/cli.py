@@ -218,6 +218,21 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--grid-rows", type=int, default=6)
     p.add_argument("--style-steps", type=int, default=200, help="optimisation steps of --model style-transfer")
+    p.add_argument("--no-floors", dest="floors", action="store_false",
+                   help="do not score the trivial floors (the sketch as output, the mean training image) and the "
+                        "reference 'true colours at 16 px x sketch lines' next to the models (on by default)")
+    p.add_argument("--no-heldout-lines", dest="heldout_lines", action="store_false",
+                   help="skip the held-out line style (the validation images sketched by an extractor never used "
+                        "in training, reported separately; on by default)")
+    p.add_argument("--pairs", type=Path, default=None, metavar="DIR",
+                   help="also score real line-art pairs: DIR/sketch and DIR/color with the same file names, "
+                        "reported separately (e.g. ../shared/data/sketch-pairs)")
+    p.add_argument("--display-size", type=int, default=256,
+                   help="also score each output upscaled bicubically to this side against the true image at that "
+                        "size, as the user sees it (needs the dataset's source images; 0 = off; default 256)")
+    p.add_argument("--table", type=Path, default=None, metavar="FILE.md",
+                   help="also write the Markdown tables 'models against trivial floors' (one per set: SSIM at "
+                        "the model's and the display size, L1, hint ΔE00, line F, input sensitivity) to FILE.md")
     p.add_argument("--quiet", action="store_true")
 
 
