@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from conftest import draw_face, scene
-from sketch2anime.cli import build_parser
+from sketch2anime.cli import build_parser, main
 from sketch2anime.data.extractors import EXTRACTORS, make_extractor
 from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
-from sketch2anime.evaluation.evaluate import EvaluateConfig, EvalModel, config_from_args, oracle_model, run_evaluation
+from sketch2anime.evaluation.evaluate import EvaluateConfig, EvalModel, oracle_model, run_evaluation
 from sketch2anime.evaluation.floor_report import floors_table
 from sketch2anime.evaluation.floors import colour16_times_lines, mean_image, sketch_as_output
 from sketch2anime.evaluation.heldout_lines import HELDOUT_STYLE, GradientLines, GradientLinesConfig
@@ -256,12 +256,13 @@ def _pairs_folder(root: Path, n: int = 3) -> Path:
 
 def test_real_pairs_are_a_separate_set(dataset: Path, tmp_path: Path) -> None:
     pairs = _pairs_folder(tmp_path / "pairs")
-    args = build_parser().parse_args(["evaluate", "--model", "oracle", "--data", str(dataset), "--out",
-                                      str(tmp_path / "out"), "--pairs", str(pairs), "--display-size", str(SOURCE),
-                                      "--no-heldout-lines", "--fid", "none", "--roughness", "none"])
-    config = config_from_args(args)
-    assert config.pairs == str(pairs) and config.floors and not config.heldout_lines
-    result = run_evaluation(config, progress=False)
+    # Through the command line: arguments -> EvaluateConfig -> run_evaluation.
+    assert main(["evaluate", "--model", "oracle", "--data", str(dataset), "--out", str(tmp_path / "out"),
+                 "--pairs", str(pairs), "--display-size", str(SOURCE), "--no-heldout-lines", "--fid", "none",
+                 "--roughness", "none", "--quiet"]) == 0
+    result = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    config = result["config"]
+    assert config["pairs"] == str(pairs) and config["floors"] and not config["heldout_lines"]
     assert [s["name"] for s in result["sets"]] == ["val", "sketch-pairs"]
     pair_set = result["sets"][1]
     assert pair_set["n"] == 3 and pair_set["image_size"] == SIZE and pair_set["display"]["available"]
@@ -281,3 +282,12 @@ def test_evaluate_help_documents_the_new_options() -> None:
     text = evaluate.format_help()
     for flag in ("--no-floors", "--no-heldout-lines", "--pairs", "--display-size", "--table"):
         assert flag in text
+
+
+def test_evaluate_arguments_are_checked_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["evaluate", "--model", "oracle", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
+    for extra, message in ((["--projection", "0,half"], "--projection must be numbers"),
+                           (["--display-size", "8"], "--display-size"), (["--model", "floor-mean"], "is a floor")):
+        assert main(base + extra) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -11,10 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sketch2anime.inference import (
-    Sketch2AnimePipeline,
-    generate_command,
-)
+from sketch2anime.generate import GenerateConfig, run_generate
+from sketch2anime.inference import Sketch2AnimePipeline
 from sketch2anime.pipeline_format import PipelineDescription
 from sketch2anime.testing import tiny_pipeline
 
@@ -205,22 +202,34 @@ def test_simple_gan_ignores_projection(simple_folder: Path) -> None:
     assert np.array_equal(np.asarray(a), np.asarray(pipe(sketch, projection=1.0)))
 
 
-def _args(sketch: Path, out: Path, model: Path, **extra) -> argparse.Namespace:
-    values = dict(sketch=sketch, out=out, hint=None, projection=0.5, model=str(model), seed=0,
-                  save_projected=False, device="cpu")
-    values.update(extra)
-    return argparse.Namespace(**values)
+def _config(sketch: Path, out: Path, model: Path, **extra) -> GenerateConfig:
+    return GenerateConfig(sketch=sketch, out=out, model=str(model), seed=0, device="cpu", **extra)
+
+
+def test_generate_config_refuses_bad_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sketch2anime.cli import main
+
+    for bad, message in ((dict(projection=1.5), "projection"), (dict(upscale=3), "upscale must be one of"),
+                         (dict(lines=2.0), "lines"), (dict(seed=1.5), "seed"), (dict(device=""), "device")):
+        with pytest.raises(ValueError, match=message):
+            GenerateConfig(sketch=tmp_path / "a.png", out=tmp_path / "b.png", **bad)
+    config = GenerateConfig(sketch="a.png", out="b", hint="h.png")
+    assert (config.sketch, config.out, config.hint, config.model) == (Path("a.png"), Path("b"), Path("h.png"), "default")
+    # The command line reaches the same checks: exit 2 with the message, nothing written.
+    assert main(["generate", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"), "--projection", "2"]) == 2
+    assert "projection must be a number between 0 and 1" in capsys.readouterr().err
+    assert not (tmp_path / "b.png").exists()
 
 
 def test_generate_command_single_file(s2a_folder: Path, tmp_path: Path) -> None:
     Image.fromarray(_sketch(120, 90)).save(tmp_path / "drawing.png")
-    assert generate_command(_args(tmp_path / "drawing.png", tmp_path / "result.png", s2a_folder,
+    assert run_generate(_config(tmp_path / "drawing.png", tmp_path / "result.png", s2a_folder,
                                   save_projected=True)) == 0
     assert Image.open(tmp_path / "result.png").size == (120, 90)
     assert Image.open(tmp_path / "result_projected.png").mode == "L"
     # An output folder gets <stem>.png.
     (tmp_path / "outdir").mkdir()
-    assert generate_command(_args(tmp_path / "drawing.png", tmp_path / "outdir", s2a_folder)) == 0
+    assert run_generate(_config(tmp_path / "drawing.png", tmp_path / "outdir", s2a_folder)) == 0
     assert (tmp_path / "outdir" / "drawing.png").is_file()
 
 
@@ -236,7 +245,7 @@ def test_generate_command_folder_with_hints_and_a_corrupt_file(s2a_folder: Path,
     hint[:20, :20] = (0, 0, 255, 255)
     Image.fromarray(hint, "RGBA").save(hints / "a.png")
     out = tmp_path / "out"
-    code = generate_command(_args(sketches, out, s2a_folder, hint=hints))
+    code = run_generate(_config(sketches, out, s2a_folder, hint=hints))
     assert code == 1
     captured = capsys.readouterr()
     assert "broken.png" in captured.err
@@ -244,7 +253,7 @@ def test_generate_command_folder_with_hints_and_a_corrupt_file(s2a_folder: Path,
     assert not (out / "broken.png").exists()
     # The hint was matched by stem: a.png differs from the same sketch without a hint.
     plain = tmp_path / "plain.png"
-    assert generate_command(_args(sketches / "a.png", plain, s2a_folder)) == 0
+    assert run_generate(_config(sketches / "a.png", plain, s2a_folder)) == 0
     assert not np.array_equal(np.asarray(Image.open(out / "a.png")), np.asarray(Image.open(plain)))
 
 

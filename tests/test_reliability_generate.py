@@ -4,13 +4,12 @@ results only with --overwrite."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from sketch2anime.inference import generate_command
+from sketch2anime.generate import GenerateConfig, run_generate
 from test_server_api import build_tiny_pipeline
 
 
@@ -19,11 +18,8 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_pipeline(tmp_path_factory.mktemp("tiny"))
 
 
-def args(sketch: Path, out: Path, model: Path, **extra) -> argparse.Namespace:
-    values = dict(sketch=sketch, out=out, hint=None, projection=0.5, model=str(model), seed=0,
-                  save_projected=False, device="cpu", overwrite=False)
-    values.update(extra)
-    return argparse.Namespace(**values)
+def config(sketch: Path, out: Path, model: Path, **extra) -> GenerateConfig:
+    return GenerateConfig(sketch=sketch, out=out, model=str(model), seed=0, device="cpu", **extra)
 
 
 def draw(path: Path, shade: int = 0) -> bytes:
@@ -43,7 +39,7 @@ def test_same_stem_different_formats_get_distinct_results(model: Path, tmp_path:
     draw(sketches / "face.jpg", 0)
     draw(sketches / "face.png", 120)
     draw(sketches / "other.png", 60)
-    assert generate_command(args(sketches, tmp_path / "out", model)) == 0
+    assert run_generate(config(sketches, tmp_path / "out", model)) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["face_jpg.png", "face_png.png", "other.png"]
     assert "3 of 3 sketches coloured" in capsys.readouterr().out
 
@@ -54,7 +50,7 @@ def test_output_folder_equal_to_or_inside_the_sketch_folder_is_refused(model: Pa
     before = snapshot(sketches)
     for out in (sketches, sketches / "results"):
         with pytest.raises(ValueError, match="inside the sketch folder"):
-            generate_command(args(sketches, out, model))
+            run_generate(config(sketches, out, model))
     assert snapshot(sketches) == before
 
 
@@ -65,7 +61,7 @@ def test_single_file_never_overwrites_its_input_or_hint(model: Path, tmp_path: P
     hint_bytes = hint.read_bytes()
     for out, extra in ((sketch, {}), (tmp_path, {}), (hint, {"hint": hint})):
         with pytest.raises(ValueError, match="never overwrites an input"):
-            generate_command(args(sketch, out, model, overwrite=True, **extra))
+            run_generate(config(sketch, out, model, overwrite=True, **extra))
     assert sketch.read_bytes() == original and hint.read_bytes() == hint_bytes
 
 
@@ -74,7 +70,7 @@ def test_projected_name_collision_is_refused_before_any_work(model: Path, tmp_pa
     draw(sketches / "face.png")
     draw(sketches / "face_projected.png")
     with pytest.raises(ValueError, match="two results would be written"):
-        generate_command(args(sketches, tmp_path / "out", model, save_projected=True))
+        run_generate(config(sketches, tmp_path / "out", model, save_projected=True))
     assert not (tmp_path / "out").exists()
 
 
@@ -84,10 +80,10 @@ def test_existing_results_need_overwrite(model: Path, tmp_path: Path) -> None:
     (out / "face.png").parent.mkdir()
     (out / "face.png").write_bytes(b"an earlier result")
     with pytest.raises(ValueError, match="--overwrite"):
-        generate_command(args(sketch, out, model))
+        run_generate(config(sketch, out, model))
     assert (out / "face.png").read_bytes() == b"an earlier result"
-    assert generate_command(args(sketch, out, model, overwrite=True)) == 0
+    assert run_generate(config(sketch, out, model, overwrite=True)) == 0
     assert Image.open(out / "face.png").size == (48, 48)
     # -o FILE.png names the result: running the same command again replaces it
-    assert generate_command(args(sketch, tmp_path / "named.png", model)) == 0
-    assert generate_command(args(sketch, tmp_path / "named.png", model)) == 0
+    assert run_generate(config(sketch, tmp_path / "named.png", model)) == 0
+    assert run_generate(config(sketch, tmp_path / "named.png", model)) == 0

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 from sketch2anime.data.image_io import load_rgba, load_sketch
 from sketch2anime.inference import Sketch2AnimePipeline
 from sketch2anime.server import api as api_module
-from sketch2anime.server.app import _model_names, create_app, serve_command
+from sketch2anime.server.app import ServeConfig, _model_names, create_app, run_server
 from sketch2anime.testing import tiny_pipeline
 
 
@@ -378,15 +378,21 @@ def test_model_names_are_unique() -> None:
         ["default", "s2a64", "s2a64-2", "x", "model"]
 
 
-def test_serve_command_reports_bad_models_and_busy_ports(tmp_path: Path, tiny: dict) -> None:
-    import argparse
+def test_serve_config_refuses_bad_settings() -> None:
+    for bad, message in ((dict(port=0), "--port"), (dict(port=70000), "--port"), (dict(threads=0), "--threads"),
+                         (dict(models=()), "--model"), (dict(host=""), "--host")):
+        with pytest.raises(ValueError, match=message):
+            ServeConfig(**bad)
+    assert ServeConfig().models == ("default",)
 
+
+def test_serve_command_reports_bad_models_and_busy_ports(tmp_path: Path, tiny: dict) -> None:
     with pytest.raises(ValueError, match="model folder not found"):
-        serve_command(argparse.Namespace(model=[str(tmp_path / "missing")], host="127.0.0.1", port=7860))
+        run_server(ServeConfig(models=(str(tmp_path / "missing"),)))
     folder = build_tiny_pipeline(tmp_path / "m")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(ValueError, match="--port"):
-            serve_command(argparse.Namespace(model=[str(folder)], host="127.0.0.1", port=port))
+            run_server(ServeConfig(models=(str(folder),), port=port))

@@ -187,9 +187,14 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    from .inference import generate_command
+    from .generate import GenerateConfig, run_generate
 
-    return generate_command(args)
+    config = GenerateConfig(
+        sketch=args.sketch, out=args.out, hint=args.hint, projection=args.projection, model=args.model,
+        seed=args.seed, save_projected=args.save_projected, overwrite=args.overwrite, upscale=args.upscale,
+        lines=args.lines, device=args.device,
+    )
+    return run_generate(config)
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -236,10 +241,30 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
-def _run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation.evaluate import evaluate_command
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
 
-    return evaluate_command(args)
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation.evaluate import EvaluateConfig, run_evaluation
+
+    try:
+        projections = tuple(float(v) for v in _csv(args.projections))
+    except ValueError:
+        raise ValueError(f"--projection must be numbers like 0,0.5,1, got {args.projections!r}") from None
+    config = EvaluateConfig(
+        models=tuple(args.model), data=str(args.data), out=str(args.out),
+        inception_weights=str(args.inception_weights) if args.inception_weights else None,
+        fid=args.fid, fid_conditions=_csv(args.fid_conditions),
+        fid_size=256 if args.fid_size is None else args.fid_size, limit=args.limit, seed=args.seed,
+        device=args.device, hint_levels=_csv(args.hint_levels), roughness=_csv(args.roughness),
+        projections=projections, batch_size=args.batch_size, logs=tuple(args.logs), grid_rows=args.grid_rows,
+        style_steps=args.style_steps, floors=args.floors, heldout_lines=args.heldout_lines,
+        pairs=str(args.pairs) if args.pairs else None, display_size=args.display_size,
+        table=str(args.table) if args.table else None,
+    )
+    run_evaluation(config, progress=not args.quiet)
+    return 0
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
@@ -253,9 +278,10 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from .server.app import serve_command
+    from .server.app import ServeConfig, run_server
 
-    return serve_command(args)
+    return run_server(ServeConfig(models=tuple(args.model or ["default"]), host=args.host, port=args.port,
+                                  threads=args.threads))
 
 
 def _add_upscale(sub: argparse._SubParsersAction) -> None:

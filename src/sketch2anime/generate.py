@@ -2,17 +2,50 @@
 
 Results never overwrite an input; sketches whose results would share a name get their extension
 in it; existing results in an output folder are replaced only with ``--overwrite`` (all checked
-before any work). ``inference.generate_command`` is the same function.
+before any work). ``GenerateConfig`` holds the command's settings (cli.py builds it from the
+arguments), ``run_generate(config)`` does the work.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from .data.image_io import IMAGE_SUFFIXES, list_images
 from .inference import Sketch2AnimePipeline
+from .upscale.upscaler import check_factor, check_lines
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Everything ``generate`` needs; mirrors the flags of ``sketch2anime generate`` (cli.py)."""
+
+    sketch: Path  # a sketch image, or a folder of them
+    out: Path  # an output PNG for one sketch, or a folder
+    hint: Path | None = None  # an RGBA hint image, or a folder matched by stem
+    projection: float = 0.5
+    model: str = "default"
+    seed: int | None = None
+    save_projected: bool = False
+    overwrite: bool = False
+    upscale: int = 1
+    lines: float = 0.0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sketch", Path(self.sketch))
+        object.__setattr__(self, "out", Path(self.out))
+        if self.hint is not None:
+            object.__setattr__(self, "hint", Path(self.hint))
+        object.__setattr__(self, "model", str(self.model))
+        object.__setattr__(self, "projection", Sketch2AnimePipeline._check_projection(self.projection))
+        object.__setattr__(self, "seed", Sketch2AnimePipeline._check_seed(self.seed))
+        object.__setattr__(self, "upscale", check_factor(self.upscale))
+        object.__setattr__(self, "lines", check_lines(self.lines))
+        if not str(self.device).strip():
+            raise ValueError("device must be auto, cpu, cuda or cuda:N, got an empty string")
+
 
 def _output_path(out: Path, name: str) -> Path:
     if out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
@@ -64,7 +97,7 @@ def _input_files(path: Path) -> set[Path]:
     return {path.resolve()}
 
 
-def generate_command(args: argparse.Namespace) -> int:
+def run_generate(config: GenerateConfig) -> int:
     """``sketch2anime generate SKETCH -o OUT``; a folder in gives a folder out (same relative names).
 
     Hints: one RGBA file for every sketch, or a folder whose files are matched by stem. Files that
@@ -73,17 +106,16 @@ def generate_command(args: argparse.Namespace) -> int:
     existing results in an output folder are replaced only with ``--overwrite`` (all checked before
     any work).
     """
-    source, out = Path(args.sketch), Path(args.out)
+    source, out, projection = config.sketch, config.out, config.projection
     if not source.exists():
         raise ValueError(f"no such sketch file or folder: {source}")
-    pipeline = Sketch2AnimePipeline.from_pretrained(args.model, device=getattr(args, "device", "auto"))
-    projection = Sketch2AnimePipeline._check_projection(args.projection)
-    upscale, lines = getattr(args, "upscale", 1), getattr(args, "lines", 0.0)
+    pipeline = Sketch2AnimePipeline.from_pretrained(config.model, device=config.device)
+    upscale, lines = config.upscale, config.lines
     if upscale != 1 or lines:  # a missing upscaler stops here, naming the command, not once per file
         from .upscale.upscaler import prepare_upscaling
 
         upscale, lines = prepare_upscaling(upscale, lines, device=str(pipeline.device))
-    hint_arg = Path(args.hint) if getattr(args, "hint", None) else None
+    hint_arg = config.hint
     if hint_arg is not None and not hint_arg.exists():
         raise ValueError(f"no such hint file or folder: {hint_arg}")
 
@@ -97,13 +129,13 @@ def generate_command(args: argparse.Namespace) -> int:
         jobs = _unique_targets(jobs)
     else:
         jobs = [(source, _output_path(out, source.stem))]
-    save_projected = getattr(args, "save_projected", False)
+    save_projected = config.save_projected
     targets = [target for _, target in jobs] + ([_projected_path(t) for _, t in jobs] if save_projected else [])
     inputs = _input_files(source) | (_input_files(hint_arg) if hint_arg is not None else set())
     # -o FILE.png names the result itself: replacing it is what was asked (like cp); results named
     # after the sketches in a folder are replaced only with --overwrite.
     named_file = not source.is_dir() and jobs[0][1] == out
-    _check_targets(targets, inputs, overwrite=getattr(args, "overwrite", False) or named_file)
+    _check_targets(targets, inputs, overwrite=config.overwrite or named_file)
 
     hints: dict[str, Path] = {}
     if hint_arg is not None and hint_arg.is_dir():
@@ -116,7 +148,7 @@ def generate_command(args: argparse.Namespace) -> int:
         if hint_arg is not None:
             hint = hints.get(sketch_path.stem) if hint_arg.is_dir() else hint_arg
         try:
-            picture, projected = pipeline(sketch_path, hint=hint, projection=projection, seed=args.seed,
+            picture, projected = pipeline(sketch_path, hint=hint, projection=projection, seed=config.seed,
                                           return_projected=True, upscale=upscale, lines=lines)
             target.parent.mkdir(parents=True, exist_ok=True)
             picture.save(target)

@@ -1,8 +1,8 @@
 """Inference: ``Sketch2AnimePipeline`` (sketch + optional RGBA hint -> colour picture).
 
 Beside it: the folder format in ``pipeline_format.py``, the image geometry (any size <-> the
-model's square) in ``geometry.py``, device and threads in ``runtime.py``, the ``generate`` command
-in ``generate.py`` (its names stay importable from here).
+model's square) in ``geometry.py``, device and threads in ``runtime.py`` (their names stay importable
+from here), the ``generate`` command in ``generate.py``.
 
 A pipeline folder (written by ``sketch2anime train`` or ``save_pretrained``; the format lives in
 ``pipeline_format.py``) describes itself; no flags are needed::
@@ -508,6 +508,3 @@ class Sketch2AnimePipeline:
         out = project(z, bank, k=k, strength=max(projection, 0.35), reg=self.projection_reg, candidates=chosen)
         return out.to(self.device)
 
-
-# `sketch2anime generate` lives in generate.py; imported last, as it imports this module.
-from .generate import generate_command  # noqa: E402,F401

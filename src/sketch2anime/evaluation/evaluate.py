@@ -23,7 +23,6 @@ the target: a plumbing check, must score SSIM 1 and ΔE00 ~0).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -61,7 +60,8 @@ FID_CHOICES = ("auto", "inception", "hed-vgg", "none")
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """Everything ``evaluate`` needs; mirrors the flags of ``sketch2anime evaluate`` (cli.py)."""
+    """Everything ``evaluate`` needs; mirrors the flags of ``sketch2anime evaluate`` (cli.py builds it from
+    the arguments and calls ``run_evaluation``)."""
 
     models: tuple[str, ...]
     data: str
@@ -512,41 +512,3 @@ def _json_safe(value: Any) -> Any:
         return bool(value)
     return value
 
-
-# ---------------------------------------------------------------------------------------------
-# command line
-
-def _csv(text: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in str(text).split(",") if v.strip())
-
-
-def config_from_args(args: argparse.Namespace) -> EvaluateConfig:
-    def get(name: str, default: Any) -> Any:
-        value = getattr(args, name, None)
-        return default if value is None else value
-
-    try:
-        projections = tuple(float(v) for v in _csv(get("projections", "0,0.5,1")))
-    except ValueError:
-        raise ValueError(f"--projection must be numbers like 0,0.5,1, got {get('projections', '')!r}") from None
-    return EvaluateConfig(
-        models=tuple(str(m) for m in args.model), data=str(args.data), out=str(args.out),
-        inception_weights=str(args.inception_weights) if getattr(args, "inception_weights", None) else None,
-        fid=get("fid", "auto"), fid_conditions=_csv(get("fid_conditions", "")), fid_size=get("fid_size", 256),
-        limit=getattr(args, "limit", None),
-        seed=get("seed", 0), device=get("device", "auto"), hint_levels=_csv(get("hint_levels", "none,sparse,dense")),
-        roughness=_csv(get("roughness", "none,medium,heavy")), projections=projections,
-        hint_downscale=get("hint_downscale", 4), batch_size=get("batch_size", 32),
-        logs=tuple(str(p) for p in get("logs", [])), grid_rows=get("grid_rows", 6),
-        style_steps=get("style_steps", 200), kid_subsets=get("kid_subsets", 100),
-        floors=get("floors", True), heldout_lines=get("heldout_lines", True),
-        pairs=str(args.pairs) if getattr(args, "pairs", None) else None, display_size=get("display_size", 256),
-        table=str(args.table) if getattr(args, "table", None) else None,
-    )
-
-
-def evaluate_command(args: argparse.Namespace) -> int:
-    """Entry point of ``sketch2anime evaluate``."""
-    config = config_from_args(args)
-    run_evaluation(config, progress=not getattr(args, "quiet", False))
-    return 0

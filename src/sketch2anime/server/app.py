@@ -7,11 +7,11 @@ no URL can reach any other file.
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import logging
 import re
 import socket
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
@@ -234,25 +234,45 @@ def _check_port_free(host: str, port: int) -> None:
             raise ValueError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another with --port") from None
 
 
-def serve_command(args: argparse.Namespace) -> int:
-    """Load every ``--model`` (default: the shipped model) and run the panel until Ctrl+C."""
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything ``serve`` needs; mirrors the flags of ``sketch2anime serve`` (cli.py)."""
+
+    models: tuple[str, ...] = ("default",)  # pipeline folders or 'default'
+    host: str = "127.0.0.1"
+    port: int = 7860
+    threads: int | None = None  # torch CPU threads; None: runtime.set_serving_threads decides
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "models", tuple(str(m) for m in self.models))
+        if not self.models:
+            raise ValueError("give at least one --model (or none for the shipped model)")
+        if not self.host:
+            raise ValueError("--host must not be empty")
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 < self.port < 65536:
+            raise ValueError(f"--port must be between 1 and 65535, got {self.port}")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                                         or self.threads < 1):
+            raise ValueError(f"--threads must be a whole number >= 1, got {self.threads!r}")
+
+
+def run_server(config: ServeConfig) -> int:
+    """Load every model of ``config`` and run the panel until Ctrl+C."""
     import uvicorn
 
     from ..inference import Sketch2AnimePipeline, set_serving_threads
 
-    if not 0 < args.port < 65536:
-        raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
-    threads = set_serving_threads(getattr(args, "threads", None))
-    specs = list(args.model or ["default"])
+    threads = set_serving_threads(config.threads)
+    specs = list(config.models)
     pipelines = {}
     for name, spec in zip(_model_names(specs), specs):
         print(f"loading model {spec} ...", flush=True)
         pipelines[name] = Sketch2AnimePipeline.from_pretrained(spec)
-    _check_port_free(args.host, args.port)
-    if not _is_loopback(args.host):
-        print(f"warning: listening on {args.host}: anyone who can reach this address can use the panel "
+    _check_port_free(config.host, config.port)
+    if not _is_loopback(config.host):
+        print(f"warning: listening on {config.host}: anyone who can reach this address can use the panel "
               "(there is no login)", flush=True)
-    allowed, any_ip = allowed_hosts_for(args.host)
+    allowed, any_ip = allowed_hosts_for(config.host)
     from ..upscale.upscaler import installed_upscalers
 
     upscalers = installed_upscalers()
@@ -260,9 +280,9 @@ def serve_command(args: argparse.Namespace) -> int:
           "no upscaler installed: the panel shows the model's own resolution; for sharp large results "
           "run: sketch2anime weights upscaler", flush=True)
     app = create_app(pipelines, upscalers, allowed_hosts=allowed, any_ip_host=any_ip)
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"sketch2anime panel: http://{shown}:{args.port}/  (Ctrl+C to stop; {threads} torch CPU thread"
+    shown = f"[{config.host}]" if ":" in config.host else config.host
+    print(f"sketch2anime panel: http://{shown}:{config.port}/  (Ctrl+C to stop; {threads} torch CPU thread"
           f"{'s' if threads > 1 else ''})", flush=True)
     # Header/body deadlines, a connection cap and rate-limited logs (see server/guard.py).
-    uvicorn.Server(server_config(app, args.host, args.port)).run()
+    uvicorn.Server(server_config(app, config.host, config.port)).run()
     return 0
