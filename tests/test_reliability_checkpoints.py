@@ -11,17 +11,22 @@ import ast
 import json
 import os
 import pickle
+import re
 import struct
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from test_server_api import build_tiny_pipeline
 from sketch2anime.checkpoint import (CONFIG_FILE, MODEL_FILE, CheckpointError, load_model, load_training_state,
                                      save_model, save_training_state)
 from sketch2anime.inference import PIPELINE_FILE, Sketch2AnimePipeline
 from sketch2anime.models.autoencoder import AutoencoderConfig, SketchAutoencoder
+from sketch2anime.models.cyclegan import ResnetGeneratorConfig
+from sketch2anime.models.guided_unet import GuidedUNetConfig
+from sketch2anime.models.projection import LatentBank
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "sketch2anime"
 
@@ -137,6 +142,86 @@ def test_pipeline_folder_problems_are_named(tmp_path: Path) -> None:
     (folder / "latent_bank.safetensors").write_bytes(b"\x00" * 20)
     with pytest.raises(CheckpointError, match="latent_bank.safetensors is not a readable safetensors file"):
         Sketch2AnimePipeline.from_pretrained(folder, device="cpu")
+
+
+def test_oversized_config_is_refused_before_building_the_model(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A config.json claiming far wider layers than the tensors file holds (the campaign's
+    # base_channels=4096 allocated 22 GB before failing) is checked against the file on the meta
+    # device: no real module is built. Widths here are small enough for the old code to survive.
+    _edit_config(saved, **{"config.base_channels": 128, "config.max_channels": 512})
+    built_on = []
+    original = SketchAutoencoder.__init__
+
+    def spy(self, config):
+        built_on.append(torch.empty(0).device.type)
+        original(self, config)
+
+    monkeypatch.setattr(SketchAutoencoder, "__init__", spy)
+    with pytest.raises(CheckpointError, match=r"weight \S+ has shape .* the config needs"):
+        load_model(saved)
+    assert built_on and "cpu" not in built_on, built_on
+
+
+def test_absurd_structure_counts_are_refused() -> None:
+    # Meta-device modules cost no memory, but a million blocks would still take minutes to build.
+    with pytest.raises(ValueError, match="res_blocks must be between 0 and 64"):
+        GuidedUNetConfig(res_blocks=10**6)
+    with pytest.raises(ValueError, match="n_blocks must be between 0 and 64"):
+        ResnetGeneratorConfig(n_blocks=10**6)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(saved: Path, value: float) -> None:
+    tensors = load_file(saved / MODEL_FILE)
+    key = sorted(tensors)[0]
+    tensors[key][...] = value
+    save_file(tensors, saved / MODEL_FILE)
+    with pytest.raises(CheckpointError, match=f"{MODEL_FILE}: weight {re.escape(key)} contains NaN or infinite"):
+        load_model(saved)
+
+
+def _edit_pipeline(folder: Path, change) -> None:
+    description = json.loads((folder / PIPELINE_FILE).read_text())
+    change(description)
+    (folder / PIPELINE_FILE).write_text(json.dumps(description))
+
+
+TAMPERED_FOLDERS = {
+    # what is changed -> what the error must say (every message also names the folder or file)
+    "projection_list": (lambda d: d.update(projection=[1, 2]), "projection must be an object"),
+    "k_text": (lambda d: d["projection"].update(k="ten"), "projection_k must be a positive integer, got 'ten'"),
+    "k_zero": (lambda d: d["projection"].update(k=0), "projection_k must be a positive integer, got 0"),
+    "reg_nan": (lambda d: d["projection"].update(reg=float("nan")), "projection_reg must be a finite number"),
+    "hint_downscale_1000": (lambda d: d.update(hint_downscale=1000), "hint_downscale must divide image_size"),
+    "hint_downscale_3": (lambda d: d.update(hint_downscale=3), "hint_downscale must divide image_size"),
+    "hint_downscale_2": (lambda d: d.update(hint_downscale=2),
+                         "generator/config.json has hint_downscale 4, pipeline.json says 2"),
+    "latent_dim": (lambda d: d.update(latent_dim=7), "pipeline.json has latent_dim 7, autoencoder/config.json says 16"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERED_FOLDERS))
+def test_tampered_pipeline_folders_are_refused_at_load(tmp_path: Path, case: str) -> None:
+    # Before: hint_downscale=1000 or 2 and latent_dim=7 loaded, then every sketch failed or was skipped.
+    folder = build_tiny_pipeline(tmp_path / "p")
+    change, message = TAMPERED_FOLDERS[case]
+    _edit_pipeline(folder, change)
+    with pytest.raises(CheckpointError, match=re.escape(message)) as error:
+        Sketch2AnimePipeline.from_pretrained(folder, device="cpu")
+    assert str(folder) in str(error.value)
+
+
+def test_latent_bank_of_another_size_is_refused_at_load(tmp_path: Path) -> None:
+    folder = build_tiny_pipeline(tmp_path / "p")
+    LatentBank(torch.randn(24, 8), [f"img{i}/detail" for i in range(24)]).save(folder / "latent_bank")
+    with pytest.raises(CheckpointError, match="latent bank holds 8-dim latents, autoencoder/config.json says 16"):
+        Sketch2AnimePipeline.from_pretrained(folder, device="cpu")
+
+
+def test_model_config_that_is_not_an_object_is_named(saved: Path) -> None:
+    _edit_config(saved, config=[1])
+    with pytest.raises(CheckpointError, match=f"{CONFIG_FILE}: config must be an object of settings, got list"):
+        load_model(saved)
 
 
 def test_training_state_problems_are_named(tmp_path: Path) -> None:

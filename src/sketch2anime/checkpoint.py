@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .config import ConfigError, from_dict, to_dict
+from .config import from_dict, to_dict
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.safetensors"
@@ -187,13 +187,19 @@ def load_model(directory: str | Path, expected_type: str | None = None) -> nn.Mo
     if expected_type is not None and model_type != expected_type:
         raise CheckpointError(f"{directory} holds a {model_type!r} model, expected {expected_type!r}")
     cls, config_cls = classes[model_type]
+    settings = description.get("config", {})
+    if not isinstance(settings, dict):
+        raise CheckpointError(f"{directory / CONFIG_FILE}: config must be an object of settings, "
+                              f"got {type(settings).__name__}")
     try:
-        config = from_dict(config_cls, description.get("config", {}), model_type)
-    except ConfigError as exc:
+        config = from_dict(config_cls, settings, model_type)
+        # The config's shapes from a module on the meta device, which allocates nothing: a tampered
+        # config (base_channels=4096) must fail against the tensors file, not after gigabytes.
+        with torch.device("meta"):
+            expected = {key: tuple(value.shape) for key, value in cls(config).state_dict().items()}
+    except (ValueError, TypeError, RuntimeError) as exc:  # ConfigError, and configs that raise ValueError
         raise CheckpointError(f"{directory / CONFIG_FILE}: {exc}") from None
-    module = cls(config)
     state = read_tensors(directory / MODEL_FILE)
-    expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -203,10 +209,15 @@ def load_model(directory: str | Path, expected_type: str | None = None) -> nn.Mo
             f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''})"
         )
     for key, tensor in state.items():
-        if tensor.shape != expected[key].shape:
+        if tuple(tensor.shape) != expected[key]:
             raise CheckpointError(
-                f"{directory}: weight {key} has shape {tuple(tensor.shape)}, the config needs {tuple(expected[key].shape)}"
+                f"{directory}: weight {key} has shape {tuple(tensor.shape)}, the config needs {expected[key]}"
             )
+        # NaN/inf weights would give NaN pictures (all black once converted to 8 bits).
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{directory / MODEL_FILE}: weight {key} contains NaN or infinite values")
+    # Only now is the module built for real: its size is that of the tensors file on disk.
+    module = cls(config)
     module.load_state_dict(state)
     module.eval()
     return module

@@ -159,6 +159,33 @@ GENERATOR_RUNNERS: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
+def _check_parts_agree(folder: Path | None, description: PipelineDescription, generator: Any, autoencoder: Any,
+                       bank: Any) -> None:
+    """pipeline.json, the modules' configs and the bank must tell the same sizes: a folder whose parts
+    disagree would skip every sketch or fail in the middle of a forward pass."""
+    gen = getattr(generator, "config", None)
+    if getattr(gen, "image_size", description.image_size) != description.image_size:
+        raise CheckpointError(f"{folder}: generator is for {gen.image_size}px, "
+                              f"pipeline.json says {description.image_size}px")
+    if getattr(gen, "hint_downscale", description.hint_downscale) != description.hint_downscale:
+        raise CheckpointError(f"{folder}: generator/config.json has hint_downscale {gen.hint_downscale}, "
+                              f"pipeline.json says {description.hint_downscale}")
+    if autoencoder is None:
+        return
+    latent = autoencoder.config.latent_dim
+    if description.latent_dim is not None and description.latent_dim != latent:
+        raise CheckpointError(f"{folder}: pipeline.json has latent_dim {description.latent_dim}, "
+                              f"autoencoder/config.json says {latent}")
+    # A generator fed by latents must take the autoencoder's (0: guided without a latent input).
+    uses_latent = getattr(gen, "conditioning", "latent") == "latent" and getattr(gen, "latent_dim", 0) > 0
+    if uses_latent and gen.latent_dim != latent:
+        raise CheckpointError(f"{folder}: generator/config.json has latent_dim {gen.latent_dim}, "
+                              f"autoencoder/config.json says {latent}")
+    if bank is not None and bank.dim != latent:
+        raise CheckpointError(f"{folder}: the latent bank holds {bank.dim}-dim latents, "
+                              f"autoencoder/config.json says {latent}")
+
+
 class Sketch2AnimePipeline:
     """A loaded pipeline folder. Attributes: ``description`` (a ``PipelineDescription``),
     ``pipeline_type``, ``image_size``, ``hint_size``, ``hint_downscale``, ``projection_k``,
@@ -184,10 +211,7 @@ class Sketch2AnimePipeline:
             self.autoencoder = self.autoencoder.to(device).eval()
         self.bank = modules.get("bank")
         self.palettes = modules.get("palettes")
-        if getattr(self.generator, "config", None) is not None and hasattr(self.generator.config, "image_size") \
-                and self.generator.config.image_size != self.image_size:
-            raise CheckpointError(f"{folder}: generator is for {self.generator.config.image_size}px, "
-                                  f"pipeline.json says {self.image_size}px")
+        _check_parts_agree(folder, description, self.generator, self.autoencoder, self.bank)
 
     @classmethod
     def from_pretrained(cls, path_or_name: str | Path = "default", device: str = "auto") -> "Sketch2AnimePipeline":

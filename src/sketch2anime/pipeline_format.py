@@ -87,6 +87,9 @@ class PipelineDescription:
         for name in ("image_size", "hint_downscale", "projection_k"):
             if not _positive_int(getattr(self, name)):
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.image_size % self.hint_downscale:  # else hints of 0 px (or a size no generator has)
+            raise ValueError(f"hint_downscale must divide image_size, got {self.hint_downscale} for "
+                             f"image_size {self.image_size}")
         if self.latent_dim is not None and not _positive_int(self.latent_dim):
             raise ValueError(f"latent_dim must be None or a positive integer, got {self.latent_dim!r}")
         reg = self.projection_reg

@@ -47,8 +47,8 @@ class ResnetGeneratorConfig:
             raise ValueError("in_channels and out_channels must be >= 1")
         if self.base_channels < 1:
             raise ValueError(f"base_channels must be >= 1, got {self.base_channels}")
-        if self.n_blocks < 0:
-            raise ValueError(f"n_blocks must be >= 0 (0 = 6 at <= 128 px, 9 above), got {self.n_blocks}")
+        if not 0 <= self.n_blocks <= 64:  # bounded: a tampered config.json must not build for minutes
+            raise ValueError(f"n_blocks must be between 0 and 64 (0 = 6 at <= 128 px, 9 above), got {self.n_blocks}")
         if self.norm not in ("batch", "instance", "none"):
             raise ValueError(f"norm must be 'batch', 'instance' or 'none', got {self.norm!r}")
 

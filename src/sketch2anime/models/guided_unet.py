@@ -69,8 +69,8 @@ class GuidedUNetConfig:
         if self.depth < 1 or size >> self.depth < 4:
             raise ConfigError(f"guided_unet depth must be >= 1 and leave at least 4x4 at the bottleneck "
                               f"(image_size {size}), got {self.depth}")
-        if self.res_blocks < 0:
-            raise ConfigError(f"guided_unet res_blocks must be 0 or more, got {self.res_blocks}")
+        if not 0 <= self.res_blocks <= 64:  # bounded: a tampered config.json must not build for minutes
+            raise ConfigError(f"guided_unet res_blocks must be between 0 and 64, got {self.res_blocks}")
         if self.norm not in ("instance", "group"):
             raise ConfigError(f"guided_unet norm must be 'instance' or 'group', got {self.norm!r}")
 
