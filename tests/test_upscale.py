@@ -22,7 +22,7 @@ from sketch2anime.upscale import upscaler as upscaler_module
 from sketch2anime.upscale.convert import convert_ncnn
 from sketch2anime.upscale.fetch import UPSCALERS, fetch_upscaler, installed_upscaler, upscaler_folder
 from sketch2anime.upscale.ncnn_format import FLAG_FP16, NcnnFormatError, NcnnLayer, encode_ncnn, read_ncnn
-from sketch2anime.upscale.upscaler import Upscaler, multiply_lines, tiled_forward
+from sketch2anime.upscale.upscaler import UpscaleConfig, Upscaler, multiply_lines, tiled_forward
 from sketch2anime.weights import MissingWeightsError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -264,6 +264,14 @@ def test_upscale_command_and_a_missing_upscaler(tiny_cache: Path, tmp_path: Path
     upscaler_module.load_upscaler.cache_clear()
     assert main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "out2.png")]) == 2
     assert "sketch2anime weights upscaler animevideov3-x4" in capsys.readouterr().err
+
+
+def test_upscale_config_refuses_bad_settings(tmp_path: Path) -> None:
+    for bad, message in ((dict(scale=3), "upscale must be one of"), (dict(tile=8), "tile must be")):
+        with pytest.raises(ValueError, match=message):
+            UpscaleConfig(input=tmp_path / "in.png", out=tmp_path / "out.png", **bad)
+    config = UpscaleConfig(input="in.png", out="big")
+    assert (config.input, config.out, config.scale, config.upscaler) == (Path("in.png"), Path("big"), 4, None)
 
 
 def test_pipeline_upscale_and_lines(tiny_cache: Path) -> None:

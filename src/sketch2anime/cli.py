@@ -296,9 +296,10 @@ def _add_upscale(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_upscale(args: argparse.Namespace) -> int:
-    from .upscale.upscaler import upscale_command
+    from .upscale.upscaler import UpscaleConfig, run_upscale
 
-    return upscale_command(args)
+    return run_upscale(UpscaleConfig(input=args.input, out=args.out, scale=args.scale, upscaler=args.upscaler,
+                                     tile=args.tile, device=args.device))
 
 
 COMMANDS = {

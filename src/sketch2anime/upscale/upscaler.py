@@ -13,9 +13,9 @@ of real neighbouring image around it and cropped back, so the tiled result equal
 
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -174,17 +174,35 @@ def enlarge(picture: ImageInput, factor: int, sketch: ImageInput | None = None, 
     return image
 
 
-def upscale_command(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class UpscaleConfig:
+    """Everything ``upscale`` needs; mirrors the flags of ``sketch2anime upscale`` (cli.py)."""
+
+    input: Path  # an image, or a folder of them
+    out: Path  # an output PNG, or a folder
+    scale: int = 4  # through FACTOR_PLANS, unless ``upscaler`` names one
+    upscaler: str | None = None  # one upscaler by name or folder
+    tile: int = DEFAULT_TILE
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input", Path(self.input))
+        object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "scale", check_factor(self.scale))
+        if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < 16:
+            raise ValueError(f"tile must be an integer >= 16 (input pixels), got {self.tile!r}")
+
+
+def run_upscale(config: UpscaleConfig) -> int:
     """``sketch2anime upscale IN -o OUT [--scale 4 | --upscaler NAME]``; a folder in gives a folder out."""
-    source, out = Path(args.input), Path(args.out)
+    source, out = config.input, config.out
     if not source.exists():
         raise ValueError(f"no such image file or folder: {source}")
-    if args.upscaler:
-        upscaler = Upscaler.from_pretrained(args.upscaler, device=args.device, tile=args.tile)
+    if config.upscaler:
+        upscaler = Upscaler.from_pretrained(config.upscaler, device=config.device, tile=config.tile)
         run = upscaler
     else:
-        factor = check_factor(args.scale)
-        run = functools.partial(enlarge, factor=factor, device=args.device)
+        run = functools.partial(enlarge, factor=config.scale, device=config.device)
     if source.is_dir():
         jobs = [(path, out / path.relative_to(source).with_suffix(".png")) for path in list_images(source)]
         if not jobs:
