@@ -79,6 +79,9 @@ def test_cli_reports_config_errors_without_traceback(capsys: pytest.CaptureFixtu
 def test_unknown_stage_and_missing_sections(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="experiment.stage"):
         run_experiment(CONFIGS / "test_autoencoder.toml", ["experiment.stage=diffusion"], dry_run=True)
+    # A pipeline type typed as the stage: the error names the stage that exports it.
+    with pytest.raises(ConfigError, match="pipeline_type that stage 'generator' exports; write stage = 'generator'"):
+        run_experiment(CONFIGS / "test_autoencoder.toml", ["experiment.stage=sketch2anime"], dry_run=True)
     bad = tmp_path / "bad.toml"
     bad.write_text('[experiment]\nname = "x"\n')
     with pytest.raises(ConfigError, match=r"\[data\]"):

@@ -75,6 +75,21 @@ STAGES: dict[str, Callable[[ExperimentConfig, Any, Path], Any]] = {
     "cyclegan": _build_cyclegan,
 }
 
+# The pipeline_type each stage's exported model/pipeline.json carries (docs/architecture.md,
+# "Names"); only used to point a user who types a pipeline type as the stage to the stage's name.
+STAGE_PIPELINE_TYPES = {"autoencoder": "autoencoder", "generator": "sketch2anime", "guided": "guided",
+                        "simple_gan": "simple_gan", "pix2pix": "pix2pix", "cyclegan": "cyclegan"}
+
+
+def check_stage(stage: str) -> None:
+    """ConfigError unless ``stage`` names a stage; a pipeline type given instead is named as such."""
+    if stage in STAGES:
+        return
+    hint = next((f" ({stage!r} is the pipeline_type that stage {name!r} exports; write stage = {name!r})"
+                 for name, kind in STAGE_PIPELINE_TYPES.items() if kind == stage), "")
+    raise ConfigError(f"experiment.stage must be one of {', '.join(sorted(STAGES))}, got {stage!r}{hint}")
+
+
 # Sections whose change makes saved weights/optimiser state meaningless for --resume.
 _FIXED_ON_RESUME = ("experiment.stage", "autoencoder", "generator", "guided_unet", "discriminator", "pix2pix", "cyclegan", "patchgan")
 
@@ -97,8 +112,7 @@ def train_experiment(config: ExperimentConfig, resume: bool = False,
     from .loop import has_state, run_training, seed_everything, setup_engine, teardown_engine
 
     stage_name = config.experiment.stage
-    if stage_name not in STAGES:
-        raise ConfigError(f"experiment.stage must be one of {', '.join(sorted(STAGES))}, got {stage_name!r}")
+    check_stage(stage_name)
     run_dir = config.output_dir
     resolved = experiment_to_dict(config)
     if has_state(run_dir):
@@ -136,9 +150,7 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
                    resume: bool = False) -> int:
     """CLI entry: load + validate, print (dry run) or train; returns the exit code."""
     config = load_experiment(config_path, overrides or [])
-    if config.experiment.stage not in STAGES:
-        raise ConfigError(f"experiment.stage must be one of {', '.join(sorted(STAGES))}, "
-                          f"got {config.experiment.stage!r}")
+    check_stage(config.experiment.stage)
     if dry_run:
         resolved = experiment_to_dict(config)
         # An empty output_dir means runs/<name>: print the folder the run would really write to.
