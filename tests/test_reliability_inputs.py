@@ -8,6 +8,8 @@ the input table of ``scripts/reliability.py``, so the report and the tests try t
 from __future__ import annotations
 
 import io
+import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -404,3 +406,68 @@ def test_settings_are_validated(pipe: Sketch2AnimePipeline, projection: float, s
     else:
         with pytest.raises(ValueError):
             pipe(sketch, projection=projection, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# files the user cannot read, symbolic links that lead nowhere, absurd settings (issue 16, defect 10)
+
+def test_permission_denied_is_not_called_corrupt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "locked.png"
+    path.write_bytes(png_bytes(draw_face(32, 0)))
+    path.chmod(0)
+    try:
+        if os.access(path, os.R_OK):  # root reads anything: make open() fail as it would for a user
+            def denied(*args, **kwargs):
+                raise PermissionError(13, "Permission denied", str(path))
+            monkeypatch.setattr(image_io.Image, "open", denied)
+        with pytest.raises(ImageInputError, match="cannot be read: permission denied") as error:
+            load_sketch(path)
+        assert error.value.reason == "permission_denied"
+    finally:
+        path.chmod(0o644)
+
+
+def _broken_links(folder: Path) -> None:
+    (folder / "dangling.png").symlink_to(folder / "gone.png")
+    (folder / "loop_a.png").symlink_to(folder / "loop_b.png")
+    (folder / "loop_b.png").symlink_to(folder / "loop_a.png")
+
+
+def test_broken_symlinks_are_listed_and_named(tmp_path: Path) -> None:
+    draw_face(32, 0).save(tmp_path / "face.png")
+    _broken_links(tmp_path)
+    assert [p.name for p in image_io.list_images(tmp_path)] == ["dangling.png", "face.png", "loop_a.png", "loop_b.png"]
+    for name in ("dangling.png", "loop_a.png"):
+        with pytest.raises(ImageInputError, match="broken symbolic link") as error:
+            load_sketch(tmp_path / name)
+        assert error.value.reason == "broken_link"
+
+
+def test_prepare_reports_broken_symlinks(tmp_path: Path) -> None:
+    from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
+
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(3):
+        draw_face(64, i).save(source / f"face_{i}.png")
+    _broken_links(source)
+    report = prepare_dataset(source, tmp_path / "out", PrepareConfig(extractors=("detail",), workers=1, val_fraction=0.0),
+                             progress=False)
+    assert report.prepared == 3
+    assert sorted((s["source"], s["reason"]) for s in report.skipped) == [
+        ("dangling.png", "broken_link"), ("loop_a.png", "broken_link"), ("loop_b.png", "broken_link")]
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("train.steps=1e20", "train.steps: 1e+20 is too large for an integer setting"),
+    ("train.steps=100000000000000000000", "train.steps must be at most 1,000,000,000"),
+    ("train.checkpoint_every=1e12", "train.checkpoint_every must be at most 1,000,000,000"),
+])
+def test_absurd_step_counts_are_refused_at_load(setting: str, message: str) -> None:
+    from sketch2anime.config import ConfigError
+    from sketch2anime.training.config import load_experiment
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "test_autoencoder.toml"
+    assert load_experiment(config, ["train.steps=1e3"]).train.steps == 1000  # exact floats still count
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_experiment(config, [setting])

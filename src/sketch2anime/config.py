@@ -67,6 +67,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if annotation is int:
         if isinstance(value, bool):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, float) and value.is_integer() and abs(value) > 2**53:
+            # 1e20 is an integer-valued float, but not an exact count of anything: a typo.
+            raise ConfigError(f"{where}: {value!r} is too large for an integer setting")
         try:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError

@@ -44,6 +44,9 @@ def _open(source: str | Path | bytes) -> Image.Image:
     else:
         path = Path(source)
         if not path.is_file():
+            if path.is_symlink():
+                raise ImageInputError(f"{path} is a broken symbolic link (its target is missing, or links "
+                                      "point at each other in a loop)", "broken_link")
             raise ImageInputError(f"no such image file: {path}", "missing")
         if path.stat().st_size == 0:
             raise ImageInputError(f"{path} is empty (0 bytes)", "empty")
@@ -62,6 +65,8 @@ def _open(source: str | Path | bytes) -> Image.Image:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageInputError(f"{label} is too large to decode safely (over {MAX_PIXELS} pixels)", "too_large") from None
+    except PermissionError:  # an OSError, but nothing is wrong with the file itself
+        raise ImageInputError(f"{label} cannot be read: permission denied", "permission_denied") from None
     except UnidentifiedImageError:
         raise ImageInputError(f"{label} is not an image in a format sketch2anime can read "
                               f"({', '.join(IMAGE_FORMATS)})", "not_an_image") from None
@@ -239,8 +244,13 @@ def tensor_to_uint8(tensor: torch.Tensor) -> np.ndarray:
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Image files under ``folder`` (recursive), sorted, by suffix."""
+    """Image files under ``folder`` (recursive), sorted, by suffix.
+
+    Broken symbolic links with an image suffix (dangling or looping) are listed too, so that the
+    caller reports them as unreadable instead of their vanishing from its counts.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"not a folder: {folder}")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.rglob("*")
+                  if p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or p.is_symlink() and not p.exists()))

@@ -184,6 +184,9 @@ def _file_sha256(path: str) -> str:
 def _content_hash(unit: _Unit) -> str:
     """sha256 of the input bytes; for paired folders, of the two files' digests."""
     for path in (unit.path, unit.sketch_path):
+        if path is not None and os.path.islink(path) and not os.path.exists(path):
+            raise ImageInputError(f"{path} is a broken symbolic link (its target is missing, or links point at "
+                                  "each other in a loop)", "broken_link")
         if path is not None and os.path.getsize(path) == 0:
             raise ImageInputError(f"{path} is empty (0 bytes)", "empty")
     sha = _file_sha256(unit.path)
@@ -205,7 +208,8 @@ def _hash_inputs(units: list[_Unit], report: PrepareReport) -> tuple[dict[str, _
             report.skipped.append({"source": unit.source, "reason": exc.reason, "message": str(exc)})
             continue
         except OSError as exc:
-            report.skipped.append({"source": unit.source, "reason": "unreadable", "message": str(exc)})
+            reason = "permission_denied" if isinstance(exc, PermissionError) else "unreadable"
+            report.skipped.append({"source": unit.source, "reason": reason, "message": str(exc)})
             continue
         image_id = sha[:16]
         if image_id in primary:

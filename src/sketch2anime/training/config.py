@@ -39,6 +39,8 @@ from ..models.patchgan import PatchGANConfig
 from ..models.pix2pix import UNetConfig
 from .losses import ADVERSARIAL_LOSSES
 
+MAX_STEPS = 10**9  # far beyond any run of this project (its configs train 10**3-10**4 steps)
+
 
 @dataclass(frozen=True)
 class ExperimentSection:
@@ -144,6 +146,10 @@ class TrainConfig:
         for name in ("weight_decay", "warmup_steps", "l1_weight", "adversarial_weight", "feature_matching_weight",
                      "perceptual_weight", "hint_weight", "r1_gamma"):
             positive(name, allow_zero=True)
+        # Counts of steps beyond any real run (1e20) are typos; they would also overflow int64 tensors.
+        for name in ("steps", "warmup_steps", "log_every", "sample_every", "checkpoint_every", "r1_every"):
+            if getattr(self, name) > MAX_STEPS:
+                raise ConfigError(f"train.{name} must be at most {MAX_STEPS:,}, got {getattr(self, name)!r}")
         if self.threads < 0:
             raise ConfigError(f"train.threads must be 0 (torch's default) or more, got {self.threads}")
         if self.lr_discriminator is not None:
