@@ -14,10 +14,14 @@ safetensors, everything else to JSON, linked by key.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,21 +57,47 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` so that ``path`` holds either the old or the new content, never half."""
-    path = Path(path)
+def _open_temporary(path: Path) -> tuple[int, Path]:
+    """A new ``.<name>.<random>.tmp`` beside ``path`` (the name ``remove_stale_temporaries`` knows),
+    opened for writing with the permissions a plain write gets (0666 less the umask; mkstemp's
+    0600 would make saved models and prepared images private to their writer)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+@contextlib.contextmanager
+def _replacing(path: Path, durable: bool = True) -> Iterator[tuple[int, Path]]:
+    """Yield ``(fd, tmp)``: the caller writes the temporary and closes ``fd``; then ``tmp`` replaces
+    ``path`` in one rename, or is deleted if the block raised."""
+    fd, tmp = _open_temporary(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield fd, tmp
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` so that ``path`` holds either the old or the new content, never half.
+
+    ``durable=False`` skips the fsyncs: readers and a killed process still never see half a file,
+    but a power cut may lose the newest content (for files that can be remade, like a prepared
+    dataset's images, where an fsync per file would cost more than the work)."""
+    path = Path(path)
+    with _replacing(path, durable) as (fd, _):
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:
@@ -90,19 +120,21 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with _replacing(path) as (fd, tmp):
+        os.close(fd)
         contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
         save_file(contiguous, tmp, metadata=metadata)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:

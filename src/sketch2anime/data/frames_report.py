@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .manifest import read_jsonl
+
 JOURNAL_FILE = ".frames-journal.jsonl"
 REPORT_FILE = "report.json"
 SETTINGS_FILE = "frames.json"
@@ -61,20 +63,7 @@ class VideoState:
 def read_journal(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
-    lines = path.read_text(encoding="utf-8").split("\n")
-    rows = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if number >= len(lines) - 1:
-                break  # torn last line of a killed run: that shot is simply redone
-            raise ValueError(f"{path}, line {number}: not valid JSON; delete the output folder to start over") from None
-        if isinstance(row, dict) and "video" in row:
-            rows.append(row)
-    return rows
+    return [row for row in read_jsonl(path, "delete the output folder to start over") if "video" in row]
 
 
 def video_states(rows: list[dict[str, Any]], fingerprints: dict[str, str]) -> dict[str, VideoState]:

