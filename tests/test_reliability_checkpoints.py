@@ -12,7 +12,10 @@ import json
 import os
 import pickle
 import re
+import signal
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from test_server_api import build_tiny_pipeline
 from sketch2anime.checkpoint import (CONFIG_FILE, MODEL_FILE, CheckpointError, load_model, load_training_state,
-                                     save_model, save_training_state)
+                                     remove_stale_temporaries, save_model, save_training_state)
 from sketch2anime.inference import PIPELINE_FILE, Sketch2AnimePipeline
 from sketch2anime.models.autoencoder import AutoencoderConfig, SketchAutoencoder
 from sketch2anime.models.cyclegan import ResnetGeneratorConfig
@@ -247,6 +250,65 @@ def test_training_state_problems_are_named(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not a readable safetensors file"):
         load_training_state(stem)
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# a writer killed in the middle of a file leaves the previous version loadable
+
+# Writes version 1, then version 2 of ``WHAT`` under a file-size limit smaller than the file being
+# written: the kernel kills the process (SIGXFSZ) in the middle of that write, the worst moment a
+# SIGKILL or a power cut can hit. Deterministic where a timed kill is a lottery.
+_KILLED_WRITER = """
+import resource, signal, sys
+from pathlib import Path
+import torch
+from sketch2anime.checkpoint import save_model, save_training_state
+from sketch2anime.models.autoencoder import AutoencoderConfig, SketchAutoencoder
+
+what, folder, limit = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+
+def write(version):
+    torch.manual_seed(version)
+    if what == "model_weights":  # ~650 KB of weights
+        model = SketchAutoencoder(AutoencoderConfig(image_size=64, latent_dim=32, base_channels=8, max_channels=32))
+        save_model(model, folder / "ae", meta={"version": version})
+    elif what == "model_config":  # small weights, a config.json of ~300 KB
+        model = SketchAutoencoder(AutoencoderConfig(image_size=64, latent_dim=1, base_channels=1, max_channels=1))
+        save_model(model, folder / "ae", meta={"version": version, "notes": [version] * 100000})
+    elif what == "state_tensors":
+        save_training_state(folder / "train", {"step": version, "w": torch.full((200000,), float(version))})
+    else:  # state_index: tiny tensors, a JSON index of ~300 KB
+        save_training_state(folder / "train", {"step": version, "w": torch.full((1,), float(version)), "log": [version] * 100000})
+
+write(1)
+signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it (a write would fail); the default kills
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+write(2)
+"""
+
+
+def _version_on_disk(what: str, folder: Path) -> int:
+    if what.startswith("model"):
+        load_model(folder / "ae")  # loads: config and weights are whole and match
+        return json.loads((folder / "ae" / CONFIG_FILE).read_text())["meta"]["version"]
+    state = load_training_state(folder / "train")
+    assert state is not None and float(state["w"][0]) == state["step"]  # tensors and index of one version
+    return state["step"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs RLIMIT_FSIZE (POSIX)")
+@pytest.mark.parametrize("what", ["model_weights", "model_config", "state_tensors", "state_index"])
+def test_writer_killed_mid_file_keeps_the_previous_version(what: str, tmp_path: Path) -> None:
+    limit = 64 * 1024  # each file written in step 2 is larger (the others smaller)
+    result = subprocess.run([sys.executable, "-c", _KILLED_WRITER, what, str(tmp_path), str(limit)],
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert result.returncode == -signal.SIGXFSZ, result.stderr[-2000:]  # killed in the middle of a write
+    # A file written in place (open + write) would now be cut short; a temporary file renamed into
+    # place leaves version 1 whole.
+    assert _version_on_disk(what, tmp_path) == 1
+    remove_stale_temporaries(tmp_path)  # what a resumed run does first
+    assert not list(tmp_path.rglob("*.tmp"))
 
 
 # ---------------------------------------------------------------------------------------------
