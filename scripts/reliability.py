@@ -944,6 +944,83 @@ def collisions_section(report: Report, model: Path, work: Path) -> None:
     report.check("generate never overwrites an input and refuses or renames colliding outputs", not bad, ", ".join(bad))
 
 
+def _tampered_copy(model: Path, folder: Path) -> Path:
+    """A copy of ``model`` whose files are hard links: a case replaces a file, never writes into it."""
+    import shutil
+
+    shutil.copytree(model, folder, copy_function=os.link)
+    return folder
+
+
+def _replace_json(path: Path, change: Callable[[Any], Any]) -> None:
+    data = json.loads(path.read_text())
+    data = change(data) or data
+    path.unlink()  # a hard link to the shipped file: never edit it in place
+    path.write_text(json.dumps(data))
+
+
+def _nan_weights(path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    key = sorted(tensors)[0]
+    tensors[key] = tensors[key].clone().fill_(float("nan"))
+    path.unlink()
+    save_file(tensors, str(path))
+
+
+def tampered_models_section(report: Report, model: Path, work: Path) -> None:
+    """``sketch2anime generate`` on copies of the model with one file tampered: each must exit with a
+    message naming the file, without a traceback, a picture, or a big allocation."""
+    from test_reliability_generate import draw
+
+    sketch = work / "tampered-sketch.png"
+    draw(sketch)
+
+    def pipeline_json(change: Callable[[Any], Any]) -> Callable[[Path], None]:
+        return lambda folder: _replace_json(folder / "pipeline.json", change)
+
+    def model_config(part: str, change: Callable[[Any], Any]) -> Callable[[Path], None]:
+        return lambda folder: _replace_json(folder / part / "config.json", change)
+
+    cases: list[tuple[str, Callable[[Path], None], str]] = [
+        ("autoencoder base_channels=4096, max_channels=65536",
+         model_config("autoencoder", lambda d: d["config"].update(base_channels=4096, max_channels=65536)),
+         "the config needs"),
+        ("generator config is a list", model_config("generator", lambda d: d.update(config=[1])), "config.json"),
+        ('pipeline.json "projection": [1, 2]', pipeline_json(lambda d: d.update(projection=[1, 2])), "pipeline.json"),
+        ('pipeline.json k = "ten"', pipeline_json(lambda d: d["projection"].update(k="ten")), "pipeline.json"),
+        ("pipeline.json k = 0", pipeline_json(lambda d: d["projection"].update(k=0)), "pipeline.json"),
+        ("pipeline.json reg = NaN", pipeline_json(lambda d: d["projection"].update(reg=float("nan"))), "pipeline.json"),
+        ("pipeline.json hint_downscale = 1000", pipeline_json(lambda d: d.update(hint_downscale=1000)),
+         "pipeline.json"),
+        ("pipeline.json hint_downscale = 2 (generator: 4)", pipeline_json(lambda d: d.update(hint_downscale=2)),
+         "hint_downscale"),
+        ("pipeline.json latent_dim = 7", pipeline_json(lambda d: d.update(latent_dim=7)), "latent_dim"),
+        ("NaN in generator weights", lambda folder: _nan_weights(folder / "generator" / "model.safetensors"),
+         "model.safetensors"),
+    ]
+    rows, bad = [], []
+    for i, (name, tamper, expect) in enumerate(cases):
+        folder = _tampered_copy(model, work / "tampered" / f"case{i}")
+        tamper(folder)
+        out = work / "tampered" / f"out{i}.png"
+        started = time.monotonic()
+        done = cli("generate", str(sketch), "-o", str(out), "--model", str(folder), "--device", "cpu")
+        seconds = time.monotonic() - started
+        message = (done.stderr.strip().splitlines() or [""])[-1].replace(f"{work}/", "")[:140]
+        ok = done.returncode != 0 and "Traceback" not in done.stderr and not out.exists() and expect in message
+        rows.append([name, done.returncode, f"{seconds:.1f}", message, "yes" if ok else "NO"])
+        if not ok:
+            bad.append(name)
+    report.text("## Tampered model folders")
+    report.text("`sketch2anime generate` on a copy of the model with one file changed; `s` includes start-up.")
+    report.text()
+    report.table(["tampering", "exit", "s", "message", "refused, file named, no traceback"], rows)
+    report.check("tampered model folders are refused with a message naming the file, no traceback or picture",
+                 not bad, ", ".join(bad))
+
+
 FINDINGS = [
     "Crafted GIF/TIFF files made PIL raise `struct.error`, `IndexError` or `TypeError` inside `image_io` "
     "(the decoder caught only OSError/ValueError/...), which the CLI and prepare reported as tracebacks or "
@@ -979,6 +1056,12 @@ FINDINGS = [
     "`generate dir -o dir`): inputs are never overwritten, same-stem sketches get distinct names, other "
     "collisions are refused before any work, and existing results in a folder need `--overwrite`.",
     "Issue 16: NaN weights gave an all-black picture with exit code 0: non-finite model output is refused.",
+    "Issue 16: model folders were trusted too much (an autoencoder config.json with base_channels=4096 allocated "
+    "22.4 GB before failing; hint_downscale=1000 or a wrong latent_dim loaded, then every sketch failed): a "
+    "config's shapes are checked against the tensors file on the meta device before anything is built, NaN/inf "
+    "weights are refused at load, and pipeline.json, the modules' configs and the latent bank must agree.",
+    "Issue 16: `prepare` left its fork server and workers alive after a SIGKILL: workers now exit when the main "
+    "process dies.",
 ]
 
 def hardware() -> list[str]:
@@ -1061,6 +1144,7 @@ def main(argv: list[str] | None = None) -> int:
                      and "Traceback" not in log, log[-300:] if "Traceback" in log else "")
         descriptor_section(report, model, work)
         collisions_section(report, model, work)
+        tampered_models_section(report, model, work)
         fuzz_section(report, args.fuzz_runs, work, args.seed)
         training_section(report, args.kills, args.seed + 1234, work)
     passed = sum(ok for _, ok, _ in report.checks)
