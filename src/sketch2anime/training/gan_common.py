@@ -71,3 +71,97 @@ class GANStageBase:
             if "ema" not in state:
                 raise ValueError("the saved state has no EMA weights but train.ema_decay is set")
             self.ema.load_state_dict(state["ema"])
+
+
+class ConditionalGANUpdate:
+    """The D and G updates that the hint-conditioned stages ("generator", "simple_gan", "guided") share.
+
+    D judges ``(image, sketch, hint)`` for real and fake in one pass (hinge or non-saturating loss,
+    lazy R1 on reals); G gets the adversarial loss, D feature matching, the optional HED-VGG
+    perceptual loss, L1 to the real image and the masked hint loss; then the EMA follows, ramped up
+    by step. A stage sets ``D``, ``d_net``, ``perceptual`` and ``engine`` besides what
+    ``GANStageBase`` needs; ``as_input`` lets it hand D images in its memory format.
+    """
+
+    D: nn.Module
+    d_net: nn.Module
+    perceptual: nn.Module | None
+    engine: Any
+
+    def as_input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.engine.channels_last else x
+
+    def d_inputs(self, sketch: torch.Tensor, hint: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The conditions this D was built to see (sketch and/or hint), None for the others."""
+        config = self.D.config
+        return (sketch if config.sees_sketch else None), (hint if config.sees_hint else None)
+
+    def discriminator_update(self, image: torch.Tensor, fake: torch.Tensor, sketch: torch.Tensor | None,
+                             hint: torch.Tensor | None, step: int) -> dict[str, torch.Tensor]:
+        """One D step on real ``image`` and detached ``fake`` (N, 3, S, S); returns its losses."""
+        from .losses import discriminator_loss, r1_penalty
+
+        train = self.config.train
+        set_requires_grad(self.D, True)
+        do_r1 = train.r1_gamma > 0 and step % train.r1_every == 0
+        real = image.detach().requires_grad_(do_r1)
+        both_sketch = torch.cat([sketch, sketch]) if sketch is not None else None
+        both_hint = torch.cat([hint, hint]) if hint is not None else None
+        with self.engine.autocast():
+            logits, _ = self.d_net(self.as_input(torch.cat([real, fake.detach().float()])), both_sketch, both_hint)
+        real_logits, fake_logits = logits.float().chunk(2)
+        d_loss = discriminator_loss(real_logits, fake_logits, train.adversarial)
+        losses = {"d_loss": d_loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        total = d_loss
+        if do_r1:
+            r1 = r1_penalty(real_logits, real)
+            total = total + 0.5 * train.r1_gamma * train.r1_every * r1
+            losses["r1"] = r1.detach()
+        self.opt_d.zero_grad(set_to_none=True)
+        total.backward()
+        if train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.D.parameters(), train.grad_clip)
+        self.opt_d.step()
+        return losses
+
+    def generator_update(self, image: torch.Tensor, fake: torch.Tensor, sketch: torch.Tensor | None,
+                         d_hint: torch.Tensor | None, hint: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        """One G step from ``fake`` (with its graph); D is frozen and used unwrapped (no gradient sync).
+        ``sketch``/``d_hint``: what D sees (``d_inputs``); ``hint``: the hint of the masked hint loss."""
+        from .losses import feature_matching_loss, generator_adversarial_loss, masked_hint_loss
+
+        train = self.config.train
+        set_requires_grad(self.D, False)
+        fake32 = fake.float()
+        with self.engine.autocast():
+            fake_logits, fake_features = self.D(self.as_input(fake32), sketch, d_hint)
+            adv = generator_adversarial_loss(fake_logits.float(), train.adversarial)
+            total = train.adversarial_weight * adv
+            losses = {"g_adv": adv.detach()}
+            if train.feature_matching_weight > 0:
+                with torch.no_grad():
+                    _, real_features = self.D(self.as_input(image), sketch, d_hint)
+                fm = feature_matching_loss(fake_features, real_features)
+                total = total + train.feature_matching_weight * fm
+                losses["fm"] = fm.detach()
+            if self.perceptual is not None:
+                perceptual = self.perceptual(fake32, image)
+                total = total + train.perceptual_weight * perceptual
+                losses["perceptual"] = perceptual.detach()
+        l1 = torch.nn.functional.l1_loss(fake32, image)
+        hint_loss = masked_hint_loss(fake32, hint)
+        total = total + train.l1_weight * l1 + train.hint_weight * hint_loss
+        losses.update({"l1": l1.detach(), "hint": hint_loss.detach(), "g_loss": total.detach()})
+        self.opt_g.zero_grad(set_to_none=True)
+        total.backward()
+        if train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.G.parameters(), train.grad_clip)
+        self.opt_g.step()
+        if self.ema is not None:
+            self.ema.update(self.G, step)
+        return losses
+
+
+def set_requires_grad(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)

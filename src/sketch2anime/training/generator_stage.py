@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ..checkpoint import CheckpointError, load_model
 from ..config import ConfigError
@@ -34,16 +33,9 @@ from ..models.projection import LatentBank, project
 from ..pipeline_format import BANK_STEM, PIPELINE_FILE, PipelineDescription, find_pipeline_folder, write_pipeline_folder
 from .autoencoder_stage import make_optimizer
 from .config import ExperimentConfig
-from .gan_common import GANStageBase
+from .gan_common import ConditionalGANUpdate, GANStageBase, set_requires_grad
 from .loop import EMA, BatchStream, Engine, fixed_sample_batch, training_dataset
-from .losses import (
-    PerceptualLoss,
-    discriminator_loss,
-    feature_matching_loss,
-    generator_adversarial_loss,
-    masked_hint_loss,
-    r1_penalty,
-)
+from .losses import PerceptualLoss
 
 
 def resolve_autoencoder_dir(path: str) -> Path:
@@ -60,12 +52,7 @@ def resolve_autoencoder_dir(path: str) -> Path:
     return folder
 
 
-def _requires_grad(module: torch.nn.Module, flag: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(flag)
-
-
-class GeneratorStage(GANStageBase):
+class GeneratorStage(GANStageBase, ConditionalGANUpdate):
     def __init__(self, config: ExperimentConfig, engine: Engine, run_dir: Path, mode: str) -> None:
         if mode not in ("sketch2anime", "simple_gan"):
             raise ValueError(f"unknown generator stage mode {mode!r}")
@@ -103,7 +90,7 @@ class GeneratorStage(GANStageBase):
                 raise ConfigError(f"generator.latent_dim {gen_cfg.latent_dim} must equal the autoencoder's "
                                   f"latent_dim {ae.config.latent_dim} (set generator.latent_dim = {ae.config.latent_dim})")
             self.autoencoder = ae.to(device).eval()
-            _requires_grad(self.autoencoder, False)
+            set_requires_grad(self.autoencoder, False)
             self.bank = LatentBank.load(self.ae_folder / BANK_STEM)
             self.rows_of: dict[str, list[int]] = {}
             for row, bank_id in enumerate(self.bank.ids):
@@ -160,74 +147,18 @@ class GeneratorStage(GANStageBase):
         sketch = self.autoencoder.decode_sketch(z) if self.G.config.use_decoded_sketch else None
         return z, sketch
 
-    def _d_inputs(self, sketch: torch.Tensor, hint: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        config = self.D.config
-        return (sketch if config.sees_sketch else None), (hint if config.sees_hint else None)
-
     # ---- loop interface ---------------------------------------------------------------------
 
     def train_step(self, batch: dict[str, Any], step: int) -> dict[str, torch.Tensor]:
-        train = self.config.train
         image, hint, clean = batch["image"], batch["hint"], batch["sketch"]
         cond, g_sketch = self.condition(batch)
-        d_sketch, d_hint = self._d_inputs(clean, hint)
+        d_sketch, d_hint = self.d_inputs(clean, hint)
         self.G.train()
         self.D.train()
         with self.engine.autocast():
             fake = self.g_net(cond, hint, g_sketch)
-
-        # Discriminator: real and fake in one pass.
-        _requires_grad(self.D, True)
-        do_r1 = train.r1_gamma > 0 and step % train.r1_every == 0
-        real = image.detach().requires_grad_(do_r1)
-        both_sketch = torch.cat([d_sketch, d_sketch]) if d_sketch is not None else None
-        both_hint = torch.cat([d_hint, d_hint]) if d_hint is not None else None
-        with self.engine.autocast():
-            logits, _ = self.d_net(torch.cat([real, fake.detach()]), both_sketch, both_hint)
-        real_logits, fake_logits = logits.float().chunk(2)
-        d_loss = discriminator_loss(real_logits, fake_logits, train.adversarial)
-        losses = {"d_loss": d_loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
-        total_d = d_loss
-        if do_r1:
-            r1 = r1_penalty(real_logits, real)
-            total_d = total_d + 0.5 * train.r1_gamma * train.r1_every * r1
-            losses["r1"] = r1.detach()
-        self.opt_d.zero_grad(set_to_none=True)
-        total_d.backward()
-        if train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.D.parameters(), train.grad_clip)
-        self.opt_d.step()
-
-        # Generator: D frozen and used unwrapped, so no gradient sync for it here.
-        _requires_grad(self.D, False)
-        with self.engine.autocast():
-            fake_logits, fake_features = self.D(fake, d_sketch, d_hint)
-            adv = generator_adversarial_loss(fake_logits.float(), train.adversarial)
-            total_g = train.adversarial_weight * adv
-            l1 = F.l1_loss(fake.float(), image)
-            total_g = total_g + train.l1_weight * l1
-            losses.update({"g_adv": adv.detach(), "l1": l1.detach()})
-            if train.feature_matching_weight > 0:
-                with torch.no_grad():
-                    _, real_features = self.D(image, d_sketch, d_hint)
-                fm = feature_matching_loss(fake_features, real_features)
-                total_g = total_g + train.feature_matching_weight * fm
-                losses["fm"] = fm.detach()
-            if self.perceptual is not None:
-                perceptual = self.perceptual(fake, image)
-                total_g = total_g + train.perceptual_weight * perceptual
-                losses["perceptual"] = perceptual.detach()
-        hint_loss = masked_hint_loss(fake.float(), hint)
-        total_g = total_g + train.hint_weight * hint_loss
-        losses["hint"] = hint_loss.detach()
-        losses["g_loss"] = total_g.detach()
-        self.opt_g.zero_grad(set_to_none=True)
-        total_g.backward()
-        if train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.G.parameters(), train.grad_clip)
-        self.opt_g.step()
-        if self.ema is not None:
-            self.ema.update(self.G)
+        losses = self.discriminator_update(image, fake, d_sketch, d_hint, step)
+        losses.update(self.generator_update(image, fake, d_sketch, d_hint, hint, step))
         self.step = step + 1
         return losses
 

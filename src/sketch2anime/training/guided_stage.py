@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ..checkpoint import CheckpointError, load_model
 from ..config import ConfigError
@@ -43,25 +42,13 @@ from ..models.projection import LatentBank, project
 from ..pipeline_format import BANK_STEM, PALETTE_STEM, PipelineDescription, write_pipeline_folder
 from .autoencoder_stage import make_optimizer
 from .config import ExperimentConfig
-from .gan_common import GANStageBase
+from .gan_common import ConditionalGANUpdate, GANStageBase, set_requires_grad
 from .generator_stage import resolve_autoencoder_dir
 from .loop import EMA, BatchStream, Engine, fixed_sample_batch, training_dataset
-from .losses import (
-    PerceptualLoss,
-    discriminator_loss,
-    feature_matching_loss,
-    generator_adversarial_loss,
-    masked_hint_loss,
-    r1_penalty,
-)
+from .losses import PerceptualLoss
 from .pix2pix_stage import random_jitter
 
 PIPELINE_TYPE = "guided"
-
-
-def _requires_grad(module: torch.nn.Module, flag: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(flag)
 
 
 @torch.inference_mode()
@@ -90,7 +77,7 @@ def encode_dataset_bank(autoencoder: torch.nn.Module, dataset: Any, batch_size: 
     return LatentBank(torch.cat(latents), ids)
 
 
-class GuidedStage(GANStageBase):
+class GuidedStage(GANStageBase, ConditionalGANUpdate):
     def __init__(self, config: ExperimentConfig, engine: Engine, run_dir: Path) -> None:
         self.config, self.engine, self.run_dir = config, engine, run_dir
         train, size = config.train, config.experiment.image_size
@@ -118,7 +105,7 @@ class GuidedStage(GANStageBase):
             raise ConfigError(f"discriminator.image_size {disc_cfg.image_size} differs from experiment.image_size {size}")
 
         self.autoencoder = ae.to(device).eval()
-        _requires_grad(self.autoencoder, False)
+        set_requires_grad(self.autoencoder, False)
         self.stream = BatchStream(training_dataset(config), config.data.batch_size, config.experiment.seed,
                                   engine, config.data.num_workers)
         self.bank = self._load_or_build_bank()
@@ -187,75 +174,19 @@ class GuidedStage(GANStageBase):
         mask = (small[:, 3:4] >= 0.5).to(small.dtype)  # hints stay binary, as users draw them
         return image, clean, user, torch.cat([small[:, :3] * mask, mask], dim=1)
 
-    def _d_inputs(self, sketch: torch.Tensor, hint: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        config = self.D.config
-        return (sketch if config.sees_sketch else None), (hint if config.sees_hint else None)
-
-    def _as_input(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.engine.channels_last else x
-
     # ---- loop interface ---------------------------------------------------------------------
 
     def train_step(self, batch: dict[str, Any], step: int) -> dict[str, torch.Tensor]:
-        train = self.config.train
         image, clean, user, hint = self._jitter(batch["image"], batch["sketch"], batch["rough_sketch"], batch["hint"])
         z, guide = self.condition(clean, user, [str(i) for i in batch["id"]])
         latent = z if self.G.config.latent_dim > 0 else None
-        d_sketch, d_hint = self._d_inputs(clean, hint)
+        d_sketch, d_hint = self.d_inputs(clean, hint)
         self.G.train()
         self.D.train()
         with self.engine.autocast():
-            fake = self.g_net(self._as_input(user), self._as_input(guide), hint, latent)
-
-        _requires_grad(self.D, True)
-        do_r1 = train.r1_gamma > 0 and step % train.r1_every == 0
-        real = image.detach().requires_grad_(do_r1)
-        both_sketch = torch.cat([d_sketch, d_sketch]) if d_sketch is not None else None
-        both_hint = torch.cat([d_hint, d_hint]) if d_hint is not None else None
-        with self.engine.autocast():
-            logits, _ = self.d_net(self._as_input(torch.cat([real, fake.detach().float()])), both_sketch, both_hint)
-        real_logits, fake_logits = logits.float().chunk(2)
-        d_loss = discriminator_loss(real_logits, fake_logits, train.adversarial)
-        losses = {"d_loss": d_loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
-        total_d = d_loss
-        if do_r1:
-            r1 = r1_penalty(real_logits, real)
-            total_d = total_d + 0.5 * train.r1_gamma * train.r1_every * r1
-            losses["r1"] = r1.detach()
-        self.opt_d.zero_grad(set_to_none=True)
-        total_d.backward()
-        if train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.D.parameters(), train.grad_clip)
-        self.opt_d.step()
-
-        _requires_grad(self.D, False)
-        fake32 = fake.float()
-        with self.engine.autocast():
-            fake_logits, fake_features = self.D(self._as_input(fake32), d_sketch, d_hint)
-            adv = generator_adversarial_loss(fake_logits.float(), train.adversarial)
-            total_g = train.adversarial_weight * adv
-            losses["g_adv"] = adv.detach()
-            if train.feature_matching_weight > 0:
-                with torch.no_grad():
-                    _, real_features = self.D(self._as_input(image), d_sketch, d_hint)
-                fm = feature_matching_loss(fake_features, real_features)
-                total_g = total_g + train.feature_matching_weight * fm
-                losses["fm"] = fm.detach()
-            if self.perceptual is not None:
-                perceptual = self.perceptual(fake32, image)
-                total_g = total_g + train.perceptual_weight * perceptual
-                losses["perceptual"] = perceptual.detach()
-        l1 = F.l1_loss(fake32, image)
-        hint_loss = masked_hint_loss(fake32, hint)
-        total_g = total_g + train.l1_weight * l1 + train.hint_weight * hint_loss
-        losses.update({"l1": l1.detach(), "hint": hint_loss.detach(), "g_loss": total_g.detach()})
-        self.opt_g.zero_grad(set_to_none=True)
-        total_g.backward()
-        if train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.G.parameters(), train.grad_clip)
-        self.opt_g.step()
-        if self.ema is not None:
-            self.ema.update(self.G, step)
+            fake = self.g_net(self.as_input(user), self.as_input(guide), hint, latent)
+        losses = self.discriminator_update(image, fake, d_sketch, d_hint, step)
+        losses.update(self.generator_update(image, fake, d_sketch, d_hint, hint, step))
         self.step = step + 1
         return losses
 
