@@ -24,7 +24,8 @@ lines, 1 = snap to the nearest training sketches) only applies to pipelines with
 others ignore it.
 
 Adding a pipeline type (e.g. a baseline): register a loader in ``PIPELINE_LOADERS`` (loads its
-modules from the folder) and a runner in ``GENERATOR_RUNNERS`` (sketch, hint -> image).
+modules from the folder) and a runner in ``GENERATOR_RUNNERS`` (sketch, hint -> image), both in
+``pipeline_types.py``.
 """
 
 from __future__ import annotations
@@ -32,13 +33,13 @@ from __future__ import annotations
 import contextlib
 import numbers
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import numpy as np
 from PIL import Image
 
-from .checkpoint import CheckpointError, load_model
+from .checkpoint import CheckpointError
 from .data.image_io import ImageInput, load_sketch, sketch_to_tensor, tensor_to_uint8
 from .geometry import OUTPUT_SIZES, back_to_input, fit_square, pad_to_square, shrink_sketch, translate
 from .pipeline_format import (  # noqa: F401  (PIPELINE_FILE ... re-exported: older imports)
@@ -53,6 +54,7 @@ from .pipeline_format import (  # noqa: F401  (PIPELINE_FILE ... re-exported: ol
     write_pipeline_folder,
 )
 
+from .pipeline_types import GENERATOR_RUNNERS, PIPELINE_LOADERS, _check_parts_agree  # noqa: F401  (older imports)
 from .runtime import pick_device, set_serving_threads  # noqa: F401  (set_serving_threads: older imports)
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "pretrained" / "default"
@@ -84,106 +86,6 @@ def resolve_model_path(path_or_name: str | Path) -> Path:
         raise ValueError(f"{folder} is not a sketch2anime model folder (no {PIPELINE_FILE}); "
                          "pass the model/ folder of a finished `sketch2anime train` run")
     return folder
-
-
-# ---------------------------------------------------------------------------------------------
-# per-type loading and running
-
-def _load_sketch2anime(folder: Path, description: PipelineDescription) -> dict[str, Any]:
-    from .models.projection import LatentBank
-
-    return {
-        "autoencoder": load_model(folder / "autoencoder", expected_type="sketch_autoencoder"),
-        "generator": load_model(folder / "generator", expected_type="hint_generator"),
-        "bank": LatentBank.load(folder / BANK_STEM),
-    }
-
-
-def _load_guided(folder: Path, description: PipelineDescription) -> dict[str, Any]:
-    from .models.projection import LatentBank
-
-    return {
-        "autoencoder": load_model(folder / "autoencoder", expected_type="sketch_autoencoder"),
-        "generator": load_model(folder / "generator", expected_type="guided_unet"),
-        "bank": LatentBank.load(folder / BANK_STEM),
-        "palettes": _load_palettes(folder),
-    }
-
-
-def _load_palettes(folder: Path) -> Any:
-    from .data.palettes import PaletteBank
-
-    return PaletteBank.load(folder / PALETTE_STEM) if (folder / f"{PALETTE_STEM}.json").is_file() else None
-
-
-def _load_generator_only(folder: Path, description: PipelineDescription) -> dict[str, Any]:
-    return {"generator": load_model(folder / "generator")}
-
-
-def _load_autoencoder_only(folder: Path, description: PipelineDescription) -> dict[str, Any]:
-    raise ValueError(f"{folder} holds only a stage-1 sketch autoencoder, which cannot colour sketches; "
-                     "train the generator on it (stage 'generator', e.g. configs/s2a64.toml) and use that run's model/")
-
-
-def _run_latent_generator(pipe: "Sketch2AnimePipeline", sketch: torch.Tensor, hint: torch.Tensor,
-                          z: torch.Tensor | None, decoded: torch.Tensor | None) -> torch.Tensor:
-    generator = pipe.generator
-    return generator(z, hint, decoded if generator.config.use_decoded_sketch else None)
-
-
-def _run_guided_generator(pipe: "Sketch2AnimePipeline", sketch: torch.Tensor, hint: torch.Tensor,
-                          z: torch.Tensor | None, decoded: torch.Tensor | None) -> torch.Tensor:
-    generator = pipe.generator
-    return generator(sketch, decoded, hint, z if generator.config.latent_dim > 0 else None)
-
-
-def _run_sketch_generator(pipe: "Sketch2AnimePipeline", sketch: torch.Tensor, hint: torch.Tensor,
-                          z: torch.Tensor | None, decoded: torch.Tensor | None) -> torch.Tensor:
-    return pipe.generator(sketch, hint)
-
-
-PIPELINE_LOADERS: dict[str, Callable[[Path, PipelineDescription], dict[str, Any]]] = {
-    "sketch2anime": _load_sketch2anime,
-    "guided": _load_guided,
-    "simple_gan": _load_generator_only,
-    "autoencoder": _load_autoencoder_only,
-    "pix2pix": _load_generator_only,
-    "cyclegan": _load_generator_only,
-}
-GENERATOR_RUNNERS: dict[str, Callable[..., torch.Tensor]] = {
-    "sketch2anime": _run_latent_generator,
-    "guided": _run_guided_generator,
-    "simple_gan": _run_sketch_generator,
-    "pix2pix": _run_sketch_generator,
-    "cyclegan": _run_sketch_generator,
-}
-
-
-def _check_parts_agree(folder: Path | None, description: PipelineDescription, generator: Any, autoencoder: Any,
-                       bank: Any) -> None:
-    """pipeline.json, the modules' configs and the bank must tell the same sizes: a folder whose parts
-    disagree would skip every sketch or fail in the middle of a forward pass."""
-    gen = getattr(generator, "config", None)
-    if getattr(gen, "image_size", description.image_size) != description.image_size:
-        raise CheckpointError(f"{folder}: generator is for {gen.image_size}px, "
-                              f"pipeline.json says {description.image_size}px")
-    if getattr(gen, "hint_downscale", description.hint_downscale) != description.hint_downscale:
-        raise CheckpointError(f"{folder}: generator/config.json has hint_downscale {gen.hint_downscale}, "
-                              f"pipeline.json says {description.hint_downscale}")
-    if autoencoder is None:
-        return
-    latent = autoencoder.config.latent_dim
-    if description.latent_dim is not None and description.latent_dim != latent:
-        raise CheckpointError(f"{folder}: pipeline.json has latent_dim {description.latent_dim}, "
-                              f"autoencoder/config.json says {latent}")
-    # A generator fed by latents must take the autoencoder's (0: guided without a latent input).
-    uses_latent = getattr(gen, "conditioning", "latent") == "latent" and getattr(gen, "latent_dim", 0) > 0
-    if uses_latent and gen.latent_dim != latent:
-        raise CheckpointError(f"{folder}: generator/config.json has latent_dim {gen.latent_dim}, "
-                              f"autoencoder/config.json says {latent}")
-    if bank is not None and bank.dim != latent:
-        raise CheckpointError(f"{folder}: the latent bank holds {bank.dim}-dim latents, "
-                              f"autoencoder/config.json says {latent}")
 
 
 class Sketch2AnimePipeline:

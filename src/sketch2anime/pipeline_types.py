@@ -1,0 +1,116 @@
+"""Per-type loading and running of a pipeline folder: the registries ``PIPELINE_LOADERS`` (folder ->
+modules) and ``GENERATOR_RUNNERS`` (sketch, hint -> image), and the check that a folder's parts agree.
+
+Adding a pipeline type (e.g. a baseline): register a loader and a runner here. ``inference.py``
+re-exports these names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+
+from .checkpoint import CheckpointError, load_model
+from .pipeline_format import BANK_STEM, PALETTE_STEM, PipelineDescription
+
+if TYPE_CHECKING:
+    from .inference import Sketch2AnimePipeline
+
+
+def _load_sketch2anime(folder: Path, description: PipelineDescription) -> dict[str, Any]:
+    from .models.projection import LatentBank
+
+    return {
+        "autoencoder": load_model(folder / "autoencoder", expected_type="sketch_autoencoder"),
+        "generator": load_model(folder / "generator", expected_type="hint_generator"),
+        "bank": LatentBank.load(folder / BANK_STEM),
+    }
+
+
+def _load_guided(folder: Path, description: PipelineDescription) -> dict[str, Any]:
+    from .models.projection import LatentBank
+
+    return {
+        "autoencoder": load_model(folder / "autoencoder", expected_type="sketch_autoencoder"),
+        "generator": load_model(folder / "generator", expected_type="guided_unet"),
+        "bank": LatentBank.load(folder / BANK_STEM),
+        "palettes": _load_palettes(folder),
+    }
+
+
+def _load_palettes(folder: Path) -> Any:
+    from .data.palettes import PaletteBank
+
+    return PaletteBank.load(folder / PALETTE_STEM) if (folder / f"{PALETTE_STEM}.json").is_file() else None
+
+
+def _load_generator_only(folder: Path, description: PipelineDescription) -> dict[str, Any]:
+    return {"generator": load_model(folder / "generator")}
+
+
+def _load_autoencoder_only(folder: Path, description: PipelineDescription) -> dict[str, Any]:
+    raise ValueError(f"{folder} holds only a stage-1 sketch autoencoder, which cannot colour sketches; "
+                     "train the generator on it (stage 'generator', e.g. configs/s2a64.toml) and use that run's model/")
+
+
+def _run_latent_generator(pipe: "Sketch2AnimePipeline", sketch: torch.Tensor, hint: torch.Tensor,
+                          z: torch.Tensor | None, decoded: torch.Tensor | None) -> torch.Tensor:
+    generator = pipe.generator
+    return generator(z, hint, decoded if generator.config.use_decoded_sketch else None)
+
+
+def _run_guided_generator(pipe: "Sketch2AnimePipeline", sketch: torch.Tensor, hint: torch.Tensor,
+                          z: torch.Tensor | None, decoded: torch.Tensor | None) -> torch.Tensor:
+    generator = pipe.generator
+    return generator(sketch, decoded, hint, z if generator.config.latent_dim > 0 else None)
+
+
+def _run_sketch_generator(pipe: "Sketch2AnimePipeline", sketch: torch.Tensor, hint: torch.Tensor,
+                          z: torch.Tensor | None, decoded: torch.Tensor | None) -> torch.Tensor:
+    return pipe.generator(sketch, hint)
+
+
+PIPELINE_LOADERS: dict[str, Callable[[Path, PipelineDescription], dict[str, Any]]] = {
+    "sketch2anime": _load_sketch2anime,
+    "guided": _load_guided,
+    "simple_gan": _load_generator_only,
+    "autoencoder": _load_autoencoder_only,
+    "pix2pix": _load_generator_only,
+    "cyclegan": _load_generator_only,
+}
+GENERATOR_RUNNERS: dict[str, Callable[..., torch.Tensor]] = {
+    "sketch2anime": _run_latent_generator,
+    "guided": _run_guided_generator,
+    "simple_gan": _run_sketch_generator,
+    "pix2pix": _run_sketch_generator,
+    "cyclegan": _run_sketch_generator,
+}
+
+
+def _check_parts_agree(folder: Path | None, description: PipelineDescription, generator: Any, autoencoder: Any,
+                       bank: Any) -> None:
+    """pipeline.json, the modules' configs and the bank must tell the same sizes: a folder whose parts
+    disagree would skip every sketch or fail in the middle of a forward pass."""
+    gen = getattr(generator, "config", None)
+    if getattr(gen, "image_size", description.image_size) != description.image_size:
+        raise CheckpointError(f"{folder}: generator is for {gen.image_size}px, "
+                              f"pipeline.json says {description.image_size}px")
+    if getattr(gen, "hint_downscale", description.hint_downscale) != description.hint_downscale:
+        raise CheckpointError(f"{folder}: generator/config.json has hint_downscale {gen.hint_downscale}, "
+                              f"pipeline.json says {description.hint_downscale}")
+    if autoencoder is None:
+        return
+    latent = autoencoder.config.latent_dim
+    if description.latent_dim is not None and description.latent_dim != latent:
+        raise CheckpointError(f"{folder}: pipeline.json has latent_dim {description.latent_dim}, "
+                              f"autoencoder/config.json says {latent}")
+    # A generator fed by latents must take the autoencoder's (0: guided without a latent input).
+    uses_latent = getattr(gen, "conditioning", "latent") == "latent" and getattr(gen, "latent_dim", 0) > 0
+    if uses_latent and gen.latent_dim != latent:
+        raise CheckpointError(f"{folder}: generator/config.json has latent_dim {gen.latent_dim}, "
+                              f"autoencoder/config.json says {latent}")
+    if bank is not None and bank.dim != latent:
+        raise CheckpointError(f"{folder}: the latent bank holds {bank.dim}-dim latents, "
+                              f"autoencoder/config.json says {latent}")
