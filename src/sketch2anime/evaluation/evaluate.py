@@ -18,7 +18,8 @@ and the colour-16 reference are scored on the same inputs and shown in every tab
 
 Pseudo-models besides pipeline folders: ``style-transfer`` (Gatys NST on HED-VGG16 features, not
 ImageNet VGG; style = a seeded random training colour image; ignores hints) and ``oracle`` (returns
-the target: a plumbing check, must score SSIM 1 and ΔE00 ~0).
+the target: a plumbing check, must score SSIM 1 and ΔE00 ~0), in ``models_under_test.py``; the
+FID/KID feature extractor a run uses is chosen in ``fid.py``.
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoint import atomic_write_bytes, atomic_write_text
-from ..hint_format import MASK_CHANNEL, resize_hint
 from ..runtime import cpu_model
 from .eval_model import Batch, EvalModel, resize_images
+from .fid import extractor_label, feature_extractor_for
 from .floors import FLOOR_NAMES, floor_models
+from .models_under_test import ORACLE, STYLE_TRANSFER, _model_name, _pipeline_model, _style_transfer_model, oracle_model
 from .protocol import DEFAULT_ROUGHNESS, HINT_LEVELS, EvaluationProtocol, ProtocolConfig, condition_name
 from .scoring import PER_IMAGE_KEYS, PSNR_CAP_DB, EntryScores, add_deltas, display_scores
 from .sensitivity import SENSITIVITY_SIZE, small_images
@@ -53,8 +55,6 @@ from .sets import MAIN_SET, EvalSet, dataset_display, heldout_set, pairs_set
 __all__ = ["Batch", "EvalModel", "EvaluateConfig", "add_deltas", "oracle_model", "run_evaluation"]
 
 METRICS_FORMAT_VERSION = 1
-STYLE_TRANSFER = "style-transfer"
-ORACLE = "oracle"
 FID_CHOICES = ("auto", "inception", "hed-vgg", "none")
 
 
@@ -105,115 +105,6 @@ class EvaluateConfig:
             raise ValueError(f"--fid-size must lie between 32 and 1024 pixels, got {self.fid_size}")
         if self.batch_size < 1 or self.grid_rows < 0 or self.style_steps < 1 or self.kid_subsets < 1:
             raise ValueError("batch size, style steps and KID subsets must be >= 1 and grid rows >= 0")
-
-
-# ---------------------------------------------------------------------------------------------
-# the models under test, behind one interface
-
-def _fit_hint(hint: torch.Tensor, size: int) -> torch.Tensor:
-    """Protocol hint -> a model's hint grid; the mask stays binary, colours stay exact."""
-    if hint.shape[-1] == size:
-        return hint
-    resized = resize_hint(hint, size)
-    mask = (resized[:, MASK_CHANNEL:MASK_CHANNEL + 1] >= 0.5).to(hint.dtype)
-    return torch.cat([resized[:, :MASK_CHANNEL] * mask, mask], dim=1)
-
-
-def _pipeline_model(source: str, device: str, projections: tuple[float, ...], name: str) -> EvalModel:
-    from ..inference import Sketch2AnimePipeline
-
-    pipe = Sketch2AnimePipeline.from_pretrained(source, device=device)
-
-    def run(batch: Batch, projection: float | None, seed: int) -> torch.Tensor:
-        sketch = resize_images(batch.sketch, pipe.image_size)
-        hint = None if batch.hint is None else _fit_hint(batch.hint, pipe.hint_size)
-        kwargs = {"projection": projection} if projection is not None else {}
-        # A non-zero seed makes the guided pipeline borrow a training image's colours (Seed in the
-        # panel); the evaluation scores the model's own colours, and no pipeline here is stochastic.
-        image = pipe.generate_tensors(sketch, hint, seed=None, **kwargs)["image"]
-        return image.float().cpu()  # native size: scored at the dataset and display sizes by the caller
-
-    uses = bool(getattr(pipe, "uses_projection", pipe.pipeline_type == "sketch2anime"))
-    return EvalModel(name=name, source=str(pipe.folder), kind=pipe.pipeline_type, run=run,
-                     projections=tuple(projections) if uses else (None,),
-                     label=pipe.pipeline_type, info={"image_size": pipe.image_size, "hint_size": pipe.hint_size,
-                                                     "device": str(pipe.device)})
-
-
-def _style_transfer_model(protocol: EvaluationProtocol, device: torch.device, steps: int, seed: int) -> EvalModel:
-    from ..data.image_io import load_rgb, resize_square, rgb_to_tensor
-    from ..weights import load_pretrained_hed
-    from .style_transfer import FEATURES_LABEL, METHOD_LABEL, StyleTransferConfig, pick_style_indices, stylize
-
-    train_paths = protocol.training_color_paths()
-    if not train_paths:
-        raise ValueError("the style-transfer baseline needs training colour images (the dataset has no train split)")
-    hed = load_pretrained_hed().to(device)  # MissingWeightsError names the fetch command
-    hed.requires_grad_(False)
-    config = StyleTransferConfig(steps=steps)
-
-    def features(x: torch.Tensor, layers: tuple[str, ...]) -> list[torch.Tensor]:
-        return hed.features(x, layers)
-
-    def run(batch: Batch, projection: float | None, run_seed: int) -> torch.Tensor:
-        size = batch.sketch.shape[-1]
-        picks = pick_style_indices(batch.ids, len(train_paths), seed)
-        style = torch.stack([rgb_to_tensor(np.asarray(resize_square(load_rgb(train_paths[i]), size)))
-                             for i in picks]).to(device)
-        generator = torch.Generator().manual_seed(run_seed)
-        return stylize(batch.sketch.to(device), style, features, config, generator).float().cpu()
-
-    return EvalModel(name=STYLE_TRANSFER, source=STYLE_TRANSFER, kind="style_transfer", run=run, uses_hints=False,
-                     label=METHOD_LABEL, info={"features": FEATURES_LABEL, "steps": steps,
-                                               "style_image": "seeded random training colour image per sample id"})
-
-
-def oracle_model() -> EvalModel:
-    """Returns the target image: proves the plumbing (SSIM 1, ΔE00 ~0, FID ~0)."""
-    return EvalModel(name=ORACLE, source=ORACLE, kind="oracle", run=lambda batch, p, s: batch.target.clone(),
-                     uses_hints=False, label="oracle (returns the target; sanity check)")
-
-
-def _model_name(source: str, taken: set[str]) -> str:
-    path = Path(source)
-    base = path.parent.name if path.name == "model" and path.parent.name else path.name or source
-    name, i = base, 2
-    while name in taken:
-        name, i = f"{base}-{i}", i + 1
-    taken.add(name)
-    return name
-
-
-# ---------------------------------------------------------------------------------------------
-# feature extractor for FID / KID
-
-def _feature_extractor(config: EvaluateConfig, device: torch.device) -> tuple[Any | None, dict[str, Any]]:
-    """(extractor or None, description); never raises for missing weights: FID is then skipped."""
-    from ..weights import MissingWeightsError
-    from .fid import make_feature_extractor
-
-    choice = config.fid
-    if choice == "none":
-        return None, {"skipped": "FID/KID disabled (--fid none)"}
-    if choice == "inception" or (choice == "auto" and config.inception_weights):
-        if not config.inception_weights:
-            raise ValueError("--fid inception needs --inception-weights PATH (pt_inception-2015-12-05-6726825d.pth)")
-        return make_feature_extractor("inception", config.inception_weights, device=device), {}
-    try:
-        return make_feature_extractor("hed-vgg", device=device, hed_input_size=config.fid_size), {}
-    except MissingWeightsError as exc:
-        if choice == "hed-vgg":
-            raise
-        return None, {"skipped": f"no --inception-weights given and the HED weights are missing ({exc})"}
-
-
-def extractor_label(extractor: Any) -> str:
-    if extractor.name == "inception" and extractor.comparable_with_published:
-        return "inception (standard)"
-    if extractor.name == "inception":
-        return "inception (NOT comparable with published FID: non-standard weights)"
-    size = getattr(extractor, "size", None)  # hed-vgg: numbers depend on the input side
-    return f"{extractor.name}{f' at {size} px' if size else ''} (NOT comparable with published FID)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,7 +285,7 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
     sets = _eval_sets(config, protocol, log)
     fid_info: dict[str, Any] = {}
     if feature_extractor is None:
-        feature_extractor, fid_info = _feature_extractor(config, device)
+        feature_extractor, fid_info = feature_extractor_for(config, device)
     real_features = None
     if feature_extractor is not None:
         fid_info = {**feature_extractor.describe(), "label": extractor_label(feature_extractor)}

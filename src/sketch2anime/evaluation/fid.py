@@ -26,7 +26,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.linalg
@@ -35,6 +35,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.inception import InceptionConfig, InceptionV3FID, load_fid_inception_weights
+
+if TYPE_CHECKING:
+    from .evaluate import EvaluateConfig
 
 EXTRACTOR_NAMES = ("inception", "hed-vgg")
 HED_VGG_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
@@ -334,3 +337,34 @@ def make_feature_extractor(name: str, weights_path: str | Path | None = None, *,
             hed = HED(HEDConfig())
         weights = "random"
     return HedVggFeatureExtractor(hed, device=device, batch_size=batch_size, weights=weights, size=hed_input_size)
+
+
+# ---------------------------------------------------------------------------------------------
+# the extractor an evaluation run uses
+
+def feature_extractor_for(config: EvaluateConfig, device: torch.device) -> tuple[Any | None, dict[str, Any]]:
+    """(extractor or None, description); never raises for missing weights: FID is then skipped."""
+    from ..weights import MissingWeightsError
+
+    choice = config.fid
+    if choice == "none":
+        return None, {"skipped": "FID/KID disabled (--fid none)"}
+    if choice == "inception" or (choice == "auto" and config.inception_weights):
+        if not config.inception_weights:
+            raise ValueError("--fid inception needs --inception-weights PATH (pt_inception-2015-12-05-6726825d.pth)")
+        return make_feature_extractor("inception", config.inception_weights, device=device), {}
+    try:
+        return make_feature_extractor("hed-vgg", device=device, hed_input_size=config.fid_size), {}
+    except MissingWeightsError as exc:
+        if choice == "hed-vgg":
+            raise
+        return None, {"skipped": f"no --inception-weights given and the HED weights are missing ({exc})"}
+
+
+def extractor_label(extractor: Any) -> str:
+    if extractor.name == "inception" and extractor.comparable_with_published:
+        return "inception (standard)"
+    if extractor.name == "inception":
+        return "inception (NOT comparable with published FID: non-standard weights)"
+    size = getattr(extractor, "size", None)  # hed-vgg: numbers depend on the input side
+    return f"{extractor.name}{f' at {size} px' if size else ''} (NOT comparable with published FID)"
