@@ -119,7 +119,7 @@ def test_pixel_limit_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_unexpected_extractor_failure_costs_one_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sketch2anime.data import prepare as prepare_mod
+    from sketch2anime.data import prepare_worker as prepare_mod  # _process_chunk calls _process there
 
     src = tmp_path / "src"
     src.mkdir()

@@ -19,33 +19,38 @@ reason in ``report.json``; they never stop the run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from multiprocessing import get_all_start_methods, get_context, parent_process
-from multiprocessing.connection import wait as wait_for_objects
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from PIL import Image
 
 from . import faces as faces_mod
-from ..checkpoint import atomic_write_text, sha256_file
-from .image_io import ImageInputError, list_images, load_rgb, load_sketch, resize_square, write_png
+from ..checkpoint import atomic_write_text
+from .image_io import write_png
 from .manifest import (DATASET_FILE, JOURNAL_FILE, MANIFEST_FILE, REAL_EXTRACTOR, REPORT_FILE,
                        DatasetInfo, Journal, ManifestRecord, PrepareReport, SketchFile, read_dataset_info,
                        read_records_lenient, write_dataset_info, write_manifest)
-from .split import DEFAULT_THRESHOLD, assign_splits, phash
+from .prepare_inputs import _hash_inputs, _list_units
+from .prepare_worker import (  # noqa: F401  (color_path, sketch_path: older imports)
+    _STATE,
+    _init_worker,
+    _process_chunk,
+    _Task,
+    _WorkerSetup,
+    color_path,
+    sketch_path,
+)
+from .split import DEFAULT_THRESHOLD, assign_splits
 
 LAYOUTS = ("images", "paired-folders", "side-by-side")
 SIZES = (64, 128, 256, 512)
@@ -106,237 +111,6 @@ class PrepareConfig:
     @property
     def paired(self) -> bool:
         return self.layout != "images"
-
-
-@dataclass(frozen=True)
-class _Unit:
-    """One input: a colour image (or side-by-side pair) and, for paired folders, its sketch."""
-
-    source: str
-    path: str
-    sketch_source: str | None = None
-    sketch_path: str | None = None
-
-
-# ---------------------------------------------------------------------------------------------
-# listing and hashing
-
-def _relative(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix()
-
-
-def _under(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder)
-        return True
-    except ValueError:
-        return False
-
-
-def _list_units(src: Path, out: Path, layout: str) -> tuple[list[_Unit], list[dict[str, str]]]:
-    out_resolved = out.resolve()
-    out_inside_src = _under(out_resolved, src.resolve())
-    skipped: list[dict[str, str]] = []
-
-    def images_in(folder: Path) -> list[Path]:
-        found = list_images(folder)
-        return [p for p in found if not _under(p, out_resolved)] if out_inside_src else found
-
-    if layout in ("images", "side-by-side"):
-        return [_Unit(_relative(p, src), str(p)) for p in images_in(src)], skipped
-    color_dir, sketch_dir = src / "color", src / "sketch"
-    if not color_dir.is_dir() or not sketch_dir.is_dir():
-        raise ValueError(f"--layout paired-folders needs {color_dir} and {sketch_dir}")
-
-    def by_key(folder: Path) -> dict[str, Path]:
-        found: dict[str, Path] = {}
-        for p in images_in(folder):
-            key = _relative(p.with_suffix(""), folder)
-            if key in found:
-                skipped.append({"source": _relative(p, src), "reason": "ambiguous_pair",
-                                "message": f"{found[key].name} and {p.name} have the same name"})
-                continue
-            found[key] = p
-        return found
-
-    colors, sketches = by_key(color_dir), by_key(sketch_dir)
-    units = []
-    for key in sorted(colors):
-        if key not in sketches:
-            skipped.append({"source": _relative(colors[key], src), "reason": "unpaired",
-                            "message": f"no sketch named {key}.* in {sketch_dir}"})
-            continue
-        units.append(_Unit(_relative(colors[key], src), str(colors[key]),
-                           _relative(sketches[key], src), str(sketches[key])))
-    for key in sorted(set(sketches) - set(colors)):
-        skipped.append({"source": _relative(sketches[key], src), "reason": "unpaired",
-                        "message": f"no colour image named {key}.* in {color_dir}"})
-    return units, skipped
-
-
-def _content_hash(unit: _Unit) -> str:
-    """sha256 of the input bytes; for paired folders, of the two files' digests."""
-    for path in (unit.path, unit.sketch_path):
-        if path is not None and os.path.islink(path) and not os.path.exists(path):
-            raise ImageInputError(f"{path} is a broken symbolic link (its target is missing, or links point at "
-                                  "each other in a loop)", "broken_link")
-        if path is not None and os.path.getsize(path) == 0:
-            raise ImageInputError(f"{path} is empty (0 bytes)", "empty")
-    sha = sha256_file(unit.path)
-    if unit.sketch_path is not None:
-        sha = hashlib.sha256(f"{sha}:{sha256_file(unit.sketch_path)}".encode()).hexdigest()
-    return sha
-
-
-def _hash_inputs(units: list[_Unit], report: PrepareReport) -> tuple[dict[str, _Unit], dict[str, str], dict[str, list[str]]]:
-    """Content-hash every input: ``id -> first unit``, ``id -> sha256``, ``id -> exact copies``.
-    Empty and unreadable files go to ``report.skipped``, exact copies to ``report.duplicates``."""
-    primary: dict[str, _Unit] = {}
-    sha_of: dict[str, str] = {}
-    duplicates_of: dict[str, list[str]] = {}
-    for unit in units:
-        try:
-            sha = _content_hash(unit)
-        except ImageInputError as exc:
-            report.skipped.append({"source": unit.source, "reason": exc.reason, "message": str(exc)})
-            continue
-        except OSError as exc:
-            reason = "permission_denied" if isinstance(exc, PermissionError) else "unreadable"
-            report.skipped.append({"source": unit.source, "reason": reason, "message": str(exc)})
-            continue
-        image_id = sha[:16]
-        if image_id in primary:
-            duplicates_of[image_id].append(unit.source)
-            report.duplicates.append({"source": unit.source, "duplicate_of": primary[image_id].source, "id": image_id})
-            continue
-        primary[image_id], sha_of[image_id], duplicates_of[image_id] = unit, sha, []
-    return primary, sha_of, duplicates_of
-
-
-# ---------------------------------------------------------------------------------------------
-# worker side
-
-_STATE: dict[str, Any] = {}
-
-
-@dataclass(frozen=True)
-class _WorkerSetup:
-    out: str
-    config: PrepareConfig
-    params: dict[str, dict[str, Any]]
-    cpu_extractors: tuple[str, ...]
-    detector: Any = None
-
-
-@dataclass(frozen=True)
-class _Task:
-    unit: _Unit
-    id: str
-    sha256: str
-    missing: tuple[str, ...]  # "color" and/or extractor names whose file must be (re)written
-
-
-def _init_worker(setup: _WorkerSetup, quiet_interrupts: bool = True) -> None:
-    from .extractors import make_extractor
-
-    if quiet_interrupts:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
-        cv2.setNumThreads(1)  # one process per core already
-        _exit_with_parent()
-    _STATE["setup"] = setup
-    _STATE["extractors"] = {name: make_extractor(name, **setup.params.get(name, {})) for name in setup.cpu_extractors}
-
-
-def _exit_with_parent() -> None:
-    """End this worker as soon as the main process is gone, however it died.
-
-    A pool worker waits on a queue whose write end it holds itself, so a SIGKILLed main process
-    would leave it (and, through it, the fork server) alive for ever. The parent sentinel that
-    multiprocessing gives every child (a pipe end under fork server/spawn, a process handle on
-    Windows) becomes ready when the main process dies; a daemon thread waits on it.
-    """
-    parent = parent_process()
-    if parent is None or parent.sentinel is None:
-        return
-
-    def watch() -> None:
-        wait_for_objects([parent.sentinel])
-        os._exit(1)  # no clean-up: the main process that would take the results is gone
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-def color_path(out: Path, image_id: str) -> Path:
-    return out / "color" / f"{image_id}.png"
-
-
-def sketch_path(out: Path, extractor: str, image_id: str) -> Path:
-    return out / "sketch" / extractor / f"{image_id}.png"
-
-
-def _extractor_rng(image_id: str, extractor: str) -> np.random.Generator:
-    # Depends on the image and the extractor only: the same sketch whichever worker makes it.
-    digest = hashlib.sha256(f"{image_id}:{extractor}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "big"))
-
-
-def _decode(unit: _Unit, layout: str) -> tuple[Image.Image, Image.Image | None]:
-    """(colour RGB, real sketch L or None) of one input; ImageInputError when unusable."""
-    if layout == "side-by-side":
-        both = load_rgb(unit.path)
-        width, height = both.size
-        if not 1.5 <= width / height <= 2.5:
-            raise ImageInputError(f"{unit.source} is {width}x{height}; a side-by-side pair should be about "
-                                  "twice as wide as high (colour left, sketch right)", "not_side_by_side")
-        half = width // 2
-        return both.crop((0, 0, half, height)), both.crop((width - half, 0, width, height)).convert("L")
-    color = load_rgb(unit.path)
-    sketch = load_sketch(unit.sketch_path) if unit.sketch_path is not None else None
-    return color, sketch
-
-
-def _process(task: _Task) -> tuple[str, Any]:
-    setup: _WorkerSetup = _STATE["setup"]
-    config, out = setup.config, Path(setup.out)
-    unit = task.unit
-    color, sketch = _decode(unit, config.layout)
-    image_hash = phash(color)
-    box = None
-    if config.faces:
-        min_side = int(round(config.min_face_fraction * config.size))
-        box, reason = faces_mod.find_face_box(color, setup.detector, config.face_scale, min_side)
-        if box is None:
-            raise ImageInputError(f"{unit.source}: no usable anime face found", reason)
-        if sketch is not None:
-            sketch = sketch.crop(faces_mod.scale_box(box, color.size, sketch.size))
-        color = color.crop(box)
-    color_array = np.asarray(resize_square(color, config.size, "crop"), dtype=np.uint8)
-    if "color" in task.missing:
-        write_png(color_path(out, task.id), color_array)
-    if sketch is not None and REAL_EXTRACTOR in task.missing:
-        write_png(sketch_path(out, REAL_EXTRACTOR, task.id), np.asarray(resize_square(sketch, config.size, "crop")))
-    for name, extractor in _STATE["extractors"].items():
-        if name in task.missing:
-            result = extractor(color_array, _extractor_rng(task.id, name))
-            write_png(sketch_path(out, name, task.id), np.asarray(result, dtype=np.uint8))
-    record = ManifestRecord(
-        id=task.id, source=unit.source, sha256=task.sha256, phash=f"{image_hash:016x}",
-        color=f"color/{task.id}.png", sketches=(), face_box=box, sketch_source=unit.sketch_source,
-    )
-    needs_main = any(name in task.missing for name in config.extractors if name not in setup.cpu_extractors)
-    return "ok", (record, color_array if needs_main else None)
-
-
-def _process_chunk(tasks: list[_Task]) -> list[tuple[str, Any]]:
-    results: list[tuple[str, Any]] = []
-    for task in tasks:
-        try:
-            results.append(_process(task))
-        except ImageInputError as exc:
-            results.append(("skip", (task.unit.source, exc.reason, str(exc))))
-        except Exception as exc:  # one odd image must never stop the whole run
-            results.append(("skip", (task.unit.source, "error", f"{type(exc).__name__}: {exc}")))
-    return results
 
 
 # ---------------------------------------------------------------------------------------------
