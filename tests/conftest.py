@@ -9,27 +9,12 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from sketch2anime.testing.images import draw_face  # noqa: F401  (tests import it from here)
+
 torch.set_num_threads(2)
 
 REPO = Path(__file__).resolve().parents[1]
 SPRITES = REPO / "tests" / "assets" / "sprites"
-
-
-def draw_face(size: int = 64, seed: int = 0) -> Image.Image:
-    """A crude anime-ish face: coloured background, skin disc, hair cap, two eyes, mouth."""
-    rng = np.random.default_rng(seed)
-    bg = tuple(int(v) for v in rng.integers(60, 230, 3))
-    hair = tuple(int(v) for v in rng.integers(0, 255, 3))
-    image = Image.new("RGB", (size, size), bg)
-    d = ImageDraw.Draw(image)
-    s = size / 64
-    d.ellipse([12 * s, 14 * s, 52 * s, 58 * s], fill=(250, 220, 200), outline=(40, 20, 20), width=max(1, int(s)))
-    d.chord([10 * s, 6 * s, 54 * s, 40 * s], 180, 360, fill=hair, outline=(20, 10, 10))
-    eye = tuple(int(v) for v in rng.integers(0, 255, 3))
-    for cx in (24, 40):
-        d.ellipse([(cx - 4) * s, 32 * s, (cx + 4) * s, 42 * s], fill=eye, outline=(0, 0, 0), width=max(1, int(s)))
-    d.line([28 * s, 50 * s, 36 * s, 50 * s], fill=(120, 40, 40), width=max(1, int(s)))
-    return image
 
 
 @pytest.fixture

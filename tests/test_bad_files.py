@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,36 +12,7 @@ from conftest import SPRITES, draw_face
 from sketch2anime.data import image_io
 from sketch2anime.data.manifest import read_manifest
 from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def jpeg_bytes(image: Image.Image, **kwargs) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90, **kwargs)
-    return buffer.getvalue()
-
-
-def bomb_png(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims ``width x height`` pixels (a decompression bomb's calling card)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
-
-
-def exif_rotated_jpeg() -> bytes:
-    """Stored 120x80 with red left / blue right; EXIF orientation 6 shows it rotated 90 degrees clockwise."""
-    array = np.zeros((80, 120, 3), dtype=np.uint8)
-    array[:, :60] = (220, 20, 20)
-    array[:, 60:] = (20, 20, 220)
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    return jpeg_bytes(Image.fromarray(array), exif=exif.tobytes())
+from sketch2anime.testing.images import bomb_png, exif_rotated_jpeg, jpeg_bytes, png_bytes  # noqa: F401
 
 
 def build_bad_folder(folder: Path) -> dict[str, str | None]:

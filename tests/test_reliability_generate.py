@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from sketch2anime.generate import GenerateConfig, run_generate
+from sketch2anime.testing.images import draw_square as draw
 from test_server_api import build_tiny_pipeline
 
 
@@ -20,14 +21,6 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def config(sketch: Path, out: Path, model: Path, **extra) -> GenerateConfig:
     return GenerateConfig(sketch=sketch, out=out, model=str(model), seed=0, device="cpu", **extra)
-
-
-def draw(path: Path, shade: int = 0) -> bytes:
-    image = Image.new("L", (48, 48), 255)
-    image.paste(shade, (10, 10, 38, 38))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
-    return path.read_bytes()
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

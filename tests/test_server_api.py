@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from sketch2anime.data.image_io import load_rgba, load_sketch
 from sketch2anime.inference import Sketch2AnimePipeline
 from sketch2anime.server import api as api_module
 from sketch2anime.server.app import ServeConfig, _model_names, create_app, run_server
 from sketch2anime.testing import tiny_pipeline
+from sketch2anime.testing.images import hint_png, sketch_png
 
 
 def build_tiny_pipeline(folder: Path, kind: str = "sketch2anime", size: int = 64, latent: int = 16) -> Path:
@@ -65,26 +66,6 @@ class FakePipeline:
 
     def variations(self, sketch, hint=None, projection=0.5, count=4, seed=0, output_size="input", max_side=None):
         return [self(sketch, hint, projection, seed + i, output_size=output_size) for i in range(count)]
-
-
-def sketch_png(size: int = 512, offset: int = 0) -> bytes:
-    image = Image.new("L", (size, size), 255)
-    d, k = ImageDraw.Draw(image), size / 512
-    d.ellipse([(100 + offset) * k, 120 * k, (400 + offset) * k, 460 * k], outline=0, width=max(1, round(6 * k)))
-    d.line([180 * k, 300 * k, 330 * k, 300 * k], fill=0, width=max(1, round(6 * k)))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def hint_png(colour: tuple[int, int, int], box: tuple | None = None, size: int = 512, empty: bool = False) -> bytes:
-    """A transparent layer with one opaque rectangle (default: the top-left quarter)."""
-    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    if not empty:
-        ImageDraw.Draw(image).rectangle(box or (0, 0, size // 2 - 1, size // 2 - 1), fill=colour + (255,))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def decode_data_url(url: str) -> Image.Image:

@@ -5,6 +5,10 @@
 
     folder = tiny_pipeline(tmp_path / "model")               # a "sketch2anime" pipeline, 64 px
     pipe = Sketch2AnimePipeline.from_pretrained(folder, device="cpu")
+
+Beside it, shared by the tests and ``scripts/reliability.py``: ``images`` (small pictures and
+encoded files drawn with PIL), ``bad_inputs`` (the named bad inputs and fuzzer seeds) and
+``training_faults`` (SIGKILL/resume and full-disk campaigns on a tiny training run).
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ from typing import Any
 
 import torch
 
-from .models.autoencoder import AutoencoderConfig, SketchAutoencoder
-from .models.generator import GeneratorConfig, HintGenerator
-from .models.projection import LatentBank
-from .pipeline_format import PipelineDescription, write_pipeline_folder
+from ..models.autoencoder import AutoencoderConfig, SketchAutoencoder
+from ..models.generator import GeneratorConfig, HintGenerator
+from ..models.projection import LatentBank
+from ..pipeline_format import PipelineDescription, write_pipeline_folder
 
 TINY_KINDS = ("sketch2anime", "simple_gan", "autoencoder")
 
