@@ -3,10 +3,11 @@
     python scripts/reliability.py [--model PATH|default] [--clients 8] [--seconds 20] [--fuzz-runs 20000]
                                   [--kills 6] [--out docs/reliability.md]
 
-Writes ``docs/reliability.md`` (and prints the same tables). Inputs and fault helpers come from the
-reliability tests (tests/test_reliability_*.py), so the report and the test suite try the same
-things. Every server started here listens on 127.0.0.1 only, and every loop is bounded in count and
-time. Exit code 0 when every check passed, 1 otherwise (the report is written either way).
+Writes ``docs/reliability.md`` (and prints the same tables). Inputs and fault helpers come from
+``sketch2anime.testing`` (``bad_inputs``, ``images``, ``training_faults``), which the reliability
+tests (tests/test_reliability_*.py) use too, so the report and the test suite try the same things.
+Every server started here listens on 127.0.0.1 only, and every loop is bounded in count and time.
+Exit code 0 when every check passed, 1 otherwise (the report is written either way).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -180,8 +180,8 @@ def inputs_section(report: Report, pipe: Any, model: Path, server: Server, work:
     import httpx
     import numpy as np
 
-    from test_reliability_inputs import CASES
-    from test_server_api import sketch_png
+    from sketch2anime.testing.bad_inputs import CASES
+    from sketch2anime.testing.images import sketch_png
 
     files = [c for c in CASES if isinstance(c.data, bytes)]
     src = work / "bad-inputs"
@@ -259,7 +259,7 @@ def inputs_section(report: Report, pipe: Any, model: Path, server: Server, work:
 
 
 def _io_outcome(data: Any) -> str:
-    from test_reliability_inputs import outcome
+    from sketch2anime.testing.bad_inputs import outcome
     from sketch2anime.data.image_io import load_rgb
 
     try:
@@ -318,7 +318,7 @@ def fuzz_worker(runs: int, corpus: Path, stats_path: Path, seed: int) -> None:
 def fuzz_section(report: Report, runs: int, work: Path, seed: int) -> None:
     import re
 
-    from test_reliability_inputs import CASES, REGRESSIONS, SEED_FILES
+    from sketch2anime.testing.bad_inputs import CASES, REGRESSIONS, SEED_FILES
 
     report.text("## Fuzzing the decoder")
     import importlib.util
@@ -373,8 +373,8 @@ def training_section(report: Report, kills: int, seed: int, work: Path) -> None:
 
     import torch
 
-    from test_reliability_training import (disk_full_fault, final_tensors, kill_resume_campaign, make_tiny_dataset,
-                                           metrics_without_timing, train_command)
+    from sketch2anime.testing.training_faults import (disk_full_fault, final_tensors, kill_resume_campaign,
+                                                      make_tiny_dataset, metrics_without_timing, train_command)
 
     dataset = make_tiny_dataset(work / "train-data")
     steps, every = 40, 4
@@ -435,7 +435,7 @@ def training_section(report: Report, kills: int, seed: int, work: Path) -> None:
 def load_section(report: Report, server: Server, clients: int, seconds: float) -> None:
     import httpx
 
-    from test_server_api import hint_png, sketch_png
+    from sketch2anime.testing.images import hint_png, sketch_png
 
     sketch, hint = sketch_png(128), hint_png((220, 40, 40), size=128)
     mix = [("generate", 6), ("generate+hint", 2), ("variations", 1), ("models", 1), ("bad upload", 1)]
@@ -554,7 +554,7 @@ def limits_section(report: Report, server: Server) -> None:
 
 
 def _tiny_png() -> bytes:
-    from test_server_api import sketch_png
+    from sketch2anime.testing.images import sketch_png
 
     return sketch_png(64)
 
@@ -562,7 +562,7 @@ def _tiny_png() -> bytes:
 def slow_client_section(report: Report, server: Server, trickle_s: float = 10.0) -> None:
     import httpx
 
-    from test_server_api import sketch_png
+    from sketch2anime.testing.images import sketch_png
 
     body_file = sketch_png(256)
     boundary = "slowboundary"
@@ -716,7 +716,7 @@ def attack_section(report: Report, server: Server) -> list[tuple[str, int, int, 
     import httpx
 
     from sketch2anime.server.api import MAX_VARIATION_PIXELS
-    from test_server_api import sketch_png
+    from sketch2anime.testing.images import sketch_png
 
     s64 = sketch_png(64)
     deep = '{"a":' + "[" * 1000 + "]" * 1000 + "}"
@@ -895,7 +895,7 @@ def descriptor_section(report: Report, model: Path, work: Path, connections: int
 
 
 def collisions_section(report: Report, model: Path, work: Path) -> None:
-    from test_reliability_generate import draw
+    from sketch2anime.testing.images import draw_square as draw
 
     rows, bad = [], []
 
@@ -972,7 +972,7 @@ def _nan_weights(path: Path) -> None:
 def tampered_models_section(report: Report, model: Path, work: Path) -> None:
     """``sketch2anime generate`` on copies of the model with one file tampered: each must exit with a
     message naming the file, without a traceback, a picture, or a big allocation."""
-    from test_reliability_generate import draw
+    from sketch2anime.testing.images import draw_square as draw
 
     sketch = work / "tampered-sketch.png"
     draw(sketch)
@@ -1102,7 +1102,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from test_server_api import build_tiny_pipeline
+    from sketch2anime.testing import tiny_pipeline
     from sketch2anime.inference import Sketch2AnimePipeline, resolve_model_path
 
     command = "python scripts/reliability.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
@@ -1110,14 +1110,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="s2a-reliability-") as tmp:
         work = Path(tmp)
-        model = build_tiny_pipeline(work / "tiny-model") if args.model == "tiny" else resolve_model_path(args.model)
+        model = tiny_pipeline(work / "tiny-model") if args.model == "tiny" else resolve_model_path(args.model)
         pipe = Sketch2AnimePipeline.from_pretrained(model, device="cpu")
         report.text("# Reliability campaign")
         report.text()
         report.text(f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by `{command.strip()}` "
                     "(regenerate with the same command; `--help` lists the knobs).")
         report.text()
-        for line in hardware() + [f"model: {'tiny random pipeline (tests/test_server_api.build_tiny_pipeline)' if args.model == 'tiny' else args.model}"
+        for line in hardware() + [f"model: {'tiny random pipeline (sketch2anime.testing.tiny_pipeline)' if args.model == 'tiny' else args.model}"
                                   f" ({pipe.pipeline_type}, {pipe.image_size}px)"]:
             report.text(f"- {line}")
         report.text()
