@@ -41,7 +41,7 @@ from PIL import Image
 
 from .checkpoint import CheckpointError
 from .data.image_io import ImageInput, load_sketch, sketch_to_tensor, tensor_to_uint8
-from .geometry import OUTPUT_SIZES, back_to_input, fit_square, pad_to_square, shrink_sketch, translate
+from .geometry import OUTPUT_SIZES, back_to_input, fit_square, pad_to_square, shrink_sketch
 from .pipeline_format import (  # noqa: F401  (PIPELINE_FILE ... re-exported: older imports)
     BANK_STEM,
     PALETTE_STEM,
@@ -367,70 +367,6 @@ class Sketch2AnimePipeline:
         different colourings only through its inputs. Without an autoencoder (simple_gan, ...) the
         sketch is shifted by a few pixels and shifted back, which gives only small differences.
         """
-        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 64:
-            raise ValueError(f"count must be an integer between 1 and 64, got {count!r}")
-        projection = self._check_projection(projection)
-        output_size = self._check_output_size(output_size)
-        max_side = self._check_max_side(max_side)
-        seed = self._check_seed(seed)
-        if seed is None:
-            raise ValueError("variations need an integer seed, got None")
-        sketch_tensor, hint_tensor, size = self.prepare(sketch, hint)
-        sketch_tensor, hint_tensor = self._check_tensors(sketch_tensor, hint_tensor)
-        from .models.guide import guide_from_latent
+        from .variations import variations
 
-        rng = torch.Generator().manual_seed(seed)
-        pictures = []
-        with torch.inference_mode():
-            z0, decoded0 = self._latents(sketch_tensor, projection)
-            for index in range(count):
-                z, decoded, shifted = z0, decoded0, sketch_tensor
-                shift = (0, 0)
-                hint_i = hint_tensor
-                if index > 0 and self.uses_projection:
-                    z = self._varied_latent(sketch_tensor, projection, rng)
-                    decoded = guide_from_latent(self.autoencoder, z, self.image_size)
-                    if self.palettes is not None:
-                        hint_i = self._borrowed_colours(hint_tensor, z, rng)
-                elif index > 0:
-                    shift = tuple(int(v) for v in torch.randint(-3, 4, (2,), generator=rng))
-                    shifted = translate(sketch_tensor, shift, fill=1.0)
-                image = GENERATOR_RUNNERS[self.pipeline_type](self, shifted, hint_i, z, decoded)
-                image = translate(image, (-shift[0], -shift[1]), fill=None)
-                self._check_output(image, decoded)
-                result = {"image": image.float().clamp(-1, 1).cpu(), "projected_sketch": None}
-                pictures.append(self._to_pictures(result, size, output_size, max_side)[0])
-        return pictures
-
-    def _borrowed_colours(self, hint: torch.Tensor, z: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
-        """``hint`` plus dabs of the colour scheme of one of the training images whose sketches are
-        nearest to ``z`` (``data/palettes.py``), chosen by ``rng``; the user's hints stay as they are."""
-        from .data.palettes import palette_hints
-
-        _, indices = self.bank.knn(z.detach().float().cpu(), min(self.projection_k, len(self.bank)))
-        image_ids = []
-        for row in range(indices.shape[0]):
-            pick = int(indices[row, int(torch.randint(indices.shape[1], (1,), generator=rng))])
-            image_ids.append(self.bank.ids[pick].split("/", 1)[0])
-        rows = self.palettes.rows_for(image_ids)
-        if any(r is None for r in rows):
-            return hint
-        thumbnails = self.palettes.thumbnails[rows]
-        return palette_hints(hint.cpu(), thumbnails, rng).to(hint.device)
-
-    def _varied_latent(self, sketch: torch.Tensor, projection: float, rng: torch.Generator) -> torch.Tensor:
-        """The sketch's latent, perturbed by 0.1 x the bank's spread, projected (strength at least
-        0.35) onto a random k-subset of its 3k nearest bank latents: ``(N, D)`` on the device."""
-        from .models.guide import encode_sketch
-        from .models.projection import project
-
-        bank = self.bank
-        z = encode_sketch(self.autoencoder, sketch).cpu()
-        spread = bank.latents.std(0) if len(bank) > 1 else torch.zeros(bank.dim)
-        z = z + 0.1 * spread * torch.randn(z.shape, generator=rng)
-        k = min(self.projection_k, len(bank))
-        _, indices = bank.knn(z, 3 * k)
-        chosen = [pool[torch.randperm(pool.numel(), generator=rng)[:k]] for pool in indices]
-        out = project(z, bank, k=k, strength=max(projection, 0.35), reg=self.projection_reg, candidates=chosen)
-        return out.to(self.device)
-
+        return variations(self, sketch, hint, projection, count, seed, output_size, max_side)
