@@ -223,7 +223,9 @@ class Sketch2AnimePipeline:
         with torch.inference_mode(), self._seeded(seed):
             z, decoded = self._latents(sketch, projection)
             if seed and self.palettes is not None:  # seed None or 0: the model's own colours
-                hint = self._borrowed_colours(hint, z, torch.Generator().manual_seed(int(seed)))
+                from .variations import _borrowed_colours
+
+                hint = _borrowed_colours(self, hint, z, torch.Generator().manual_seed(int(seed)))
             image = GENERATOR_RUNNERS[self.pipeline_type](self, sketch, hint, z, decoded)
         self._check_output(image, decoded)
         return {"image": image.float().clamp(-1, 1).cpu(),
