@@ -18,6 +18,7 @@ import torch
 from ..data.dataset import PairedSketchDataset
 from ..data.image_io import sketch_to_tensor
 from ..models.autoencoder import AutoencoderConfig, SketchAutoencoder, sketch_reconstruction_loss
+from ..models.guide import encode_sketch
 from ..models.projection import LatentBank
 from ..pipeline_format import BANK_STEM, PipelineDescription, write_pipeline_folder  # noqa: F401  (BANK_STEM: older imports)
 from .config import ExperimentConfig
@@ -131,7 +132,10 @@ class AutoencoderStage:
 @torch.inference_mode()
 def encode_training_sketches(model: SketchAutoencoder, dataset: PairedSketchDataset, device: torch.device,
                              batch_size: int = 256) -> LatentBank:
-    """Encode every clean sketch (every extractor) of ``dataset`` -> LatentBank ids "<id>/<extractor>"."""
+    """Encode every clean sketch (every extractor) of ``dataset`` -> LatentBank ids "<id>/<extractor>".
+
+    Sketches larger than the autoencoder are min-pooled to its size first (``models/guide.py``), so a
+    64 px autoencoder can index a 128 px dataset for the guided stage."""
     ids: list[str] = []
     pending: list[torch.Tensor] = []
     latents: list[torch.Tensor] = []
@@ -140,7 +144,7 @@ def encode_training_sketches(model: SketchAutoencoder, dataset: PairedSketchData
 
     def flush() -> None:
         if pending:
-            latents.append(model.encode(torch.stack(pending).to(device)).float().cpu())
+            latents.append(encode_sketch(model, torch.stack(pending).to(device)).cpu())
             pending.clear()
 
     for index, record in enumerate(dataset.records):

@@ -32,7 +32,6 @@ import torch
 
 from ..checkpoint import CheckpointError, load_model
 from ..config import ConfigError
-from ..data.image_io import sketch_to_tensor
 from ..data.palettes import PaletteBank
 from ..hint_format import hint_to_display, hint_upsampled, resize_hint
 from ..models.discriminator import DiscriminatorConfig, PatchDiscriminator
@@ -40,7 +39,7 @@ from ..models.guide import encode_sketch, guide_from_latent
 from ..models.guided_unet import GuidedUNet, GuidedUNetConfig
 from ..models.projection import LatentBank, project
 from ..pipeline_format import BANK_STEM, PALETTE_STEM, PipelineDescription, write_pipeline_folder
-from .autoencoder_stage import make_optimizer
+from .autoencoder_stage import encode_training_sketches, make_optimizer
 from .config import ExperimentConfig
 from .gan_common import ConditionalGANUpdate, GANStageBase, set_requires_grad
 from .generator_stage import resolve_autoencoder_dir
@@ -49,32 +48,6 @@ from .losses import PerceptualLoss
 from .pix2pix_stage import random_jitter
 
 PIPELINE_TYPE = "guided"
-
-
-@torch.inference_mode()
-def encode_dataset_bank(autoencoder: torch.nn.Module, dataset: Any, batch_size: int = 256) -> LatentBank:
-    """Every clean training sketch (every extractor) -> latent bank with ids "<id>/<extractor>"."""
-    ids: list[str] = []
-    latents: list[torch.Tensor] = []
-    pending: list[torch.Tensor] = []
-    device = next(autoencoder.parameters()).device
-
-    def flush() -> None:
-        if pending:
-            latents.append(encode_sketch(autoencoder, torch.stack(pending).to(device)).cpu())
-            pending.clear()
-
-    for index, record in enumerate(dataset.records):
-        for extractor in dataset.extractors:
-            if record.sketch_path(extractor):
-                pending.append(sketch_to_tensor(dataset.clean_sketch(index, extractor)))
-                ids.append(f"{record.id}/{extractor}")
-                if len(pending) >= batch_size:
-                    flush()
-    flush()
-    if not ids:
-        raise ValueError(f"{dataset.root} has no training sketches to build the latent bank from")
-    return LatentBank(torch.cat(latents), ids)
 
 
 class GuidedStage(GANStageBase, ConditionalGANUpdate):
@@ -136,7 +109,7 @@ class GuidedStage(GANStageBase, ConditionalGANUpdate):
         stem = self.run_dir / "bank" / BANK_STEM
         if stem.with_suffix(".json").is_file():
             return LatentBank.load(stem)
-        bank = encode_dataset_bank(self.autoencoder, self.stream.dataset)
+        bank = encode_training_sketches(self.autoencoder, self.stream.dataset, self.engine.device)
         if self.engine.is_main:
             bank.save(stem)
         return bank
