@@ -291,3 +291,25 @@ def test_evaluate_arguments_are_checked_before_any_work(tmp_path: Path, capsys: 
         assert main(base + extra) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def _entry(model: str, ssim_mean: float, fid: float | None, projection: float | None = None) -> dict:
+    metrics = dict(ssim_mean=ssim_mean, ssim_display_mean=None, l1_mean=0.2, hint_de00_median=3.0, line_f=0.5,
+                   sensitivity=0.8, fid=fid, kid_mean=None if fid is None else fid / 1000.0)
+    return dict(model=model, set="val", roughness="none", hint_level="sparse", projection=projection, n=10,
+                metrics=metrics, feature_extractor=None if fid is None else "HED-VGG16 features")
+
+
+def test_floors_table_shows_fid_only_when_it_was_scored() -> None:
+    scored = {"entries": [_entry("guided", 0.40, 50.0, 0.0), _entry("pix2pix", 0.35, 80.0),
+                          _entry("floor-sketch", 0.20, 300.0), _entry("floor-mean", 0.30, 250.0)]}
+    headers, rows, caption = floors_table(scored, "val")
+    fid_col, kid_col = headers.index("FID ↓"), headers.index("KID×10³ ↓")
+    by_model = {r[0]: r for r in rows}
+    assert all(len(r) == len(headers) for r in rows)
+    assert by_model["guided"][fid_col] == "50.0" and by_model["floor-mean"][fid_col] == "250.0"
+    assert by_model["pix2pix"][kid_col] == "80.0"  # KID 0.08 shown ×10³
+    assert by_model["guided"][-1] == "+0.100" and "HED-VGG16" in caption
+    unscored = {"entries": [_entry("guided", 0.40, None, 0.0), _entry("floor-mean", 0.30, None)]}
+    headers, rows, caption = floors_table(unscored, "val")
+    assert "FID ↓" not in headers and all(len(r) == len(headers) for r in rows) and "FID" not in caption

@@ -49,7 +49,12 @@ def floors_table(result: dict[str, Any], set_name: str = "val",
     headers = ["model", "projection", "SSIM ↑"]
     if display:
         headers.append(f"SSIM at {display} px ↑")
-    headers += ["L1 ↓", "ΔE00 med ↓", "line F ↑", "sensitivity (→ 1)", "SSIM − best floor"]
+    headers += ["L1 ↓", "ΔE00 med ↓", "line F ↑", "sensitivity (→ 1)"]
+    # FID/KID only where they were computed (the main set, --fid not none): no empty columns.
+    with_fid = any(e["metrics"].get("fid") is not None for e in entries)
+    if with_fid:
+        headers += ["FID ↓", "KID×10³ ↓"]
+    headers.append("SSIM − best floor")
     order = {name: i for i, name in enumerate(FLOOR_NAMES)}
     entries.sort(key=lambda e: (e["model"] in order, order.get(e["model"], -1)))  # models first, stable
     rows = []
@@ -61,7 +66,11 @@ def floors_table(result: dict[str, Any], set_name: str = "val",
             row.append(_num(m.get("ssim_display_mean")))
         margin = None if floor or best_floor is None else m["ssim_mean"] - best_floor
         row += [_num(m["l1_mean"]), _num(m.get("hint_de00_median"), 2), _num(m.get("line_f")),
-                _num(m.get("sensitivity")), _num(margin, signed=True)]
+                _num(m.get("sensitivity"))]
+        if with_fid:
+            kid = m.get("kid_mean")
+            row += [_num(m.get("fid"), 1), _num(None if kid is None else kid * 1000.0, 1)]
+        row.append(_num(margin, signed=True))
         rows.append(row)
     n = entries[0]["n"] if entries else 0
     caption = (f"{n} images, clean sketches, {level} hints. Floors: `floor-sketch` returns the input sketch, "
@@ -71,6 +80,10 @@ def floors_table(result: dict[str, Any], set_name: str = "val",
                "SSIM − best floor: the model's SSIM minus the better of the two floors.")
     if display:
         caption += f" At {display} px: the output upscaled bicubically, against the true image at that size."
+    if with_fid:
+        label = next((e.get("feature_extractor") for e in entries if e.get("feature_extractor")), None)
+        caption += (f" FID/KID against the set's true images{f' ({label})' if label else ''}: they rank models on "
+                    "this data only and are not comparable with published FID figures.")
     return headers, rows, caption
 
 
