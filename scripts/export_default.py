@@ -93,15 +93,35 @@ def metrics_section(path: Path | None) -> list[str]:
     if path is None or not path.is_file():
         return ["Not evaluated yet: run `sketch2anime evaluate --model default --data DATASET --out DIR` and rerun "
                 "this script with `--metrics DIR/metrics.json`."]
+    from sketch2anime.evaluation.floor_report import floor_tables_markdown
     from sketch2anime.evaluation.report import headline_table, markdown_table
 
     result = json.loads(path.read_text())
     p = result["protocol"]
     headers, rows, caption = headline_table(result)
-    return [f"From `{path}`: {p['n_evaluated']} held-out validation images at {p['image_size']} px, seeded hints "
-            f"and rough sketches (`sketch2anime evaluate`). {caption}", "", markdown_table(headers, rows), "",
-            "FID/KID here use HED-VGG16 features unless the table says Inception: they rank models on this data and "
-            "are not comparable with published FID figures."]
+    lines = [f"From `{path}` (`scripts/evaluate_default.sh`): {p['n_evaluated']} held-out validation images at "
+             f"{p['image_size']} px, seeded hints and rough sketches (`sketch2anime evaluate`). {caption}", "",
+             markdown_table(headers, rows), "",
+             "FID/KID here use HED-VGG16 features unless the table says Inception: they rank models on this data and "
+             "are not comparable with published FID figures."]
+    baselines = baseline_budgets(result)
+    if baselines:
+        lines += ["", "Baselines in these tables (not shipped), trained on the same prepared data:", "",
+                  "| model | stage | steps | batch | images seen | wall time | images/s (median) |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {name} | {b['stage']} | {b['steps']} | {b['batch_size']} | {b['images_seen']:,} | "
+                  f"{b['hours']:.2f} h | {b['images_per_s'] or 0:.1f} |" for name, b in baselines]
+    return lines + ["", "### Against the trivial floors, per set", "", floor_tables_markdown(result, heading="####")]
+
+
+def baseline_budgets(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, run budget) of every evaluated non-guided pipeline whose training run folder is at hand."""
+    found = []
+    for model in result.get("models", []):
+        run = Path(model.get("path", "")).parent
+        if model.get("pipeline_type") not in ("guided", "floor", "reference", "oracle") and (run / "metrics.jsonl").is_file():
+            found.append((model["name"], run_budget(run)))
+    return found
 
 
 def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: Path | None,
