@@ -53,30 +53,60 @@ def ellipse_points(cx: float, cy: float, rx: float, ry: float, start: float = 0,
     return [(cx + rx * math.cos(a), cy + ry * math.sin(a)) for a in angles]
 
 
+HAIR_STYLES = ("long", "bob", "twin tails", "spiky")
+
+
 def novice_face(seed: int, size: int = 512) -> Image.Image:
-    """A face as someone who cannot draw would do it: outline, hair, two eyes, nose, mouth."""
+    """A face as someone who cannot draw would do it: outline, hair, two eyes, nose, mouth.
+
+    The seed picks the hair style (long, bob, twin tails, spiky, in turn), the fringe, the eye size
+    and the mouth, so different seeds are different characters, not one drawing with another wobble.
+    """
     rng = np.random.default_rng(seed)
     image = Image.new("L", (size, size), 255)
     draw = ImageDraw.Draw(image)
     s = size / 512
-    j = lambda v: v + rng.uniform(-12, 12)  # noqa: E731 - per-drawing variation
+    j = lambda v, spread=12: v + rng.uniform(-spread, spread)  # noqa: E731 - per-drawing variation
+    style = HAIR_STYLES[seed % len(HAIR_STYLES)]
     cx, top, chin = j(256), j(120), j(430)
-    wobbly_line(draw, [(cx - 150 * s, 230 * s), (cx - 130 * s, 340 * s), (cx, chin * s), (cx + 130 * s, 340 * s),
-                       (cx + 150 * s, 230 * s)], rng)  # cheeks and chin
+    half_width = j(135, 15)
+    wobbly_line(draw, [(cx - (half_width + 15) * s, 230 * s), (cx - half_width * s, 340 * s), (cx, chin * s),
+                       (cx + half_width * s, 340 * s), (cx + (half_width + 15) * s, 230 * s)], rng)  # cheeks, chin
     wobbly_line(draw, ellipse_points(cx, 230 * s, 175 * s, (230 - top + 40) * s, 180, 360), rng)  # hair cap
-    fringe = [(cx - 175 * s, 235 * s)]
-    for k in range(1, 7):
-        x = cx - 175 * s + k * 58 * s
-        fringe += [(x - 20 * s, j(250) * s), (x, j(170) * s)]
+    teeth = int(rng.integers(4, 8))
+    fringe, depth = [(cx - 175 * s, 235 * s)], j(250, 20)
+    for k in range(1, teeth + 1):
+        x = cx - 175 * s + k * (350 / teeth) * s
+        tip = (x - 0.4 * (350 / teeth) * s, j(depth) * s) if style != "spiky" else (x - 0.5 * (350 / teeth) * s, j(depth + 25) * s)
+        fringe += [tip, (x, j(170) * s)]
     wobbly_line(draw, fringe, rng, width=6)
     for side in (-1, 1):
-        ex = cx + side * 70 * s
-        wobbly_line(draw, ellipse_points(ex, 300 * s, 34 * s, 40 * s), rng, width=6)  # eye
-        wobbly_line(draw, ellipse_points(ex, 308 * s, 13 * s, 17 * s), rng, width=9)  # iris
-        wobbly_line(draw, [(ex - 40 * s, 245 * s), (ex + 35 * s, j(240) * s)], rng, width=6)  # brow
-        wobbly_line(draw, [(cx + side * 175 * s, 235 * s), (cx + side * 190 * s, j(480) * s)], rng, width=6)  # long hair
+        outer = cx + side * 175 * s
+        if style == "long":
+            wobbly_line(draw, [(outer, 235 * s), (outer + side * 15 * s, j(480) * s)], rng, width=6)
+        elif style == "bob":
+            wobbly_line(draw, [(outer, 235 * s), (outer + side * 8 * s, 350 * s), (outer + side * 40 * s, j(370) * s)],
+                        rng, width=6)
+        elif style == "twin tails":
+            tail_x = outer + side * 45 * s
+            wobbly_line(draw, [(outer, 200 * s), (tail_x + side * 30 * s, 260 * s), (tail_x + side * 20 * s, 400 * s),
+                               (tail_x, j(470) * s), (outer + side * 5 * s, 330 * s)], rng, width=6)
+        else:  # spiky: short, pointed locks over the ears
+            wobbly_line(draw, [(outer, 235 * s), (outer + side * 35 * s, 260 * s), (outer + side * 5 * s, 290 * s),
+                               (outer + side * 25 * s, 320 * s), (outer - side * 5 * s, 330 * s)], rng, width=6)
+    eye_rx, eye_ry, eye_y = j(34, 8), j(40, 10), j(300, 8)
+    for side in (-1, 1):
+        ex = cx + side * j(70, 6) * s
+        wobbly_line(draw, ellipse_points(ex, eye_y * s, eye_rx * s, eye_ry * s), rng, width=6)  # eye
+        wobbly_line(draw, ellipse_points(ex, (eye_y + 8) * s, eye_rx * 0.4 * s, eye_ry * 0.42 * s), rng, width=9)  # iris
+        wobbly_line(draw, [(ex - 40 * s, (eye_y - eye_ry - 15) * s), (ex + 35 * s, j(eye_y - eye_ry - 20) * s)], rng,
+                    width=6)  # brow
     wobbly_line(draw, [(cx, 345 * s), (cx - 6 * s, 360 * s)], rng, width=5)  # nose
-    wobbly_line(draw, [(cx - 30 * s, 392 * s), (cx, 400 * s), (cx + 30 * s, 392 * s)], rng, width=6)  # mouth
+    if rng.random() < 0.5:
+        wobbly_line(draw, [(cx - 30 * s, 392 * s), (cx, 400 * s), (cx + 30 * s, 392 * s)], rng, width=6)  # smile
+    else:
+        wobbly_line(draw, [(cx - 22 * s, 388 * s), (cx + 22 * s, 388 * s), (cx, 410 * s), (cx - 22 * s, 388 * s)], rng,
+                    width=6)  # open mouth
     return image
 
 
