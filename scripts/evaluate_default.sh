@@ -4,12 +4,14 @@
 # model, measured" section and in src/sketch2anime/pretrained/default/MODEL_CARD.md.
 #
 #   scripts/evaluate_default.sh                  # defaults below; ~15 min on the 2-core CPU
-#   EXPORT=1 scripts/evaluate_default.sh         # also re-export the weights from $RUN (not just the card)
+#   EXPORT=weights scripts/evaluate_default.sh   # also re-export the weights from $RUN (not just the card)
+#   EXPORT=none scripts/evaluate_default.sh      # only the evaluation (pick a checkpoint first)
 #
 # Environment (all optional):
 #   RUN       guided run folder (default ~/s2a-runs/guided128)
-#   BASELINES space-separated Pix2Pix model folders trained with configs/pix2pix128.toml
-#             (default: ~/s2a-runs/pix2pix128-same-images/model ~/s2a-runs/pix2pix128/model, those present)
+#   BASELINES space-separated Pix2Pix model folders trained with configs/pix2pix128.toml; the folder
+#             above model/ names the row (default: ~/s2a-runs/pix2pix128-32k/model and
+#             ~/s2a-runs/pix2pix128-48k/model, copies of that run at 4000 and 6000 steps, those present)
 #   DATA      prepared 128 px dataset (default ~/s2a-runs/data/faces128)
 #   PAIRS     real line-art pairs (default ../shared/data/sketch-pairs; "none" skips them)
 #   OUT       evaluation folder (default ~/s2a-runs/eval-default)
@@ -21,7 +23,7 @@ DATA=${DATA:-$HOME/s2a-runs/data/faces128}
 PAIRS=${PAIRS:-../shared/data/sketch-pairs}
 OUT=${OUT:-$HOME/s2a-runs/eval-default}
 FID_SIZE=${FID_SIZE:-128}
-BASELINES=${BASELINES:-"$HOME/s2a-runs/pix2pix128-same-images/model $HOME/s2a-runs/pix2pix128/model"}
+BASELINES=${BASELINES:-"$HOME/s2a-runs/pix2pix128-32k/model $HOME/s2a-runs/pix2pix128-48k/model"}
 
 models=(--model "$RUN/model")
 for folder in $BASELINES; do
@@ -36,9 +38,10 @@ sketch2anime evaluate "${models[@]}" --data "$DATA" --out "$OUT" "${pairs[@]}" \
   --fid hed-vgg --fid-conditions none --fid-size "$FID_SIZE" --hint-levels none,sparse --roughness none,heavy \
   --projection 0,1 --table "$OUT/floors.md" --logs "$RUN" --quiet
 
-if [[ "${EXPORT:-0}" == 1 ]]; then
-  python scripts/export_default.py "$RUN" --metrics "$OUT/metrics.json" --showcase docs/images/showcase.png
-else
-  python scripts/export_default.py "$RUN" --metrics "$OUT/metrics.json" --showcase docs/images/showcase.png --card-only
-fi
-echo "tables: $OUT/floors.md, $OUT/report.md; card: src/sketch2anime/pretrained/default/MODEL_CARD.md"
+case "${EXPORT:-card}" in
+  weights) python scripts/export_default.py "$RUN" --metrics "$OUT/metrics.json" --showcase docs/images/showcase.png ;;
+  card) python scripts/export_default.py "$RUN" --metrics "$OUT/metrics.json" --showcase docs/images/showcase.png --card-only ;;
+  none) ;;
+  *) echo "EXPORT must be weights, card or none, got ${EXPORT}" >&2; exit 2 ;;
+esac
+echo "tables: $OUT/floors.md, $OUT/report.md"
