@@ -12,6 +12,8 @@
 #   BASELINES space-separated Pix2Pix model folders trained with configs/pix2pix128.toml; the folder
 #             above model/ names the row (default: ~/s2a-runs/pix2pix128-32k/model and
 #             ~/s2a-runs/pix2pix128-48k/model, copies of that run at 4000 and 6000 steps, those present)
+#   PREVIOUS  earlier checkpoints' model folders scored alongside, to pick the one to ship
+#             (e.g. the currently shipped src/sketch2anime/pretrained/default; default: none)
 #   DATA      prepared 128 px dataset (default ~/s2a-runs/data/faces128)
 #   PAIRS     real line-art pairs (default ../shared/data/sketch-pairs; "none" skips them)
 #   OUT       evaluation folder (default ~/s2a-runs/eval-default)
@@ -26,8 +28,8 @@ FID_SIZE=${FID_SIZE:-128}
 BASELINES=${BASELINES:-"$HOME/s2a-runs/pix2pix128-32k/model $HOME/s2a-runs/pix2pix128-48k/model"}
 
 models=(--model "$RUN/model")
-for folder in $BASELINES; do
-  if [[ -f "$folder/pipeline.json" ]]; then models+=(--model "$folder"); else echo "skipping missing baseline $folder" >&2; fi
+for folder in ${PREVIOUS:-} $BASELINES; do
+  if [[ -f "$folder/pipeline.json" ]]; then models+=(--model "$folder"); else echo "skipping missing model folder $folder" >&2; fi
 done
 pairs=()
 [[ "$PAIRS" != none && -d "$PAIRS" ]] && pairs=(--pairs "$PAIRS")
