@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from sketch2anime import runtime
-from sketch2anime.training.loop import EMA
+from sketch2anime.training.schedule import EMA
 
 
 @pytest.fixture(autouse=True)

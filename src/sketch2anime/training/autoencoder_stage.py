@@ -22,7 +22,8 @@ from ..models.guide import encode_sketch
 from ..models.projection import LatentBank
 from ..pipeline_format import BANK_STEM, PipelineDescription, write_pipeline_folder  # noqa: F401  (BANK_STEM: older imports)
 from .config import ExperimentConfig
-from .loop import EMA, BatchStream, Engine, fixed_sample_batch, set_lr, training_dataset, unwrap
+from .loop import BatchStream, Engine, fixed_sample_batch, training_dataset
+from .schedule import EMA, set_lr, unwrap
 
 
 def autoencoder_config(config: ExperimentConfig) -> AutoencoderConfig:

@@ -42,7 +42,8 @@ from ..models.patchgan import PatchGAN
 from .autoencoder_stage import make_optimizer
 from .config import ExperimentConfig
 from .gan_common import GANStageBase
-from .loop import EMA, BatchStream, Engine, fixed_sample_batch, to_device, training_dataset
+from .loop import BatchStream, Engine, fixed_sample_batch, to_device, training_dataset
+from .schedule import EMA
 from .pix2pix_stage import patchgan_config, random_jitter, write_pipeline
 
 _COLOUR_STREAM_TAG = 0xC0102  # separates the colour stream's seeds from the sketch stream's

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .config import ExperimentConfig
-from .loop import EMA, set_lr, unwrap
+from .schedule import EMA, set_lr, unwrap
 
 
 class GANStageBase:

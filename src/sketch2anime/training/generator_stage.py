@@ -34,7 +34,8 @@ from ..pipeline_format import BANK_STEM, PIPELINE_FILE, PipelineDescription, fin
 from .autoencoder_stage import make_optimizer
 from .config import ExperimentConfig
 from .gan_common import ConditionalGANUpdate, GANStageBase, set_requires_grad
-from .loop import EMA, BatchStream, Engine, fixed_sample_batch, training_dataset
+from .loop import BatchStream, Engine, fixed_sample_batch, training_dataset
+from .schedule import EMA
 from .losses import PerceptualLoss
 
 

@@ -43,7 +43,8 @@ from .autoencoder_stage import encode_training_sketches, make_optimizer
 from .config import ExperimentConfig
 from .gan_common import ConditionalGANUpdate, GANStageBase, set_requires_grad
 from .generator_stage import resolve_autoencoder_dir
-from .loop import EMA, BatchStream, Engine, fixed_sample_batch, training_dataset
+from .loop import BatchStream, Engine, fixed_sample_batch, training_dataset
+from .schedule import EMA
 from .losses import PerceptualLoss
 from .pix2pix_stage import random_jitter
 

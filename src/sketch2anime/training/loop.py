@@ -1,4 +1,4 @@
-"""The training loop shared by every stage: engine setup, data stream, EMA, resume, cadence.
+"""The training loop shared by every stage: engine setup, data stream, resume, cadence.
 
 Engine: one process on the CPU by default, the GPU when present (bf16 autocast there), and
 several GPUs or nodes through ``torchrun``, which sets ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``::
@@ -18,8 +18,6 @@ resumed run continues with exactly the batches and draws an uninterrupted run wo
 from __future__ import annotations
 
 import contextlib
-import copy
-import math
 import os
 import random
 import time
@@ -37,6 +35,7 @@ from ..checkpoint import CheckpointError, load_training_state, save_training_sta
 from ..config import ConfigError
 from .config import ExperimentConfig, TrainConfig
 from .logging import RunLogger, save_sample_grid
+from .schedule import lr_factor
 
 STATE_NAME = "train"
 
@@ -78,10 +77,6 @@ class Engine:
     def barrier(self) -> None:
         if self.distributed:
             torch.distributed.barrier()
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") and isinstance(getattr(model, "module"), nn.Module) else model
 
 
 def setup_engine(train: TrainConfig) -> Engine:
@@ -211,54 +206,6 @@ class BatchStream:
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
-
-
-# ---------------------------------------------------------------------------------------------
-# EMA and learning rate
-
-class EMA:
-    """Exponential moving average of a model's weights (buffers are copied as they are).
-
-    ``update(model, step)`` ramps the decay up as ``min(decay, (1 + step) / (10 + step))``: with a
-    fixed 0.999 the average of a short run is still mostly its random initialisation.
-    """
-
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.model = copy.deepcopy(unwrap(model)).eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, step: int | None = None) -> None:
-        source = unwrap(model)
-        decay = self.decay if step is None else min(self.decay, (1.0 + step) / (10.0 + step))
-        for ema_p, p in zip(self.model.parameters(), source.parameters()):
-            ema_p.lerp_(p.detach(), 1.0 - decay)
-        for ema_b, b in zip(self.model.buffers(), source.buffers()):
-            ema_b.copy_(b)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return self.model.state_dict()
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.model.load_state_dict(state)
-
-
-def lr_factor(step: int, train: TrainConfig) -> float:
-    """Linear warm-up, then constant or cosine decay to zero at ``train.steps``."""
-    if train.warmup_steps and step < train.warmup_steps:
-        return (step + 1) / train.warmup_steps
-    if train.lr_schedule == "cosine":
-        span = max(1, train.steps - train.warmup_steps)
-        progress = min(1.0, (step - train.warmup_steps) / span)
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    return 1.0
-
-
-def set_lr(optimizer: torch.optim.Optimizer, base_lr: float, factor: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = base_lr * factor
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,7 +35,8 @@ from ..pipeline_format import PipelineDescription, write_pipeline_folder
 from .autoencoder_stage import make_optimizer
 from .config import ExperimentConfig
 from .gan_common import GANStageBase
-from .loop import EMA, BatchStream, Engine, fixed_sample_batch, training_dataset
+from .loop import BatchStream, Engine, fixed_sample_batch, training_dataset
+from .schedule import EMA
 from .losses import discriminator_loss, generator_adversarial_loss
 
 
