@@ -82,8 +82,8 @@ def floors_table(result: dict[str, Any], set_name: str = "val",
         caption += f" At {display} px: the output upscaled bicubically, against the true image at that size."
     if with_fid:
         label = next((e.get("feature_extractor") for e in entries if e.get("feature_extractor")), None)
-        caption += (f" FID/KID against the set's true images{f' ({label})' if label else ''}: they rank models on "
-                    "this data only and are not comparable with published FID figures.")
+        caption += (f" FID/KID against the set's true images ({label})." if label else
+                    " FID/KID against the set's true images: they rank models on this data only.")
     return headers, rows, caption
 
 
