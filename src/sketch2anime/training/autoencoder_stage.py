@@ -23,7 +23,7 @@ from ..models.projection import LatentBank
 from ..pipeline_format import BANK_STEM, PipelineDescription, write_pipeline_folder  # noqa: F401  (BANK_STEM: older imports)
 from .config import ExperimentConfig
 from .loop import BatchStream, Engine, fixed_sample_batch, training_dataset
-from .schedule import EMA, set_lr, unwrap
+from .schedule import EMA, optimizer_step, set_lr, unwrap
 
 
 def autoencoder_config(config: ExperimentConfig) -> AutoencoderConfig:
@@ -73,11 +73,7 @@ class AutoencoderStage:
         with self.engine.autocast():
             _, logits = self.net(inputs)
         loss = sketch_reconstruction_loss(logits.float(), clean)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
-        self.optimizer.step()
+        optimizer_step(self.optimizer, loss, self.model.parameters(), self.config.train.grad_clip)
         if self.ema is not None:
             self.ema.update(self.model)
         with torch.no_grad():

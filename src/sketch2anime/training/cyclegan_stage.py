@@ -43,7 +43,7 @@ from .autoencoder_stage import make_optimizer
 from .config import ExperimentConfig
 from .gan_common import GANStageBase
 from .loop import BatchStream, Engine, fixed_sample_batch, to_device, training_dataset
-from .schedule import EMA
+from .schedule import EMA, optimizer_step
 from .pix2pix_stage import patchgan_config, random_jitter, write_pipeline
 
 _COLOUR_STREAM_TAG = 0xC0102  # separates the colour stream's seeds from the sketch stream's
@@ -177,11 +177,7 @@ class CycleGANStage(GANStageBase):
             adv_sketch = lsgan_g_loss(self.D_sketch(fake_sketch).float())
         cycle = F.l1_loss(cycle_sketch.float(), sketch) + F.l1_loss(cycle_colour.float(), colour)
         g_loss = train.adversarial_weight * (adv_colour + adv_sketch) + self.config.baseline.cycle_weight * cycle
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        if train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(list(self.G.parameters()) + list(self.F.parameters()), train.grad_clip)
-        self.opt_g.step()
+        optimizer_step(self.opt_g, g_loss, list(self.G.parameters()) + list(self.F.parameters()), train.grad_clip)
         if self.ema is not None:
             self.ema.update(self.G)
 
@@ -195,12 +191,8 @@ class CycleGANStage(GANStageBase):
             real_s, fake_s = nets["D_sketch"](torch.cat([sketch, old_sketch])).float().chunk(2)
         d_colour = lsgan_d_loss(real_c, fake_c)
         d_sketch = lsgan_d_loss(real_s, fake_s)
-        self.opt_d.zero_grad(set_to_none=True)
-        (d_colour + d_sketch).backward()
-        if train.grad_clip:
-            params = list(self.D_colour.parameters()) + list(self.D_sketch.parameters())
-            torch.nn.utils.clip_grad_norm_(params, train.grad_clip)
-        self.opt_d.step()
+        optimizer_step(self.opt_d, d_colour + d_sketch,
+                       list(self.D_colour.parameters()) + list(self.D_sketch.parameters()), train.grad_clip)
         self.step = step + 1
         return {"d_colour": d_colour.detach(), "d_sketch": d_sketch.detach(), "g_adv_colour": adv_colour.detach(),
                 "g_adv_sketch": adv_sketch.detach(), "cycle": cycle.detach(), "g_loss": g_loss.detach()}

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .config import ExperimentConfig
-from .schedule import EMA, set_lr, unwrap
+from .schedule import EMA, optimizer_step, set_lr, unwrap
 
 
 class GANStageBase:
@@ -117,11 +117,7 @@ class ConditionalGANUpdate:
             r1 = r1_penalty(real_logits, real)
             total = total + 0.5 * train.r1_gamma * train.r1_every * r1
             losses["r1"] = r1.detach()
-        self.opt_d.zero_grad(set_to_none=True)
-        total.backward()
-        if train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.D.parameters(), train.grad_clip)
-        self.opt_d.step()
+        optimizer_step(self.opt_d, total, self.D.parameters(), train.grad_clip)
         return losses
 
     def generator_update(self, image: torch.Tensor, fake: torch.Tensor, sketch: torch.Tensor | None,
@@ -152,11 +148,7 @@ class ConditionalGANUpdate:
         hint_loss = masked_hint_loss(fake32, hint)
         total = total + train.l1_weight * l1 + train.hint_weight * hint_loss
         losses.update({"l1": l1.detach(), "hint": hint_loss.detach(), "g_loss": total.detach()})
-        self.opt_g.zero_grad(set_to_none=True)
-        total.backward()
-        if train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.G.parameters(), train.grad_clip)
-        self.opt_g.step()
+        optimizer_step(self.opt_g, total, self.G.parameters(), train.grad_clip)
         if self.ema is not None:
             self.ema.update(self.G, step)
         return losses

@@ -36,7 +36,7 @@ from .autoencoder_stage import make_optimizer
 from .config import ExperimentConfig
 from .gan_common import GANStageBase
 from .loop import BatchStream, Engine, fixed_sample_batch, training_dataset
-from .schedule import EMA
+from .schedule import EMA, optimizer_step
 from .losses import discriminator_loss, generator_adversarial_loss
 
 
@@ -125,11 +125,7 @@ class Pix2PixStage(GANStageBase):
             real_logits, fake_logits = self.d_net(pairs).float().chunk(2)
         # The paper halves D's objective to slow it down relative to G.
         d_loss = 0.5 * discriminator_loss(real_logits, fake_logits, train.adversarial)
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        if train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.D.parameters(), train.grad_clip)
-        self.opt_d.step()
+        optimizer_step(self.opt_d, d_loss, self.D.parameters(), train.grad_clip)
 
         self.D.requires_grad_(False)  # G step: D used unwrapped, no gradient sync for it
         with self.engine.autocast():
@@ -137,11 +133,7 @@ class Pix2PixStage(GANStageBase):
         adv = generator_adversarial_loss(logits, train.adversarial)
         l1 = F.l1_loss(fake.float(), image)
         g_loss = train.adversarial_weight * adv + train.l1_weight * l1
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        if train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.G.parameters(), train.grad_clip)
-        self.opt_g.step()
+        optimizer_step(self.opt_g, g_loss, self.G.parameters(), train.grad_clip)
         if self.ema is not None:
             self.ema.update(self.G)
         self.step = step + 1

@@ -1,4 +1,4 @@
-"""Weight averaging and learning-rate schedule shared by every training stage.
+"""Weight averaging, learning-rate schedule and the optimiser step shared by every training stage.
 
 ``EMA`` keeps an exponential moving average of a network's weights (with a decay ramp-up, so short
 runs do not export their random initialisation); ``lr_factor`` is the multiplier of the base
@@ -65,3 +65,14 @@ def lr_factor(step: int, train: TrainConfig) -> float:
 def set_lr(optimizer: torch.optim.Optimizer, base_lr: float, factor: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = base_lr * factor
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, parameters,
+                   grad_clip: float | None) -> None:
+    """Back-propagate ``loss`` into fresh gradients, clip their global norm when ``grad_clip`` is set,
+    and step ``optimizer``. ``parameters``: an iterable of the tensors to clip."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+    optimizer.step()
