@@ -184,6 +184,29 @@ def test_guided_stage_resumes_exactly(autoencoder64: Path, dataset128: Path, tmp
         assert torch.equal(a[key], b[key]), key
 
 
+def test_guided_stage_fine_tunes_from_an_exported_generator(autoencoder64: Path, dataset128: Path,
+                                                             tmp_path: Path) -> None:
+    """init_generator starts G from a pipeline's weights: at a vanishing lr the export is those weights exactly."""
+    first = tmp_path / "first"  # another seed: its weights differ from a fresh seed-0 start
+    train_experiment(_guided_config(dataset128, autoencoder64, first, "experiment.seed=1"))
+    tuned = tmp_path / "tuned"
+    train_experiment(_guided_config(dataset128, autoencoder64, tuned, "train.lr=1e-12", "train.steps=2",
+                                    f"experiment.init_generator={json.dumps(str(first / 'model'))}"))
+    start = read_tensors(first / "model" / "generator" / "model.safetensors")
+    after = read_tensors(tuned / "model" / "generator" / "model.safetensors")
+    assert all(torch.allclose(start[key], after[key], atol=1e-6) for key in start)
+    fresh = tmp_path / "fresh"  # the same run without init_generator starts elsewhere
+    train_experiment(_guided_config(dataset128, autoencoder64, fresh, "train.lr=1e-12", "train.steps=2"))
+    other = read_tensors(fresh / "model" / "generator" / "model.safetensors")
+    assert not all(torch.allclose(start[key], other[key], atol=1e-3) for key in start)
+    with pytest.raises(ConfigError, match="init_generator"):
+        train_experiment(_guided_config(dataset128, autoencoder64, tmp_path / "wide", "guided_unet.base_channels=8",
+                                        f"experiment.init_generator={json.dumps(str(first / 'model'))}"))
+    with pytest.raises(ConfigError, match="init_generator"):
+        train_experiment(_guided_config(dataset128, autoencoder64, tmp_path / "none",
+                                        f"experiment.init_generator={json.dumps(str(tmp_path / 'nothing'))}"))
+
+
 def test_guided_stage_refuses_a_latent_size_the_autoencoder_lacks(autoencoder64: Path, dataset128: Path,
                                                                    tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="latent_dim"):

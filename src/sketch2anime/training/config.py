@@ -3,7 +3,8 @@
 Layout (every key optional unless marked; unknown keys are errors)::
 
     [experiment]  name, stage ("autoencoder" | "generator" | "simple_gan" | ...), output_dir,
-                  seed, image_size, autoencoder_dir (stage "generator": the stage-1 run folder)
+                  seed, image_size, autoencoder_dir (stage "generator": the stage-1 run folder),
+                  init_generator (stage "guided": a pipeline folder whose generator starts the run)
     [data]        PairedSketchDataset settings (root is required; nested [data.rough],
                   [data.hints]) + batch_size, num_workers, sample_count, sample_split
     [autoencoder] AutoencoderConfig  (stage "autoencoder")
@@ -50,6 +51,7 @@ class ExperimentSection:
     seed: int = 0
     image_size: int = 64
     autoencoder_dir: str = ""
+    init_generator: str = ""
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\"):

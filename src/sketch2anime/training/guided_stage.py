@@ -93,7 +93,10 @@ class GuidedStage(GANStageBase, ConditionalGANUpdate):
 
             self.perceptual = PerceptualLoss(load_pretrained_hed(train.hed_weights or None),
                                              tuple(train.perceptual_layers)).to(device)
-        self.G = GuidedUNet(g_cfg).to(device)
+        self.G = GuidedUNet(g_cfg)
+        if config.experiment.init_generator:
+            self.G.load_state_dict(initial_generator(config.experiment.init_generator, g_cfg).state_dict())
+        self.G.to(device)
         self.D = PatchDiscriminator(disc_cfg).to(device)
         if engine.channels_last:
             self.G.to(memory_format=torch.channels_last)
@@ -206,6 +209,25 @@ class GuidedStage(GANStageBase, ConditionalGANUpdate):
         )
         write_pipeline_folder(folder, description, {"autoencoder": self.ae_folder / "autoencoder", "generator": generator},
                               bank=bank, palettes=palettes, meta={"generator": meta}, bank_storage="float16")
+
+
+def initial_generator(path: str, expected: GuidedUNetConfig) -> GuidedUNet:
+    """The generator of a pipeline folder (or a ``generator/`` model folder) to fine-tune from.
+
+    Only the generator carries over: the discriminator and optimiser start afresh, and a resumed
+    run ignores this (its checkpoint wins). Its config must equal the run's ``[guided_unet]``.
+    """
+    folder = Path(path).expanduser()
+    if (folder / "generator").is_dir():
+        folder = folder / "generator"
+    try:
+        model = load_model(folder, expected_type="guided_unet")
+    except CheckpointError as exc:
+        raise ConfigError(f"experiment.init_generator: {exc}") from None
+    if model.config != expected:
+        raise ConfigError(f"experiment.init_generator: {folder} holds a generator built as {model.config}, "
+                          f"but this run's [guided_unet] is {expected}")
+    return model
 
 
 def build(config: ExperimentConfig, engine: Engine, run_dir: Path) -> GuidedStage:
