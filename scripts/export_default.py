@@ -55,6 +55,44 @@ def run_budget(run: Path) -> dict[str, Any]:
             "threads": config["train"].get("threads"), "last": records[-1] if records else {}}
 
 
+BUDGET_HEADING = "## Training budget and hardware"
+
+
+def inherited_budget_rows(run: Path) -> tuple[Path | None, list[str]]:
+    """Budget rows of the card of the model a fine-tune started from (``experiment.init_generator``).
+
+    A fine-tuned generator carries its starting model's training too; that model's own run folder
+    may be gone, but its card recorded the budget, so the rows are copied from there, verbatim.
+    """
+    config = json.loads((run / "config.json").read_text())
+    start = config.get("experiment", {}).get("init_generator") or ""
+    if not start:
+        return None, []
+    card = Path(start).expanduser() / "MODEL_CARD.md"
+    if not card.is_file():
+        raise SystemExit(f"{run} was fine-tuned from {start}, which has no MODEL_CARD.md to take its budget from")
+    lines = card.read_text(encoding="utf-8").splitlines()
+    if BUDGET_HEADING not in lines:
+        raise SystemExit(f"{card} has no '{BUDGET_HEADING}' section")
+    rows = []
+    for line in lines[lines.index(BUDGET_HEADING) + 1:]:
+        if rows and not line.startswith("|"):
+            break
+        if line.startswith("| ") and not line.startswith("| stage |"):
+            rows.append(line)
+    return Path(start), rows
+
+
+def fine_tune_note(run: Path, start: Path) -> str:
+    """How the fine-tune differed from the configuration it started from, read from its config.json."""
+    train = json.loads((run / "config.json").read_text())["train"]
+    settings = ", ".join(f"`train.{key}={train[key]}`" for key in ("steps", "lr", "l1_weight", "adversarial_weight")
+                         if key in train)
+    return (f"The last row fine-tuned the generator of `{start}` (its rows above, from its model card) with "
+            f"`--set experiment.init_generator={start}` and {settings}; the discriminator and optimiser "
+            "started afresh.")
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -130,7 +168,10 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
     gen = run_budget(generator_run)
     guided = description["pipeline_type"] == "guided"
     runs = [("sketch autoencoder (stage 1)", run_budget(ae_run))] if ae_run else []
+    start, inherited = inherited_budget_rows(generator_run)
     runs.append(("guided U-Net generator (stage 2)" if guided else "hint generator (stage 2)", gen))
+    if start is not None:
+        runs[-1] = (runs[-1][0] + ", fine-tune", gen)
     size_mb = folder_bytes(target) / 1e6
     bank = json.loads((target / "latent_bank.json").read_text()) if (target / "latent_bank.json").is_file() else {}
     lines = [
@@ -153,15 +194,16 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
         "## Training data", ""] + (GUIDED_DATA if guided else FACES64_DATA) + [
         "- Licence of the data: none given; copyrighted art, **research use only**. The weights inherit that: use "
         "them for research and personal experiments, not commercially.", "",
-        "## Training budget and hardware", "",
+        BUDGET_HEADING, "",
         "| stage | steps | batch | images seen | wall time | images/s (median) | threads |",
-        "|---|---|---|---|---|---|---|"]
+        "|---|---|---|---|---|---|---|"] + inherited
     for name, b in runs:
         speed = f"{b['images_per_s']:.1f}" if b["images_per_s"] else "?"
         lines.append(f"| {name} | {b['steps']} | {b['batch_size']} | {b['images_seen']:,} | {b['hours']:.2f} h | "
                      f"{speed} | {b['threads'] or 'default'} |")
     lines += ["", f"Hardware: {cpu_name()}, {os.cpu_count()} cores, no GPU; torch {torch.__version__}. Other jobs "
-              "shared the machine during training, so wall times are upper bounds.", "",
+              "shared the machine during training, so wall times are upper bounds."
+              + (" " + fine_tune_note(generator_run, start) if start is not None else ""), "",
               GUIDED_RETRAIN if guided else FACES64_RETRAIN, "",
               "## Metrics", ""] + metrics_section(metrics) + [""]
     if showcase is not None and showcase.is_file():
