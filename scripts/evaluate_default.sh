@@ -12,7 +12,7 @@
 #   BASELINES space-separated Pix2Pix model folders trained with configs/pix2pix128.toml; the folder
 #             above model/ names the row (default: ~/s2a-runs/pix2pix128-32k/model and
 #             ~/s2a-runs/pix2pix128-48k/model, copies of that run at 4000 and 6000 steps, those present)
-#   PREVIOUS  earlier checkpoints' model folders scored alongside, to pick the one to ship
+#   PREVIOUS  earlier checkpoints' model folders (comma- or space-separated) scored alongside, to pick the one to ship
 #             (e.g. the currently shipped src/sketch2anime/pretrained/default; default: none)
 #   DATA      prepared 128 px dataset (default ~/s2a-runs/data/faces128)
 #   PAIRS     real line-art pairs (default ../shared/data/sketch-pairs; "none" skips them)
@@ -25,10 +25,11 @@ DATA=${DATA:-$HOME/s2a-runs/data/faces128}
 PAIRS=${PAIRS:-../shared/data/sketch-pairs}
 OUT=${OUT:-$HOME/s2a-runs/eval-default}
 FID_SIZE=${FID_SIZE:-128}
+PREVIOUS=${PREVIOUS:-}
 BASELINES=${BASELINES:-"$HOME/s2a-runs/pix2pix128-32k/model $HOME/s2a-runs/pix2pix128-48k/model"}
 
 models=(--model "$RUN/model")
-for folder in ${PREVIOUS:-} $BASELINES; do
+for folder in ${PREVIOUS//,/ } $BASELINES; do
   if [[ -f "$folder/pipeline.json" ]]; then models+=(--model "$folder"); else echo "skipping missing model folder $folder" >&2; fi
 done
 pairs=()
