@@ -169,9 +169,8 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
     guided = description["pipeline_type"] == "guided"
     runs = [("sketch autoencoder (stage 1)", run_budget(ae_run))] if ae_run else []
     start, inherited = inherited_budget_rows(generator_run)
-    runs.append(("guided U-Net generator (stage 2)" if guided else "hint generator (stage 2)", gen))
-    if start is not None:
-        runs[-1] = (runs[-1][0] + ", fine-tune", gen)
+    stage = "guided U-Net generator (stage 2)" if guided else "hint generator (stage 2)"
+    runs.append((stage + (", fine-tune" if start is not None else ""), gen))
     size_mb = folder_bytes(target) / 1e6
     bank = json.loads((target / "latent_bank.json").read_text()) if (target / "latent_bank.json").is_file() else {}
     lines = [
