@@ -94,7 +94,8 @@ class TrainConfig:
     Loss weights: ``l1_weight`` (output vs real image), ``adversarial_weight`` with
     ``adversarial`` = "hinge" | "nonsaturating", ``feature_matching_weight`` (D features),
     ``perceptual_weight`` (HED-VGG features, needs ``sketch2anime weights hed``), ``hint_weight``
-    (masked L1 at hint resolution), ``r1_gamma`` (R1 on real images every ``r1_every`` steps).
+    (masked L1 at hint resolution), ``ssim_weight`` (1 - SSIM at the model's size and at the panel's
+    2x display size: penalises texture where the true image is flat), ``r1_gamma`` (R1 on real images every ``r1_every`` steps).
     Stage 1 feeds a rough sketch instead of the clean one with probability ``rough_fraction``.
     ``threads``: CPU threads for torch (0 keeps torch's default; 1 is fastest on a busy machine).
     Stage 2 draws each sample's latent from the clean sketch, the rough sketch, or a projection of
@@ -119,6 +120,7 @@ class TrainConfig:
     perceptual_weight: float = 0.0
     perceptual_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3")
     hint_weight: float = 10.0
+    ssim_weight: float = 0.0
     r1_gamma: float = 0.0
     r1_every: int = 16
 
@@ -146,7 +148,7 @@ class TrainConfig:
         for name in ("steps", "lr", "log_every", "sample_every", "checkpoint_every", "r1_every", "projection_k"):
             positive(name)
         for name in ("weight_decay", "warmup_steps", "l1_weight", "adversarial_weight", "feature_matching_weight",
-                     "perceptual_weight", "hint_weight", "r1_gamma"):
+                     "perceptual_weight", "hint_weight", "ssim_weight", "r1_gamma"):
             positive(name, allow_zero=True)
         # Counts of steps beyond any real run (1e20) are typos; they would also overflow int64 tensors.
         for name in ("steps", "warmup_steps", "log_every", "sample_every", "checkpoint_every", "r1_every"):

@@ -78,9 +78,9 @@ class ConditionalGANUpdate:
 
     D judges ``(image, sketch, hint)`` for real and fake in one pass (hinge or non-saturating loss,
     lazy R1 on reals); G gets the adversarial loss, D feature matching, the optional HED-VGG
-    perceptual loss, L1 to the real image and the masked hint loss; then the EMA follows, ramped up
-    by step. A stage sets ``D``, ``d_net``, ``perceptual`` and ``engine`` besides what
-    ``GANStageBase`` needs; ``as_input`` lets it hand D images in its memory format.
+    perceptual loss, L1 to the real image, the optional SSIM loss and the masked hint loss; then the
+    EMA follows, ramped up by step. A stage sets ``D``, ``d_net``, ``perceptual`` and ``engine``
+    besides what ``GANStageBase`` needs; ``as_input`` lets it hand D images in its memory format.
     """
 
     D: nn.Module
@@ -124,7 +124,7 @@ class ConditionalGANUpdate:
                          d_hint: torch.Tensor | None, hint: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         """One G step from ``fake`` (with its graph); D is frozen and used unwrapped (no gradient sync).
         ``sketch``/``d_hint``: what D sees (``d_inputs``); ``hint``: the hint of the masked hint loss."""
-        from .losses import feature_matching_loss, generator_adversarial_loss, masked_hint_loss
+        from .losses import feature_matching_loss, generator_adversarial_loss, masked_hint_loss, ssim_loss
 
         train = self.config.train
         set_requires_grad(self.D, False)
@@ -147,6 +147,10 @@ class ConditionalGANUpdate:
         l1 = torch.nn.functional.l1_loss(fake32, image)
         hint_loss = masked_hint_loss(fake32, hint)
         total = total + train.l1_weight * l1 + train.hint_weight * hint_loss
+        if train.ssim_weight > 0:
+            structure = ssim_loss(fake32, image)
+            total = total + train.ssim_weight * structure
+            losses["ssim"] = structure.detach()
         losses.update({"l1": l1.detach(), "hint": hint_loss.detach(), "g_loss": total.detach()})
         optimizer_step(self.opt_g, total, self.G.parameters(), train.grad_clip)
         if self.ema is not None:

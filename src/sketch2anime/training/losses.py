@@ -63,6 +63,54 @@ def masked_hint_loss(image: torch.Tensor, hint: torch.Tensor) -> torch.Tensor:
     return diff.sum() / hinted.clamp_min(1.0)
 
 
+def _gaussian_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    radius = 5  # 11 taps, the window of Wang et al. (2004)
+    x = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
+    g = torch.exp(-0.5 * (x / sigma) ** 2)
+    return g / g.sum()
+
+
+def _ssim_map(a: torch.Tensor, b: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
+    """Differentiable SSIM map of two (N, C, H, W) batches in [0, 1] over the valid region."""
+    channels = a.shape[1]
+    g = _gaussian_kernel(sigma, a.dtype, a.device)
+    rows = g.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+    cols = g.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.conv2d(x, rows, groups=channels), cols, groups=channels)
+
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a * mu_a
+    var_b = blur(b * b) - mu_b * mu_b
+    cov = blur(a * b) - mu_a * mu_b
+    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+
+
+def ssim_loss(fake: torch.Tensor, real: torch.Tensor, display_factor: int = 2) -> torch.Tensor:
+    """1 - SSIM, averaged over the model's size and the size the panel shows.
+
+    fake, real: (N, 3, S, S) in [-1, 1], S >= 11. The second term upsamples both bicubically by
+    ``display_factor`` first (the panel shows a 128 px result at 256 px): blotches that are finer
+    than SSIM's window at S become structure at the display size, and texture where the true image
+    is flat is what costs a GAN most there. ``display_factor`` 1 keeps only the model's size.
+    """
+    if fake.shape != real.shape or fake.ndim != 4 or fake.shape[-1] < 11 or fake.shape[-2] < 11:
+        raise ValueError(f"ssim_loss needs two equal (N, C, H, W) batches of side 11 or more, "
+                         f"got {tuple(fake.shape)} and {tuple(real.shape)}")
+    if display_factor < 1:
+        raise ValueError(f"display_factor must be 1 or more, got {display_factor}")
+    a, b = (fake.float() + 1) / 2, (real.detach().float() + 1) / 2
+    total = 1 - _ssim_map(a, b).mean()
+    if display_factor == 1:
+        return total
+    size = (fake.shape[-2] * display_factor, fake.shape[-1] * display_factor)
+    big_a = F.interpolate(a, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
+    big_b = F.interpolate(b, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
+    return (total + 1 - _ssim_map(big_a, big_b).mean()) / 2
+
+
 class PerceptualLoss(nn.Module):
     """L1 between HED-VGG feature maps of two images (frozen network, weights from the cache)."""
 
