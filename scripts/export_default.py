@@ -63,6 +63,8 @@ def inherited_budget_rows(run: Path) -> tuple[Path | None, list[str]]:
 
     A fine-tuned generator carries its starting model's training too; that model's own run folder
     may be gone, but its card recorded the budget, so the rows are copied from there, verbatim.
+    When the run started from the folder it is exported to, that card may already be this run's
+    own (a rewrite with ``--card-only``): its last row is then this run's and is left out.
     """
     config = json.loads((run / "config.json").read_text())
     start = config.get("experiment", {}).get("init_generator") or ""
@@ -80,14 +82,24 @@ def inherited_budget_rows(run: Path) -> tuple[Path | None, list[str]]:
             break
         if line.startswith("| ") and not line.startswith("| stage |"):
             rows.append(line)
+    written_from = next((line.split("from `", 1)[1].split("`", 1)[0] for line in lines
+                         if line.startswith("Written by ") and "from `" in line), None)
+    if written_from is not None and Path(written_from).expanduser().resolve() == run.expanduser().resolve():
+        rows = rows[:-1]
     return Path(start), rows
+
+
+def fine_tune_stage_suffix(inherited: list[str]) -> str:
+    """", fine-tune" for the first fine-tune, ", fine-tune 2" when the starting model was one already."""
+    earlier = sum("fine-tune" in row.split("|")[1] for row in inherited)
+    return ", fine-tune" + (f" {earlier + 1}" if earlier else "")
 
 
 def fine_tune_note(run: Path, start: Path) -> str:
     """How the fine-tune differed from the configuration it started from, read from its config.json."""
     train = json.loads((run / "config.json").read_text())["train"]
-    settings = ", ".join(f"`train.{key}={train[key]}`" for key in ("steps", "lr", "l1_weight", "adversarial_weight")
-                         if key in train)
+    keys = ("steps", "lr", "l1_weight", "adversarial_weight", "ssim_weight")
+    settings = ", ".join(f"`train.{key}={train[key]}`" for key in keys if train.get(key) not in (None, 0, 0.0))
     return (f"The last row fine-tuned the generator of `{start}` (its rows above, from its model card) with "
             f"`--set experiment.init_generator={start}` and {settings}; the discriminator and optimiser "
             "started afresh.")
@@ -163,14 +175,16 @@ def baseline_budgets(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]
 
 
 def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: Path | None,
-               showcase: Path | None) -> Path:
+               showcase: Path | None, inherited: tuple[Path | None, list[str]]) -> Path:
+    """MODEL_CARD.md in ``target``; ``inherited`` is ``inherited_budget_rows(generator_run)``, read
+    before ``target`` was replaced (a fine-tune of the shipped model starts from ``target``)."""
     description = json.loads((target / "pipeline.json").read_text())
     gen = run_budget(generator_run)
     guided = description["pipeline_type"] == "guided"
     runs = [("sketch autoencoder (stage 1)", run_budget(ae_run))] if ae_run else []
-    start, inherited = inherited_budget_rows(generator_run)
+    start, inherited_rows = inherited
     stage = "guided U-Net generator (stage 2)" if guided else "hint generator (stage 2)"
-    runs.append((stage + (", fine-tune" if start is not None else ""), gen))
+    runs.append((stage + (fine_tune_stage_suffix(inherited_rows) if start is not None else ""), gen))
     size_mb = folder_bytes(target) / 1e6
     bank = json.loads((target / "latent_bank.json").read_text()) if (target / "latent_bank.json").is_file() else {}
     lines = [
@@ -195,7 +209,7 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
         "them for research and personal experiments, not commercially.", "",
         BUDGET_HEADING, "",
         "| stage | steps | batch | images seen | wall time | images/s (median) | threads |",
-        "|---|---|---|---|---|---|---|"] + inherited
+        "|---|---|---|---|---|---|---|"] + inherited_rows
     for name, b in runs:
         speed = f"{b['images_per_s']:.1f}" if b["images_per_s"] else "?"
         lines.append(f"| {name} | {b['steps']} | {b['batch_size']} | {b['images_seen']:,} | {b['hours']:.2f} h | "
@@ -274,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     source = args.run / "model"
     if not (source / "pipeline.json").is_file():
         raise SystemExit(f"{source} is not an exported pipeline folder")
+    inherited = inherited_budget_rows(args.run)  # before the target, maybe the starting model, is replaced
     if not args.card_only:
         staging = args.target.with_name(args.target.name + ".tmp")
         shutil.rmtree(staging, ignore_errors=True)
@@ -292,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"{MAX_BYTES / 1e6:.0f} MB package limit")
         shutil.rmtree(args.target, ignore_errors=True)
         staging.rename(args.target)
-    card = write_card(args.target, args.run, args.ae_run, args.metrics, args.showcase)
+    card = write_card(args.target, args.run, args.ae_run, args.metrics, args.showcase, inherited)
     print(f"default model at {args.target} ({folder_bytes(args.target) / 1e6:.1f} MB); card {card}")
     return 0
 

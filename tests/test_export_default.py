@@ -64,3 +64,32 @@ def test_a_starting_model_without_a_card_is_refused(export_default, tmp_path: Pa
     run = _run(tmp_path / "ft", {"steps": 10}, init_generator=str(tmp_path / "nowhere"))
     with pytest.raises(SystemExit, match="MODEL_CARD"):
         export_default.inherited_budget_rows(run)
+
+
+def test_a_second_fine_tune_is_numbered_and_names_its_ssim_weight(export_default, tmp_path: Path) -> None:
+    rows = ["| guided U-Net generator (stage 2) | 6000 | 8 | 48,000 | 2.48 h | 8.4 | 2 |",
+            "| guided U-Net generator (stage 2), fine-tune | 4400 | 8 | 35,200 | 1.65 h | 6.2 | 2 |"]
+    assert export_default.fine_tune_stage_suffix(rows[:1]) == ", fine-tune"
+    assert export_default.fine_tune_stage_suffix(rows) == ", fine-tune 2"
+    run = _run(tmp_path / "ft2", {"steps": 2400, "lr": 1e-4, "ssim_weight": 15.0, "perceptual_weight": 0.0})
+    note = export_default.fine_tune_note(run, tmp_path)
+    assert "train.ssim_weight=15.0" in note
+    plain = _run(tmp_path / "ft1", {"steps": 2400, "lr": 1e-4, "ssim_weight": 0.0})
+    assert "ssim_weight" not in export_default.fine_tune_note(plain, tmp_path)
+
+
+def test_rewriting_the_card_of_a_model_fine_tuned_in_place_drops_its_own_row(export_default, tmp_path: Path) -> None:
+    # The run started from the shipped folder and was exported into it: the card there is now the
+    # run's own, so a --card-only rewrite must not count the run twice.
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    run = _run(tmp_path / "ft", {"steps": 2400}, init_generator=str(shipped))
+    own_row = "| guided U-Net generator (stage 2), fine-tune 2 | 2400 | 8 | 19,200 | 1.10 h | 4.9 | 2 |"
+    (shipped / "MODEL_CARD.md").write_text(
+        f"# Model card\n\nWritten by `scripts/export_default.py` from `{run}`.\n\n"
+        + START_CARD.split("\n\n", 1)[1].replace("| 2 |\n\nHardware", f"| 2 |\n{own_row}\n\nHardware"))
+    _, rows = export_default.inherited_budget_rows(run)
+    assert rows == ["| guided U-Net generator (stage 2) | 6000 | 8 | 48,000 | 2.48 h | 8.4 | 2 |"]
+    # The same card written from another run keeps every row.
+    other = _run(tmp_path / "other", {"steps": 2400}, init_generator=str(shipped))
+    assert export_default.inherited_budget_rows(other)[1][-1] == own_row
