@@ -251,16 +251,17 @@ FACES64_RETRAIN = (
 GUIDED_RETRAIN = (
     "Retrain: prepare `datasets/faces128` as above, then `sketch2anime train configs/guided128.toml "
     "--set train.steps=4300` (4000 steps), `--resume --set train.steps=6000 --set train.l1_weight=40 --set "
-    "train.adversarial_weight=0.5`, and the fine-tune `sketch2anime train configs/guided128_finetune.toml` (it "
-    "starts from `runs/guided128/model`; the stage-1 autoencoder comes from `experiment.autoencoder_dir`, "
+    "train.adversarial_weight=0.5`, the fine-tune `sketch2anime train configs/guided128_finetune.toml` (it "
+    "starts from `runs/guided128/model`), and the SSIM fine-tune `sketch2anime train configs/guided128_ssim.toml "
+    "--set experiment.init_generator=runs/guided128_finetune/model` (its default starts from the shipped "
+    "model); the stage-1 autoencoder comes from `experiment.autoencoder_dir`, "
     "`configs/ae64.toml` trains a new one). Add `--set train.threads=1` when another job shares the 2-core "
     "machine: one thread per job was fastest then.")
 GUIDED_LIMITS = [
     "- 128 px face crops: it draws a face-crop composition. Full-body sketches, hands, objects and scenery are "
     "outside what it has seen.",
-    "- Trained for about four hours on a 2-core CPU: layouts and hints are followed, but flat regions still carry "
-    "some colour noise (at display size the blurred mean face scores about as well on SSIM) and fine texture is "
-    "missing; the guide (autoencoder preview) is a blurry shadow, because the 64 px autoencoder is small, so the "
+    "- Trained for about five hours on a 2-core CPU: layouts and hints are followed, but flat regions still carry "
+    "some colour blotches (fewer since the SSIM fine-tune) and fine texture is missing; the guide (autoencoder preview) is a blurry shadow, because the 64 px autoencoder is small, so the "
     "projection strength barely changes the result.",
     "- Hints are followed as colour regions at 32 px hint resolution; thin hint strokes are averaged away.",
     "- Style: TV-anime faces of one data set; it reproduces that data's biases (mostly young female characters, "
