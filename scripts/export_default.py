@@ -261,8 +261,9 @@ GUIDED_LIMITS = [
     "- 128 px face crops: it draws a face-crop composition. Full-body sketches, hands, objects and scenery are "
     "outside what it has seen.",
     "- Trained for about five hours on a 2-core CPU: layouts and hints are followed, but flat regions still carry "
-    "some colour blotches (fewer since the SSIM fine-tune) and fine texture is missing; the guide (autoencoder preview) is a blurry shadow, because the 64 px autoencoder is small, so the "
-    "projection strength barely changes the result.",
+    "some colour blotches (fewer since the SSIM fine-tune) and fine texture is missing; the guide (autoencoder "
+    "preview) is a blurry shadow, because the 64 px autoencoder is small, so the projection strength barely "
+    "changes the result.",
     "- Hints are followed as colour regions at 32 px hint resolution; thin hint strokes are averaged away.",
     "- Style: TV-anime faces of one data set; it reproduces that data's biases (mostly young female characters, "
     "light skin).", ""]

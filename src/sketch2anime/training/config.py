@@ -95,7 +95,8 @@ class TrainConfig:
     ``adversarial`` = "hinge" | "nonsaturating", ``feature_matching_weight`` (D features),
     ``perceptual_weight`` (HED-VGG features, needs ``sketch2anime weights hed``), ``hint_weight``
     (masked L1 at hint resolution), ``ssim_weight`` (1 - SSIM at the model's size and at the panel's
-    2x display size: penalises texture where the true image is flat), ``r1_gamma`` (R1 on real images every ``r1_every`` steps).
+    2x display size: penalises texture where the true image is flat), ``r1_gamma`` (R1 on real
+    images every ``r1_every`` steps).
     Stage 1 feeds a rough sketch instead of the clean one with probability ``rough_fraction``.
     ``threads``: CPU threads for torch (0 keeps torch's default; 1 is fastest on a busy machine).
     Stage 2 draws each sample's latent from the clean sketch, the rough sketch, or a projection of
