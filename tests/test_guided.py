@@ -16,7 +16,7 @@ from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
 from sketch2anime.inference import Sketch2AnimePipeline
 from sketch2anime.models.autoencoder import AutoencoderConfig, SketchAutoencoder
 from sketch2anime.models.guide import autoencoder_input, encode_sketch, guide_from_latent
-from sketch2anime.models.guided_unet import GuidedUNet, GuidedUNetConfig
+from sketch2anime.models.guided_unet import GuidedUNet, GuidedUNetConfig, recentre_latent_modulation
 from sketch2anime.models.projection import LatentBank
 from sketch2anime.training.config import load_experiment
 from sketch2anime.training.run import train_experiment
@@ -37,10 +37,15 @@ def _prepared(tmp_path_factory: pytest.TempPathFactory, size: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def autoencoder64(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def dataset64(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _prepared(tmp_path_factory, 64)
+
+
+@pytest.fixture(scope="module")
+def autoencoder64(tmp_path_factory: pytest.TempPathFactory, dataset64: Path) -> Path:
     """A stage-1 run at 64 px: the guided stage below runs at 128 px on top of it."""
     torch.set_num_threads(1)
-    dataset = _prepared(tmp_path_factory, 64)
+    dataset = dataset64
     out = tmp_path_factory.mktemp("runs") / "ae"
     train_experiment(load_experiment(CONFIGS / "test_autoencoder.toml", [
         f"data.root={json.dumps(str(dataset))}", f"experiment.output_dir={json.dumps(str(out))}", "train.steps=4"]))
@@ -101,6 +106,27 @@ def test_guided_unet_refuses_bad_inputs() -> None:
         net(sketch, guide, torch.zeros(2, 4, 32, 32), z)
     no_latent = GuidedUNet(GuidedUNetConfig(image_size=64, latent_dim=0, base_channels=4, max_channels=16, depth=3))
     assert no_latent(sketch, guide, hint).shape == (2, 3, 64, 64)
+
+
+def test_recentred_modulation_keeps_the_mean_latent_output_and_ignores_z() -> None:
+    """After recentring, any z gives what the old weights gave at the mean latent (not at z = 0)."""
+    torch.manual_seed(0)
+    net = GuidedUNet(GuidedUNetConfig(image_size=64, latent_dim=8, base_channels=4, max_channels=16, depth=3))
+    for block in net.middle:
+        torch.nn.init.normal_(block.film.weight, std=0.5)
+        torch.nn.init.normal_(block.film.bias, std=0.1)
+    sketch, guide, hint, z = _inputs()
+    mean = torch.randn(8) * 2
+    with torch.no_grad():
+        at_mean = net(sketch, guide, hint, mean.expand(2, 8))
+        at_zero = net(sketch, guide, hint, torch.zeros(2, 8))
+        recentre_latent_modulation(net, mean)
+        after = net(sketch, guide, hint, z)
+    assert torch.allclose(after, at_mean, atol=1e-5)
+    assert float((after - at_zero).abs().mean()) > 1e-3  # dropping the weights alone would give this
+    assert all(float(block.film.weight.detach().abs().max()) == 0 for block in net.middle)
+    with pytest.raises(ValueError, match="mean latent"):
+        recentre_latent_modulation(net, torch.zeros(7))
 
 
 @pytest.mark.parametrize("changes, message", [({"image_size": 96}, "power of two"), ({"depth": 5}, "depth"),
@@ -205,6 +231,33 @@ def test_guided_stage_fine_tunes_from_an_exported_generator(autoencoder64: Path,
     with pytest.raises(ConfigError, match="init_generator"):
         train_experiment(_guided_config(dataset128, autoencoder64, tmp_path / "none",
                                         f"experiment.init_generator={json.dumps(str(tmp_path / 'nothing'))}"))
+
+
+def test_fine_tuning_onto_another_autoencoder_recentres_the_latent_modulation(
+        autoencoder64: Path, dataset64: Path, dataset128: Path, tmp_path: Path) -> None:
+    """A generator trained on autoencoder A, fine-tuned on B: its FiLM layers start at A's mean latent."""
+    first = tmp_path / "first"
+    train_experiment(_guided_config(dataset128, autoencoder64, first, "experiment.seed=1", "train.lr=1e-2"))
+    other_ae = tmp_path / "ae_b"
+    train_experiment(load_experiment(CONFIGS / "test_autoencoder.toml", [
+        f"data.root={json.dumps(str(dataset64))}",
+        f"experiment.output_dir={json.dumps(str(other_ae))}", "train.steps=2", "experiment.seed=7"]))
+    tuned = tmp_path / "tuned"
+    train_experiment(load_experiment(CONFIGS / "test_guided.toml", [
+        f"data.root={json.dumps(str(dataset128))}", f"experiment.output_dir={json.dumps(str(tuned))}",
+        f"experiment.autoencoder_dir={json.dumps(str(other_ae))}", "train.lr=1e-12", "train.steps=2",
+        f"experiment.init_generator={json.dumps(str(first / 'model'))}"]))
+    start = read_tensors(first / "model" / "generator" / "model.safetensors")
+    after = read_tensors(tuned / "model" / "generator" / "model.safetensors")
+    mean = LatentBank.load(first / "model" / "latent_bank").latents.mean(dim=0)
+    films = [key[:-len(".weight")] for key in start if ".film." in key and key.endswith(".weight")]
+    assert films and any(float(start[f + ".weight"].abs().max()) > 1e-4 for f in films)
+    for film in films:
+        assert float(after[film + ".weight"].abs().max()) < 1e-6
+        assert torch.allclose(after[film + ".bias"], start[film + ".weight"] @ mean + start[film + ".bias"],
+                              atol=1e-4)
+    other = [key for key in start if ".film." not in key]
+    assert all(torch.allclose(start[key], after[key], atol=1e-6) for key in other)
 
 
 def test_guided_stage_refuses_a_latent_size_the_autoencoder_lacks(autoencoder64: Path, dataset128: Path,

@@ -168,3 +168,22 @@ class GuidedUNet(nn.Module):
             level_hint = full_hint if r == size else resize_hint(hint, r)
             x = fuse(torch.cat([x, skips.pop(), level_hint, resize_map(guide, r)], dim=1))
         return torch.tanh(self.to_rgb(torch.cat([x, full_hint], dim=1)))
+
+
+@torch.no_grad()
+def recentre_latent_modulation(generator: GuidedUNet, mean_latent: torch.Tensor) -> None:
+    """Make every FiLM layer ignore z while keeping the modulation it gave at ``mean_latent (D,)``.
+
+    For fine-tuning onto another sketch autoencoder: the old FiLM weights would read its latents as
+    noise. Folding ``W @ mean + b`` into the bias starts from the old generator's average behaviour,
+    and training learns the dependence on the new z from zero, as a fresh generator does.
+    """
+    dim = generator.config.latent_dim
+    if dim == 0:
+        return
+    if mean_latent.shape != (dim,):
+        raise ValueError(f"mean latent must have shape ({dim},), got {tuple(mean_latent.shape)}")
+    for block in generator.middle:
+        film = block.film
+        film.bias += film.weight @ mean_latent.to(film.weight)
+        film.weight.zero_()

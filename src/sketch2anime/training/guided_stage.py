@@ -36,7 +36,7 @@ from ..data.palettes import PaletteBank
 from ..hint_format import hint_to_display, hint_upsampled, resize_hint
 from ..models.discriminator import DiscriminatorConfig, PatchDiscriminator
 from ..models.guide import encode_sketch, guide_from_latent
-from ..models.guided_unet import GuidedUNet, GuidedUNetConfig
+from ..models.guided_unet import GuidedUNet, GuidedUNetConfig, recentre_latent_modulation
 from ..models.projection import LatentBank, project
 from ..pipeline_format import BANK_STEM, PALETTE_STEM, PipelineDescription, write_pipeline_folder
 from .autoencoder_stage import encode_training_sketches, make_optimizer
@@ -95,7 +95,14 @@ class GuidedStage(GANStageBase, ConditionalGANUpdate):
                                              tuple(train.perceptual_layers)).to(device)
         self.G = GuidedUNet(g_cfg)
         if config.experiment.init_generator:
-            self.G.load_state_dict(initial_generator(config.experiment.init_generator, g_cfg).state_dict())
+            initial = initial_generator(config.experiment.init_generator, g_cfg)
+            old_mean = foreign_latent_mean(config.experiment.init_generator, self.autoencoder)
+            if old_mean is not None:
+                recentre_latent_modulation(initial, old_mean)
+                if engine.is_main:
+                    print(f"init_generator was trained on another autoencoder than {self.ae_folder}: "
+                          "its latent modulation starts at its bank's mean latent and relearns z")
+            self.G.load_state_dict(initial.state_dict())
         self.G.to(device)
         self.D = PatchDiscriminator(disc_cfg).to(device)
         if engine.channels_last:
@@ -228,6 +235,27 @@ def initial_generator(path: str, expected: GuidedUNetConfig) -> GuidedUNet:
         raise ConfigError(f"experiment.init_generator: {folder} holds a generator built as {model.config}, "
                           f"but this run's [guided_unet] is {expected}")
     return model
+
+
+def foreign_latent_mean(path: str, autoencoder: torch.nn.Module) -> torch.Tensor | None:
+    """Mean latent ``(D,)`` of the bank in pipeline folder ``path`` when its autoencoder differs from ``autoencoder``.
+
+    None when the folder has the same autoencoder, or no autoencoder and bank to tell (a bare
+    ``generator/`` folder: its latents are assumed to be this run's).
+    """
+    folder = Path(path).expanduser()
+    stem = folder / BANK_STEM
+    if not (folder / "autoencoder").is_dir() or not stem.with_suffix(".json").is_file():
+        return None
+    try:
+        old = load_model(folder / "autoencoder", expected_type="sketch_autoencoder").state_dict()
+        bank = LatentBank.load(stem)
+    except CheckpointError as exc:
+        raise ConfigError(f"experiment.init_generator: {exc}") from None
+    new = autoencoder.state_dict()
+    if old.keys() == new.keys() and all(torch.equal(old[k], new[k].to(old[k].device)) for k in old):
+        return None
+    return bank.latents.mean(dim=0)
 
 
 def build(config: ExperimentConfig, engine: Engine, run_dir: Path) -> GuidedStage:
