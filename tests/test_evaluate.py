@@ -149,6 +149,30 @@ def test_every_model_gets_identical_inputs(dataset: Path, tmp_path: Path) -> Non
     assert any(h is not None and h[:, 3].sum() > 0 for _, h, _ in seen["a"])
 
 
+def test_projection_change_measures_what_the_slider_does(dataset: Path, tmp_path: Path) -> None:
+    """Each strength against the weakest: 0.4 for a grey that brightens by 0.8 (0.4 on [0, 1]) from t=0 to
+    t=1, 0 for a model that ignores t, None at the weakest strength itself (whatever order t is given in)."""
+    def slider(batch, projection, seed):
+        return torch.full_like(batch.target, (2 * projection - 1) * 0.4)
+
+    def inert(batch, projection, seed):
+        return torch.zeros_like(batch.target)
+
+    models = [EvalModel(name="slider", source="s", kind="test", run=slider, projections=(1.0, 0.5, 0.0)),
+              EvalModel(name="inert", source="i", kind="test", run=inert, projections=(0.0, 1.0))]
+    result = run_evaluation(_config(dataset, tmp_path / "out"), models=models, progress=False)
+    change = {(e["model"], e["projection"], e["condition"], e["hint_level"]): e["metrics"]["projection_change"]
+              for e in result["entries"] if e.get("set", "val") == "val"}
+    for condition in ("clean", "rough-heavy"):
+        for level in ("none", "sparse"):
+            assert change[("slider", 0.0, condition, level)] is None
+            assert change[("slider", 0.5, condition, level)] == pytest.approx(0.2, abs=1e-6)
+            assert change[("slider", 1.0, condition, level)] == pytest.approx(0.4, abs=1e-6)
+            assert change[("inert", 1.0, condition, level)] == pytest.approx(0.0, abs=1e-9)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "change vs weakest t (/255)" in report and "| 102.0 |" in report  # 0.4 x 255 on the rough rows
+
+
 # ---------------------------------------------------------------------------------------------
 # end to end
 

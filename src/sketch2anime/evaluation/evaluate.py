@@ -49,7 +49,7 @@ from .floors import FLOOR_NAMES, floor_models
 from .models_under_test import ORACLE, STYLE_TRANSFER, _model_name, _pipeline_model, _style_transfer_model, oracle_model
 from .protocol import DEFAULT_ROUGHNESS, HINT_LEVELS, EvaluationProtocol, ProtocolConfig, condition_name
 from .scoring import PER_IMAGE_KEYS, PSNR_CAP_DB, EntryScores, add_deltas, display_scores
-from .sensitivity import SENSITIVITY_SIZE, small_images
+from .sensitivity import SENSITIVITY_SIZE, output_change, small_images
 from .sets import MAIN_SET, EvalSet, dataset_display, heldout_set, pairs_set
 
 __all__ = ["Batch", "EvalModel", "EvaluateConfig", "add_deltas", "oracle_model", "run_evaluation"]
@@ -311,7 +311,9 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
         prefix = "" if eval_set.main else f"[{eval_set.name}] "
         for model in models:
             for roughness in sp.config.conditions:
-                for projection in model.projections:
+                # The slider's effect: each strength's outputs against the weakest strength's.
+                weakest: dict[str, torch.Tensor] = {}
+                for projection in sorted(model.projections, key=lambda p: -1.0 if p is None else p):
                     # FID only on the main set: the other sets are small and share its real images.
                     with_features = eval_set.main and roughness in fid_conditions
                     accs, grid_outputs = _run_batches(model, roughness, projection, eval_set, config,
@@ -321,6 +323,9 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
                         tick = time.perf_counter()
                         metrics = accs[level].summary(real_features if eval_set.main else None, config.seed,
                                                       config.kid_subsets, target_rows)
+                        small = accs[level].small_outputs()
+                        metrics["projection_change"] = output_change(small, weakest[level]) if level in weakest else None
+                        weakest.setdefault(level, small)
                         entry = _entry(model, eval_set.name, roughness, level, projection, accs[level], len(sp),
                                        metrics, fid_info.get("label"), time.perf_counter() - tick)
                         entries.append(entry)
@@ -332,6 +337,8 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
                                if metrics["ssim_display_mean"] is not None else "")
                             + (f", sensitivity {metrics['sensitivity']:.3f}" if metrics["sensitivity"] is not None else "")
                             + (f", FID {metrics['fid']:.2f}" if metrics["fid"] is not None else "")
+                            + (f", change vs weakest projection {255 * metrics['projection_change']:.1f}/255"
+                               if metrics["projection_change"] is not None else "")
                             + f" ({entry['timing']['ms_per_image']:.1f} ms/image)")
                     if eval_set.main and roughness in grid_columns and grid_outputs[grid_level]:
                         label = model.name if projection is None else f"{model.name} p={projection:g}"

@@ -93,7 +93,7 @@ def headline_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]], 
 def robustness_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Rough-sketch entries with their change against the clean sketch (rough minus clean)."""
     headers = ["model", "projection", "hints", "sketch", "SSIM", "ΔSSIM", "FID", "ΔFID", "ΔE00 med", "ΔΔE00",
-               "recall (clean lines)", "Δrecall", "recall (input lines)"]
+               "recall (clean lines)", "Δrecall", "recall (input lines)", "change vs weakest t (/255)"]
     rows = []
     for e in _main_entries(result):
         if e["roughness"] == "none":
@@ -103,7 +103,8 @@ def robustness_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]
                      _num(m["ssim_mean"]), _num(d.get("ssim_mean"), signed=True),
                      _num(m["fid"], 2), _num(d.get("fid"), 2, signed=True),
                      _num(m["hint_de00_median"], 2), _num(d.get("hint_de00_median"), 2, signed=True),
-                     _num(m["line_recall"]), _num(d.get("line_recall"), signed=True), _num(m["line_recall_input"])])
+                     _num(m["line_recall"]), _num(d.get("line_recall"), signed=True), _num(m["line_recall_input"]),
+                     _num(m.get("projection_change"), 1, scale=255)])
     return headers, rows
 
 

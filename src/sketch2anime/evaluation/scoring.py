@@ -18,7 +18,7 @@ PSNR_CAP_DB = 100.0  # identical images have infinite PSNR; capped so means stay
 
 DELTA_KEYS = ("ssim_mean", "psnr_mean", "l1_mean", "fid", "kid_mean", "hint_de00_median", "hint_de00_p90",
               "line_recall", "line_f", "line_chamfer", "line_recall_input", "line_f_input", "ssim_display_mean",
-              "sensitivity")
+              "sensitivity", "projection_change")
 PER_IMAGE_KEYS = ("ssim", "psnr", "l1", "line_recall", "line_f", "line_chamfer", "hint_de00_median", "ssim_display")
 
 
@@ -67,6 +67,10 @@ class EntryScores:
             self.hints.append(hint)
         if self.with_features and features is not None:
             self.features.append(features)
+
+    def small_outputs(self) -> torch.Tensor:
+        """``small_images`` rows of every output so far, in order."""
+        return torch.cat(self.sensitivity_rows)
 
     def per_sample(self, key: str) -> np.ndarray:
         return np.concatenate(self.values[key])

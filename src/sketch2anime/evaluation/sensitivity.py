@@ -70,3 +70,15 @@ def input_sensitivity(outputs: torch.Tensor, targets: torch.Tensor, seed: int = 
     ratio = d_out / d_tgt if len(i) and d_tgt > 1e-12 else None
     return {"sensitivity": ratio, "output_distance": d_out if len(i) else None,
             "target_distance": d_tgt if len(i) else None, "pairs": int(len(i))}
+
+
+def output_change(outputs: torch.Tensor, reference: torch.Tensor) -> float:
+    """Mean absolute difference on the [0, 1] scale between two runs on the same inputs, row by row.
+
+    Both (N, 3, S, S) in [-1, 1] or ``small_images`` rows (N, D). The projection slider's effect:
+    the same sketches at strength t against strength 0 (0 = the slider does nothing)."""
+    a = outputs if outputs.ndim == 2 else small_images(outputs)
+    b = reference if reference.ndim == 2 else small_images(reference)
+    if a.shape != b.shape or len(a) == 0:
+        raise ValueError(f"output_change needs two equal, non-empty batches, got {tuple(a.shape)} and {tuple(b.shape)}")
+    return float((a - b).abs().double().mean())
