@@ -323,3 +323,41 @@ def test_seed_borrows_a_neighbours_colour_scheme(autoencoder64: Path, dataset128
     pictures = pipe.variations(np.full((128, 128), 255, np.uint8), count=3, seed=5)
     arrays = [np.asarray(p, dtype=np.float32) for p in pictures]
     assert np.abs(arrays[1] - arrays[2]).mean() > 0.01
+
+
+# ---- scripts/guide_usage.py: does the generator use its guide? -------------------------------
+
+def _guide_usage_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "guide_usage.py"
+    spec = importlib.util.spec_from_file_location("guide_usage", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_guide_usage_tells_a_generator_that_ignores_its_guide(autoencoder64: Path, dataset128: Path,
+                                                              tmp_path: Path) -> None:
+    out = tmp_path / "guided"
+    train_experiment(_guided_config(dataset128, autoencoder64, out, "train.lr=1e-2"))
+    pipe = Sketch2AnimePipeline.from_pretrained(out / "model", device="cpu")
+    images, data = tmp_path / "faces", tmp_path / "with-val"
+    images.mkdir()
+    for i in range(4):
+        draw_face(128, i).save(images / f"face_{i}.png")
+    prepare_dataset(images, data, PrepareConfig(size=128, extractors=("detail",), val_fraction=0.5, workers=1),
+                    progress=False)
+    script = _guide_usage_script()
+    rows = script.guide_usage(pipe, data, limit=2)
+    assert [r["name"] for r in rows] == ["user (t = 0)", "projected (t = 1)", "clean (oracle)"]
+    assert rows[0]["guide_change"] == rows[0]["image_change"] == 0.0
+    assert all(r["guide_change"] > 0.1 and r["image_change"] > 0.01 for r in rows[1:])
+    assert all(-1.0 <= r["ssim"] <= 1.0 for r in rows)
+
+    real_forward = pipe.generator.forward  # the same generator, blind to guide and latent
+    pipe.generator.forward = lambda sketch, guide, hint, z=None: real_forward(sketch, torch.zeros_like(guide), hint,
+                                                                              None if z is None else torch.zeros_like(z))
+    blind = script.guide_usage(pipe, data, limit=2)
+    assert all(r["guide_change"] > 0.1 and r["image_change"] == 0.0 for r in blind[1:])
+    assert blind[1]["ssim"] == blind[0]["ssim"]
