@@ -10,8 +10,8 @@
 # Environment (all optional):
 #   RUN       guided run folder (default ~/s2a-runs/guided128)
 #   BASELINES space-separated Pix2Pix model folders trained with configs/pix2pix128.toml; the folder
-#             above model/ names the row (default: ~/s2a-runs/pix2pix128-32k/model and
-#             ~/s2a-runs/pix2pix128-48k/model, copies of that run at 4000 and 6000 steps, those present)
+#             above model/ names the row (default: ~/s2a-runs/pix2pix128-102k/model, that config run
+#             for 12,800 steps: the default model's 102,400 images; skipped when absent)
 #   PREVIOUS  earlier checkpoints' model folders (comma- or space-separated) scored alongside, to pick the one to ship
 #             (e.g. the currently shipped src/sketch2anime/pretrained/default; default: none)
 #   DATA      prepared 128 px dataset (default ~/s2a-runs/data/faces128)
@@ -26,7 +26,7 @@ PAIRS=${PAIRS:-../shared/data/sketch-pairs}
 OUT=${OUT:-$HOME/s2a-runs/eval-default}
 FID_SIZE=${FID_SIZE:-128}
 PREVIOUS=${PREVIOUS:-}
-BASELINES=${BASELINES:-"$HOME/s2a-runs/pix2pix128-32k/model $HOME/s2a-runs/pix2pix128-48k/model"}
+BASELINES=${BASELINES:-"$HOME/s2a-runs/pix2pix128-102k/model"}
 
 models=(--model "$RUN/model")
 for folder in ${PREVIOUS//,/ } $BASELINES; do
