@@ -37,6 +37,7 @@ from .image_io import rgb_to_tensor, sketch_to_tensor
 from .manifest import DatasetInfo, ManifestRecord, read_dataset_info, read_manifest
 from .line_style import LineStyleConfig, restyle
 from .rough import RoughSketchConfig, roughen
+from .zoom import random_zoom_out
 
 SPLITS = ("train", "val", "all")
 _STREAM_TAG = 0x5A2A  # keeps these streams apart from other users of the same seed
@@ -49,7 +50,8 @@ class DatasetConfig:
     root: the prepared folder. split: "train", "val" or "all". extractors: sketch kinds to draw
     from (empty = all the dataset has). rough_probability: share of items whose ``rough_sketch`` is
     roughened. line_style_probability: share whose ``rough_sketch`` is restyled. flip: random
-    horizontal flips. in_memory: decode every PNG once at start (15k 64 px images take ~300 MB).
+    horizontal flips. zoom_out_probability / zoom_out_scale: share of items shrunk by a factor in
+    that range onto white paper (``zoom.py``), picture and clean sketch alike. in_memory: decode every PNG once at start (15k 64 px images take ~300 MB).
     fixed: evaluation mode (randomness from (seed, index) only). limit: use only the first N
     images of the split (by id).
     """
@@ -63,6 +65,8 @@ class DatasetConfig:
     line_style_probability: float = 0.0
     hints: HintConfig = field(default_factory=HintConfig)
     flip: bool = True
+    zoom_out_probability: float = 0.0
+    zoom_out_scale: tuple[float, float] = (0.45, 0.9)
     seed: int = 0
     in_memory: bool = True
     fixed: bool = False
@@ -75,6 +79,11 @@ class DatasetConfig:
             raise ValueError(f"rough_probability must lie in [0, 1], got {self.rough_probability}")
         if not 0.0 <= self.line_style_probability <= 1.0:
             raise ValueError(f"line_style_probability must lie in [0, 1], got {self.line_style_probability}")
+        if not 0.0 <= self.zoom_out_probability <= 1.0:
+            raise ValueError(f"zoom_out_probability must lie in [0, 1], got {self.zoom_out_probability}")
+        low, high = self.zoom_out_scale
+        if not 0.1 <= low <= high <= 1.0:
+            raise ValueError(f"zoom_out_scale must be [low, high] with 0.1 <= low <= high <= 1, got {self.zoom_out_scale}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
 
@@ -167,18 +176,18 @@ class PairedSketchDataset(Dataset):
         return _read_sketch(self.root / path, self.image_size)  # type: ignore[operator]
 
     def generators(self, index: int) -> list[np.random.Generator]:
-        """Independent generators (extractor choice, flip, rough, hint) for item ``index``."""
+        """Independent generators (extractor choice, flip, rough, hint, style, zoom) for item ``index``."""
         cfg = self.config
         key = [_STREAM_TAG, cfg.seed, index] if cfg.fixed else [_STREAM_TAG + 1, cfg.seed, self.epoch, index]
         # Children are indexed, so adding a stream later leaves the first ones unchanged.
-        return [np.random.default_rng(child) for child in np.random.SeedSequence(key).spawn(5)]
+        return [np.random.default_rng(child) for child in np.random.SeedSequence(key).spawn(6)]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} images")
         index = int(index) % len(self)
         cfg = self.config
-        rng_choice, rng_flip, rng_rough, rng_hint, rng_style = self.generators(index)
+        rng_choice, rng_flip, rng_rough, rng_hint, rng_style, rng_zoom = self.generators(index)
         choices = self._choices[index]
         extractor = self.extractors[choices[int(rng_choice.integers(len(choices)))]]
         color = self.color(index)
@@ -186,6 +195,8 @@ class PairedSketchDataset(Dataset):
         if cfg.flip and rng_flip.random() < 0.5:
             color, sketch = color[:, ::-1], sketch[:, ::-1]
         color, sketch = np.ascontiguousarray(color), np.ascontiguousarray(sketch)
+        if cfg.zoom_out_probability > 0 and rng_zoom.random() < cfg.zoom_out_probability:
+            color, sketch = random_zoom_out(color, sketch, cfg.zoom_out_scale, rng_zoom)
         rough = roughen(sketch, cfg.rough, rng_rough) if rng_rough.random() < cfg.rough_probability else sketch
         if cfg.line_style_probability > 0 and rng_style.random() < cfg.line_style_probability:
             rough = restyle(rough, cfg.line_style, rng_style)
