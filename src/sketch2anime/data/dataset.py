@@ -51,9 +51,9 @@ class DatasetConfig:
     from (empty = all the dataset has). rough_probability: share of items whose ``rough_sketch`` is
     roughened. line_style_probability: share whose ``rough_sketch`` is restyled. flip: random
     horizontal flips. zoom_out_probability / zoom_out_scale: share of items shrunk by a factor in
-    that range onto white paper (``zoom.py``), picture and clean sketch alike. in_memory: decode every PNG once at start (15k 64 px images take ~300 MB).
-    fixed: evaluation mode (randomness from (seed, index) only). limit: use only the first N
-    images of the split (by id).
+    that range onto white paper (``zoom.py``), picture and clean sketch alike. in_memory: decode
+    every PNG once at start (15k 64 px images take ~300 MB). fixed: evaluation mode (randomness
+    from (seed, index) only). limit: use only the first N images of the split (by id).
     """
 
     root: str = ""
@@ -83,7 +83,8 @@ class DatasetConfig:
             raise ValueError(f"zoom_out_probability must lie in [0, 1], got {self.zoom_out_probability}")
         low, high = self.zoom_out_scale
         if not 0.1 <= low <= high <= 1.0:
-            raise ValueError(f"zoom_out_scale must be [low, high] with 0.1 <= low <= high <= 1, got {self.zoom_out_scale}")
+            raise ValueError(f"zoom_out_scale must be [low, high] with 0.1 <= low <= high <= 1, "
+                             f"got {self.zoom_out_scale}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
 
