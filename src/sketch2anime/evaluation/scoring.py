@@ -95,7 +95,7 @@ class EntryScores:
         metrics.update({"sensitivity": None, "sensitivity_output_distance": None,
                         "sensitivity_target_distance": None})
         if target_rows is not None and self.sensitivity_rows:
-            result = input_sensitivity(torch.cat(self.sensitivity_rows), target_rows, seed=seed)
+            result = input_sensitivity(self.small_outputs(), target_rows, seed=seed)
             metrics.update({"sensitivity": result["sensitivity"],
                             "sensitivity_output_distance": result["output_distance"],
                             "sensitivity_target_distance": result["target_distance"]})
