@@ -51,6 +51,7 @@ from .pipeline_format import (  # noqa: F401  (PIPELINE_FILE ... re-exported: ol
     model_metas,
     pipeline_description,
     read_pipeline_description,
+    write_parts_folder,
     write_pipeline_folder,
 )
 
@@ -113,6 +114,11 @@ class Sketch2AnimePipeline:
             self.autoencoder = self.autoencoder.to(device).eval()
         self.bank = modules.get("bank")
         self.palettes = modules.get("palettes")
+        # Optional per-part guide (models/part_guide.py): sharp eyes and mouth pasted into the guide.
+        self.parts = modules.get("parts")
+        if self.parts is not None:
+            self.parts = self.parts.to(device).eval()
+        self.part_banks = modules.get("part_banks") or {}
         _check_parts_agree(folder, description, self.generator, self.autoencoder, self.bank)
 
     @classmethod
@@ -136,6 +142,9 @@ class Sketch2AnimePipeline:
         models = {"generator": self.generator}
         if self.autoencoder is not None:
             models["autoencoder"] = self.autoencoder
+        if self.parts is not None:  # before pipeline.json, which write_pipeline_folder writes last
+            write_parts_folder(folder, self.parts.layout, self.parts.autoencoder, self.part_banks,
+                               meta=self.metas.get("parts/autoencoder", {}), bank_storage=bank_storage)
         return write_pipeline_folder(folder, self.description, models, bank=self.bank, palettes=self.palettes,
                                      meta=self.metas, bank_storage=bank_storage)
 
@@ -150,6 +159,8 @@ class Sketch2AnimePipeline:
         self.generator.to(self.device)
         if self.autoencoder is not None:
             self.autoencoder.to(self.device)
+        if self.parts is not None:
+            self.parts.to(self.device)
         return self
 
     # ---- tensor API -------------------------------------------------------------------------
@@ -201,14 +212,26 @@ class Sketch2AnimePipeline:
     def _latents(self, sketch: torch.Tensor, projection: float) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if not self.uses_projection:
             return None, None
-        from .models.guide import encode_sketch, guide_from_latent
+        from .models.guide import encode_sketch
         from .models.projection import project
 
         z = encode_sketch(self.autoencoder, sketch)
         if projection > 0:
             z = project(z.cpu(), self.bank, k=self.projection_k, strength=projection,
                         reg=self.projection_reg).to(self.device)
-        return z, guide_from_latent(self.autoencoder, z, self.image_size)
+        return z, self._guide(z, sketch, projection)
+
+    def _guide(self, z: torch.Tensor, sketch: torch.Tensor, projection: float) -> torch.Tensor:
+        """The decoded latent ``z (N, D)`` at the model size, with the sketch's parts (projected by
+        ``projection``) pasted in when the pipeline has a per-part guide: ``(N, 1, S, S)``."""
+        from .models.guide import guide_from_latent
+        from .models.part_guide import guide_with_parts
+
+        guide = guide_from_latent(self.autoencoder, z, self.image_size)
+        if self.parts is None:
+            return guide
+        return guide_with_parts(self.parts, self.part_banks, sketch, guide, projection, self.projection_k,
+                                self.projection_reg)
 
     def generate_tensors(self, sketch: torch.Tensor, hint: torch.Tensor | None = None, projection: float = 0.5,
                          seed: int | None = None) -> dict[str, torch.Tensor | None]:

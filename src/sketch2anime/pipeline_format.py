@@ -9,6 +9,7 @@
     MODEL/generator/        save_model folder (every type but the stage-1 "autoencoder")
     MODEL/latent_bank.*     the training latents for projection (pipelines with a latent)
     MODEL/palettes.*        optional colour thumbnails of the training images (``data/palettes.py``)
+    MODEL/parts/            optional per-part guide (guided pipelines): see "the parts folder" below
 
 ``PipelineDescription`` reads, validates and writes ``pipeline.json``; ``write_pipeline_folder``
 is the one writer of a whole folder (training stages, ``Sketch2AnimePipeline.save_pretrained``,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .data.palettes import PaletteBank
+    from .models.part_guide import PartLayout
     from .models.projection import LatentBank
 
 PIPELINE_FILE = "pipeline.json"
@@ -182,7 +184,8 @@ def find_pipeline_folder(path: str | Path) -> Path | None:
 def model_metas(folder: str | Path) -> dict[str, dict[str, Any]]:
     """``{part: meta}`` of the saved modules in a pipeline folder (what made each: experiment, step)."""
     folder = Path(folder)
-    return {part: read_model_description(folder / part).get("meta", {}) for part in ("autoencoder", "generator")
+    return {part: read_model_description(folder / part).get("meta", {})
+            for part in ("autoencoder", "generator", f"{PARTS_DIR}/autoencoder")
             if (folder / part / CONFIG_FILE).is_file()}
 
 
@@ -266,3 +269,72 @@ def pipeline_description(pipeline_type: str, image_size: int, hint_downscale: in
 def read_pipeline_description(folder: str | Path) -> dict[str, Any]:
     """``pipeline.json`` of ``folder`` as a validated dict (older name; ``PipelineDescription.read``)."""
     return PipelineDescription.read(folder).to_dict()
+
+
+# ---------------------------------------------------------------------------------------------
+# the parts folder (models/part_guide.py)
+#
+#   MODEL/parts/parts.json       {"format_version": 1, "layout": PartLayout.to_dict()}
+#   MODEL/parts/autoencoder/     save_model folder: the part autoencoder
+#   MODEL/parts/bank_<box>.*     each box's latent bank (absent in a part-autoencoder run's export:
+#                                the guided stage builds them from its own dataset)
+
+PARTS_DIR = "parts"
+PARTS_FILE = "parts.json"
+PARTS_FORMAT_VERSION = 1
+
+
+def part_bank_stem(folder: str | Path, box_name: str) -> Path:
+    return Path(folder) / PARTS_DIR / f"bank_{box_name}"
+
+
+def write_parts_folder(folder: str | Path, layout: "PartLayout", autoencoder: "nn.Module | Path",
+                       banks: "Mapping[str, LatentBank] | None" = None, meta: Mapping[str, Any] | None = None,
+                       bank_storage: str = "float32") -> Path:
+    """Write ``folder/parts/``: the part autoencoder (a module, or a saved folder to copy), banks, ``parts.json`` last."""
+    parts = Path(folder) / PARTS_DIR
+    if isinstance(autoencoder, (str, Path)):
+        _copy_model_if_changed(Path(autoencoder), parts / "autoencoder")
+    else:
+        save_model(autoencoder, parts / "autoencoder", meta=dict(meta or {}))
+    for name, bank in (banks or {}).items():
+        if name not in layout.names:
+            raise ValueError(f"bank for unknown part {name!r}; the layout has {layout.names}")
+        bank.save(part_bank_stem(folder, name), storage=bank_storage)
+    atomic_write_text(parts / PARTS_FILE, json.dumps({"format_version": PARTS_FORMAT_VERSION,
+                                                      "layout": layout.to_dict()}, indent=2, sort_keys=True))
+    return parts
+
+
+def has_parts(folder: str | Path) -> bool:
+    return (Path(folder) / PARTS_DIR / PARTS_FILE).is_file()
+
+
+def read_parts_folder(folder: str | Path, need_banks: bool = True
+                      ) -> "tuple[PartLayout, nn.Module, dict[str, LatentBank]]":
+    """``(layout, part autoencoder, {box: bank})`` of ``folder/parts/``; CheckpointError when damaged or incomplete."""
+    from .checkpoint import load_model
+    from .config import ConfigError
+    from .models.part_guide import PartLayout
+    from .models.projection import LatentBank
+
+    parts = Path(folder) / PARTS_DIR
+    data = read_json(parts / PARTS_FILE)
+    if not isinstance(data, dict) or data.get("format_version") != PARTS_FORMAT_VERSION:
+        raise CheckpointError(f"{parts / PARTS_FILE} is not a version-{PARTS_FORMAT_VERSION} parts description")
+    try:
+        layout = PartLayout.from_dict(data.get("layout") or {})
+    except ConfigError as exc:
+        raise CheckpointError(f"{parts / PARTS_FILE}: {exc}") from None
+    autoencoder = load_model(parts / "autoencoder", expected_type="sketch_autoencoder")
+    if autoencoder.config.image_size != layout.part_size:
+        raise CheckpointError(f"{parts}: the part autoencoder is {autoencoder.config.image_size} px, the layout "
+                              f"{layout.part_size} px")
+    banks = {}
+    for name in layout.names:
+        stem = part_bank_stem(folder, name)
+        if stem.with_suffix(".json").is_file():
+            banks[name] = LatentBank.load(stem)
+        elif need_banks:
+            raise CheckpointError(f"{parts} lacks the latent bank of part {name!r} ({stem.name}.json)")
+    return layout, autoencoder, banks

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 
 from .checkpoint import CheckpointError, load_model
-from .pipeline_format import BANK_STEM, PALETTE_STEM, PipelineDescription
+from .pipeline_format import BANK_STEM, PALETTE_STEM, PipelineDescription, has_parts, read_parts_folder
 
 if TYPE_CHECKING:
     from .inference import Sketch2AnimePipeline
@@ -37,7 +37,18 @@ def _load_guided(folder: Path, description: PipelineDescription) -> dict[str, An
         "generator": load_model(folder / "generator", expected_type="guided_unet"),
         "bank": LatentBank.load(folder / BANK_STEM),
         "palettes": _load_palettes(folder),
+        **_load_parts(folder),
     }
+
+
+def _load_parts(folder: Path) -> dict[str, Any]:
+    """``{"parts": PartGuide, "part_banks": {box: bank}}`` when the folder has a per-part guide, else {}."""
+    from .models.part_guide import PartGuide
+
+    if not has_parts(folder):
+        return {}
+    layout, autoencoder, banks = read_parts_folder(folder)
+    return {"parts": PartGuide(layout, autoencoder), "part_banks": banks}
 
 
 def _load_palettes(folder: Path) -> Any:

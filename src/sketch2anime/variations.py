@@ -27,8 +27,6 @@ def variations(pipe: "Sketch2AnimePipeline", sketch: ImageInput, hint: ImageInpu
         raise ValueError("variations need an integer seed, got None")
     sketch_tensor, hint_tensor, size = pipe.prepare(sketch, hint)
     sketch_tensor, hint_tensor = pipe._check_tensors(sketch_tensor, hint_tensor)
-    from .models.guide import guide_from_latent
-
     rng = torch.Generator().manual_seed(seed)
     pictures = []
     with torch.inference_mode():
@@ -39,7 +37,7 @@ def variations(pipe: "Sketch2AnimePipeline", sketch: ImageInput, hint: ImageInpu
             hint_i = hint_tensor
             if index > 0 and pipe.uses_projection:
                 z = _varied_latent(pipe, sketch_tensor, projection, rng)
-                decoded = guide_from_latent(pipe.autoencoder, z, pipe.image_size)
+                decoded = pipe._guide(z, sketch_tensor, projection)
                 if pipe.palettes is not None:
                     hint_i = _borrowed_colours(pipe, hint_tensor, z, rng)
             elif index > 0:

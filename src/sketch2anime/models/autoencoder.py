@@ -28,6 +28,9 @@ from .blocks import (
     pyramid_resolutions,
 )
 
+# 32 px: the part autoencoder of models/part_guide.py (an eye or a mouth).
+AUTOENCODER_SIZES: tuple[int, ...] = (32, *IMAGE_SIZES)
+
 
 @dataclass(frozen=True)
 class AutoencoderConfig:
@@ -38,8 +41,8 @@ class AutoencoderConfig:
     norm: NormKind = "group"
 
     def __post_init__(self) -> None:
-        if self.image_size not in IMAGE_SIZES:
-            raise ConfigError(f"autoencoder image_size must be one of {IMAGE_SIZES}, got {self.image_size}")
+        if self.image_size not in AUTOENCODER_SIZES:
+            raise ConfigError(f"autoencoder image_size must be one of {AUTOENCODER_SIZES}, got {self.image_size}")
         if self.latent_dim < 1:
             raise ConfigError(f"autoencoder latent_dim must be positive, got {self.latent_dim}")
         if self.base_channels < 1 or self.max_channels < self.base_channels:

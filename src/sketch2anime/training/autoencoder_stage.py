@@ -6,10 +6,16 @@ rough sketch near its clean version in latent space. Loss: ``sketch_reconstructi
 
 After the last step every clean training sketch (every extractor) is encoded and saved as the
 latent bank, ids ``"<image id>/<extractor>"``, next to the model in ``OUTPUT/model/``.
+
+With ``experiment.parts`` the model is the *part autoencoder* of ``models/part_guide.py``: every
+sample contributes one crop per part box (eyes, mouth; the right eye mirrored), each moved by up
+to ``PART_JITTER`` of the side so the encoder tolerates faces a little off the mean layout. The
+export is ``OUTPUT/model/parts/`` without banks (the guided stage encodes its own dataset).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +25,53 @@ from ..data.dataset import PairedSketchDataset
 from ..data.image_io import sketch_to_tensor
 from ..models.autoencoder import AutoencoderConfig, SketchAutoencoder, sketch_reconstruction_loss
 from ..models.guide import encode_sketch
+from ..models.part_guide import PartGuide, PartLayout, crop_part
 from ..models.projection import LatentBank
-from ..pipeline_format import BANK_STEM, PipelineDescription, write_pipeline_folder  # noqa: F401  (BANK_STEM: older imports)
+from ..pipeline_format import (  # noqa: F401  (BANK_STEM: older imports)
+    BANK_STEM,
+    PipelineDescription,
+    write_parts_folder,
+    write_pipeline_folder,
+)
 from .config import ExperimentConfig
 from .loop import BatchStream, Engine, fixed_sample_batch, training_dataset
 from .schedule import EMA, optimizer_step, set_lr, unwrap
 
 
+PART_JITTER = 0.03  # of the image side: 4 px at 128 px
+
+
 def autoencoder_config(config: ExperimentConfig) -> AutoencoderConfig:
+    from ..config import ConfigError
+
+    if config.experiment.parts:
+        size = PartLayout().part_size
+        ae = config.autoencoder or AutoencoderConfig(image_size=size)
+        if ae.image_size != size:
+            raise ConfigError(f"the part autoencoder draws {size} px parts; set autoencoder.image_size = {size}, "
+                              f"not {ae.image_size}")
+        return ae
     ae = config.autoencoder or AutoencoderConfig(image_size=config.experiment.image_size)
     if ae.image_size != config.experiment.image_size:
-        from ..config import ConfigError
-
         raise ConfigError(f"autoencoder.image_size {ae.image_size} differs from experiment.image_size "
                           f"{config.experiment.image_size}")
     return ae
+
+
+def part_crops(sketches: list[torch.Tensor], layout: PartLayout, generator: torch.Generator | None = None
+               ) -> list[torch.Tensor]:
+    """Each ``(N, 1, S, S)`` tensor -> ``(N * boxes, 1, P, P)`` crops, every box of the layout in turn;
+    with ``generator`` each box is moved by one random shift, the same for every tensor."""
+    side = sketches[0].shape[-1]
+    reach = round(PART_JITTER * side)
+    out: list[list[torch.Tensor]] = [[] for _ in sketches]
+    for box in layout.boxes:
+        shift = (0, 0)
+        if generator is not None and reach > 0:
+            shift = tuple(int(v) for v in torch.randint(-reach, reach + 1, (2,), generator=generator))
+        for crops, sketch in zip(out, sketches):
+            crops.append(crop_part(sketch, box, layout.part_size, shift))
+    return [torch.cat(crops) for crops in out]
 
 
 def make_optimizer(params: Any, config: ExperimentConfig, lr: float) -> torch.optim.Optimizer:
@@ -55,6 +93,7 @@ class AutoencoderStage:
         self.stream = BatchStream(training_dataset(config), config.data.batch_size, config.experiment.seed,
                                   engine, config.data.num_workers)
         self.samples = fixed_sample_batch(config, engine) if engine.is_main else None
+        self.layout = PartLayout() if config.experiment.parts else None
         self.step = 0
 
     # ---- loop interface ---------------------------------------------------------------------
@@ -67,6 +106,8 @@ class AutoencoderStage:
 
     def train_step(self, batch: dict[str, Any], step: int) -> dict[str, torch.Tensor]:
         clean, rough = batch["sketch"], batch["rough_sketch"]
+        if self.layout is not None:
+            clean, rough = part_crops([clean, rough], self.layout, self.generator)
         use_rough = torch.rand(clean.shape[0], generator=self.generator) < self.config.train.rough_fraction
         inputs = torch.where(use_rough.to(clean.device)[:, None, None, None], rough, clean)
         self.model.train()
@@ -107,6 +148,8 @@ class AutoencoderStage:
         was_training = model.training
         model.eval()
         clean, rough = self.samples["sketch"], self.samples["rough_sketch"]
+        if self.layout is not None:
+            clean, rough = part_crops([clean, rough], self.layout)
         recon = model.decode_sketch(model.encode(rough))
         model.train(was_training)
         return [clean, rough, recon, clean]
@@ -117,6 +160,9 @@ class AutoencoderStage:
             return
         model = self.eval_model()
         meta = {"experiment": self.config.experiment.name, "step": self.step}
+        if self.layout is not None:
+            write_parts_folder(folder, self.layout, model, meta={**meta, "dataset": str(self.config.data.root)})
+            return
         bank = encode_training_sketches(model, self.stream.dataset, self.engine.device)
         description = PipelineDescription(
             "autoencoder", self.config.experiment.image_size, self.config.data.hints.downscale,
@@ -124,6 +170,26 @@ class AutoencoderStage:
             training={**meta, "dataset": str(self.config.data.root), "bank_size": len(bank), "final": True},
         )
         write_pipeline_folder(folder, description, {"autoencoder": model}, bank=bank, meta={"autoencoder": meta})
+
+
+def training_sketch_batches(dataset: PairedSketchDataset, batch_size: int = 256
+                            ) -> Iterator[tuple[list[str], torch.Tensor]]:
+    """Every clean training sketch (every extractor) of ``dataset`` in a fixed order, batched:
+    ``(ids "<image id>/<extractor>", sketches (B, 1, S, S))``. Whole-face and part banks use this
+    one order, so a bank row means the same sketch in every bank."""
+    ids: list[str] = []
+    pending: list[torch.Tensor] = []
+    for index, record in enumerate(dataset.records):
+        for extractor in dataset.extractors:
+            if not record.sketch_path(extractor):
+                continue
+            pending.append(sketch_to_tensor(dataset.clean_sketch(index, extractor)))
+            ids.append(f"{record.id}/{extractor}")
+            if len(pending) >= batch_size:
+                yield ids, torch.stack(pending)
+                ids, pending = [], []
+    if pending:
+        yield ids, torch.stack(pending)
 
 
 @torch.inference_mode()
@@ -134,29 +200,31 @@ def encode_training_sketches(model: SketchAutoencoder, dataset: PairedSketchData
     Sketches larger than the autoencoder are min-pooled to its size first (``models/guide.py``), so a
     64 px autoencoder can index a 128 px dataset for the guided stage."""
     ids: list[str] = []
-    pending: list[torch.Tensor] = []
     latents: list[torch.Tensor] = []
     was_training = model.training
     model.eval()
-
-    def flush() -> None:
-        if pending:
-            latents.append(encode_sketch(model, torch.stack(pending).to(device)).cpu())
-            pending.clear()
-
-    for index, record in enumerate(dataset.records):
-        for extractor in dataset.extractors:
-            if not record.sketch_path(extractor):
-                continue
-            pending.append(sketch_to_tensor(dataset.clean_sketch(index, extractor)))
-            ids.append(f"{record.id}/{extractor}")
-            if len(pending) >= batch_size:
-                flush()
-    flush()
+    for batch_ids, sketches in training_sketch_batches(dataset, batch_size):
+        latents.append(encode_sketch(model, sketches.to(device)).cpu())
+        ids.extend(batch_ids)
     model.train(was_training)
     if not ids:
         raise ValueError(f"{dataset.root} has no training sketches to build the latent bank from")
     return LatentBank(torch.cat(latents), ids)
+
+
+@torch.inference_mode()
+def encode_training_parts(parts: PartGuide, dataset: PairedSketchDataset, device: torch.device,
+                          batch_size: int = 256) -> dict[str, LatentBank]:
+    """One bank per part box of every clean training sketch, rows in ``encode_training_sketches``' order."""
+    ids: list[str] = []
+    latents: dict[str, list[torch.Tensor]] = {name: [] for name in parts.layout.names}
+    for batch_ids, sketches in training_sketch_batches(dataset, batch_size):
+        for name, z in parts.encode(sketches.to(device)).items():
+            latents[name].append(z.cpu())
+        ids.extend(batch_ids)
+    if not ids:
+        raise ValueError(f"{dataset.root} has no training sketches to build the part banks from")
+    return {name: LatentBank(torch.cat(rows), list(ids)) for name, rows in latents.items()}
 
 
 def build(config: ExperimentConfig, engine: Engine, run_dir: Path) -> AutoencoderStage:

@@ -4,7 +4,10 @@ Layout (every key optional unless marked; unknown keys are errors)::
 
     [experiment]  name, stage ("autoencoder" | "generator" | "simple_gan" | ...), output_dir,
                   seed, image_size, autoencoder_dir (stage "generator": the stage-1 run folder),
-                  init_generator (stage "guided": a pipeline folder whose generator starts the run)
+                  init_generator (stage "guided": a pipeline folder whose generator starts the run),
+                  parts (stage "autoencoder": train the 32 px part autoencoder of
+                  models/part_guide.py on eye and mouth crops), parts_dir (stage "guided": the
+                  model folder of such a run; the guide then gets sharp parts)
     [data]        PairedSketchDataset settings (root is required; nested [data.rough],
                   [data.hints]) + batch_size, num_workers, sample_count, sample_split
     [autoencoder] AutoencoderConfig  (stage "autoencoder")
@@ -52,6 +55,8 @@ class ExperimentSection:
     image_size: int = 64
     autoencoder_dir: str = ""
     init_generator: str = ""
+    parts: bool = False
+    parts_dir: str = ""
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\"):

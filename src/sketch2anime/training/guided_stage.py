@@ -37,9 +37,19 @@ from ..hint_format import hint_to_display, hint_upsampled, resize_hint
 from ..models.discriminator import DiscriminatorConfig, PatchDiscriminator
 from ..models.guide import encode_sketch, guide_from_latent
 from ..models.guided_unet import GuidedUNet, GuidedUNetConfig, recentre_latent_modulation
+from ..models.part_guide import PartGuide, guide_with_parts
 from ..models.projection import LatentBank, project
-from ..pipeline_format import BANK_STEM, PALETTE_STEM, PipelineDescription, write_pipeline_folder
-from .autoencoder_stage import encode_training_sketches, make_optimizer
+from ..pipeline_format import (
+    BANK_STEM,
+    PALETTE_STEM,
+    PipelineDescription,
+    has_parts,
+    part_bank_stem,
+    read_parts_folder,
+    write_parts_folder,
+    write_pipeline_folder,
+)
+from .autoencoder_stage import encode_training_parts, encode_training_sketches, make_optimizer
 from .config import ExperimentConfig
 from .gan_common import ConditionalGANUpdate, GANStageBase, set_requires_grad
 from .generator_stage import resolve_autoencoder_dir
@@ -86,6 +96,7 @@ class GuidedStage(GANStageBase, ConditionalGANUpdate):
         self.rows_of: dict[str, set[int]] = {}
         for row, bank_id in enumerate(self.bank.ids):
             self.rows_of.setdefault(bank_id.split("/", 1)[0], set()).add(row)
+        self.parts, self.part_banks = self._load_parts(config.experiment.parts_dir)
 
         self.perceptual: PerceptualLoss | None = None
         if train.perceptual_weight > 0:
@@ -125,6 +136,37 @@ class GuidedStage(GANStageBase, ConditionalGANUpdate):
             bank.save(stem)
         return bank
 
+    def _load_parts(self, parts_dir: str) -> tuple[PartGuide | None, dict[str, LatentBank]]:
+        """The frozen part guide of ``experiment.parts_dir`` and its banks over this run's dataset
+        (built once, kept in ``RUN/bank/parts/``, rows in the whole-face bank's order)."""
+        if not parts_dir:
+            return None, {}
+        folder = Path(parts_dir).expanduser()
+        if not has_parts(folder) and has_parts(folder / "model"):
+            folder = folder / "model"
+        if not has_parts(folder):
+            raise ConfigError(f"experiment.parts_dir {parts_dir} holds no parts/ folder: train one with "
+                              "configs/ae_parts.toml and pass its model folder")
+        try:
+            layout, part_ae, _ = read_parts_folder(folder, need_banks=False)
+        except CheckpointError as exc:
+            raise ConfigError(f"experiment.parts_dir: {exc}") from None
+        self.parts_folder = folder
+        parts = PartGuide(layout, part_ae).to(self.engine.device).eval()
+        set_requires_grad(parts, False)
+        cache = self.run_dir / "bank"
+        if all(part_bank_stem(cache, name).with_suffix(".json").is_file() for name in layout.names):
+            banks = {name: LatentBank.load(part_bank_stem(cache, name)) for name in layout.names}
+        else:
+            banks = encode_training_parts(parts, self.stream.dataset, self.engine.device)
+            if self.engine.is_main:
+                write_parts_folder(cache, layout, part_ae, banks)
+        for name, bank in banks.items():
+            if bank.ids != self.bank.ids:
+                raise ConfigError(f"the part bank {name!r} in {cache} does not match this run's sketches; "
+                                  "delete RUN/bank and start again")
+        return parts, banks
+
     # ---- conditioning -----------------------------------------------------------------------
 
     @torch.no_grad()
@@ -143,7 +185,12 @@ class GuidedStage(GANStageBase, ConditionalGANUpdate):
             projected = project(z[rows].cpu(), self.bank, k=train.projection_k, strength=strengths[rows],
                                 exclude=exclude)
             z[rows] = projected.to(z.device, z.dtype)
-        return z, guide_from_latent(self.autoencoder, z, clean.shape[-1])
+        guide = guide_from_latent(self.autoencoder, z, clean.shape[-1])
+        if self.parts is not None:
+            part_strength = torch.where(choice == 2, strengths, torch.zeros_like(strengths))
+            guide = guide_with_parts(self.parts, self.part_banks, source, guide, part_strength, train.projection_k,
+                                     exclude=[self.rows_of.get(i, set()) for i in ids])
+        return z, guide
 
     def _jitter(self, image: torch.Tensor, clean: torch.Tensor, user: torch.Tensor,
                 hint: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -193,6 +240,8 @@ class GuidedStage(GANStageBase, ConditionalGANUpdate):
         if t > 0:
             z = project(z.cpu(), self.bank, k=self.config.train.projection_k, strength=t).to(z.device)
         guide = guide_from_latent(self.autoencoder, z, size)
+        if self.parts is not None:
+            guide = guide_with_parts(self.parts, self.part_banks, user, guide, t, self.config.train.projection_k)
         output = generator(user, guide, hint, z if generator.config.latent_dim > 0 else None)
         generator.train(was_training)
         return [user, hint_to_display(hint, size), guide, output.float(), image]
@@ -214,6 +263,9 @@ class GuidedStage(GANStageBase, ConditionalGANUpdate):
             training={**meta, "dataset": str(self.config.data.root), "final": final,
                       "autoencoder": str(self.ae_folder), "bank_size": len(self.bank)},
         )
+        if self.parts is not None and not has_parts(folder):  # before pipeline.json: a folder never lacks its parts
+            write_parts_folder(folder, self.parts.layout, self.parts_folder / "parts" / "autoencoder",
+                               self.part_banks, bank_storage="float16")
         write_pipeline_folder(folder, description, {"autoencoder": self.ae_folder / "autoencoder", "generator": generator},
                               bank=bank, palettes=palettes, meta={"generator": meta}, bank_storage="float16")
 
