@@ -27,7 +27,7 @@ import torch
 from sketch2anime.evaluation.protocol import EvaluationProtocol, ProtocolConfig
 from sketch2anime.evaluation.ssim import ssim
 from sketch2anime.inference import Sketch2AnimePipeline
-from sketch2anime.models.guide import encode_sketch, guide_from_latent
+from sketch2anime.models.guide import encode_sketch
 from sketch2anime.models.projection import project
 
 
@@ -40,16 +40,17 @@ def guide_usage(pipe: Sketch2AnimePipeline, data: Path, limit: int, roughness: s
     rough = protocol.sketch_tensor(roughness, indices)
     clean = protocol.sketch_tensor("none", indices)
     hint, target = protocol.hint_tensor("sparse", indices), protocol.target_tensor(indices)
-    ae, size = pipe.autoencoder, pipe.image_size
+    ae = pipe.autoencoder
     rows, first = [], None
     with torch.inference_mode():
         user = encode_sketch(ae, rough)
-        latents = (("user (t = 0)", user),
+        # (name, latent, sketch whose parts go into the guide, projection strength of those parts)
+        latents = (("user (t = 0)", user, rough, 0.0),
                    ("projected (t = 1)", project(user, pipe.bank, k=pipe.projection_k, strength=1.0,
-                                                 reg=pipe.projection_reg)),
-                   ("clean (oracle)", encode_sketch(ae, clean)))
-        for name, z in latents:
-            guide = guide_from_latent(ae, z, size)
+                                                 reg=pipe.projection_reg), rough, 1.0),
+                   ("clean (oracle)", encode_sketch(ae, clean), clean, 0.0))
+        for name, z, part_source, t in latents:
+            guide = pipe.guide_image(z, part_source, t)
             z_in = z if pipe.generator.config.latent_dim > 0 else None
             image = pipe.generator(rough, guide, hint, z_in).float().clamp(-1, 1)
             if first is None:

@@ -219,9 +219,9 @@ class Sketch2AnimePipeline:
         if projection > 0:
             z = project(z.cpu(), self.bank, k=self.projection_k, strength=projection,
                         reg=self.projection_reg).to(self.device)
-        return z, self._guide(z, sketch, projection)
+        return z, self.guide_image(z, sketch, projection)
 
-    def _guide(self, z: torch.Tensor, sketch: torch.Tensor, projection: float) -> torch.Tensor:
+    def guide_image(self, z: torch.Tensor, sketch: torch.Tensor, projection: float) -> torch.Tensor:
         """The decoded latent ``z (N, D)`` at the model size, with the sketch's parts (projected by
         ``projection``) pasted in when the pipeline has a per-part guide: ``(N, 1, S, S)``."""
         from .models.guide import guide_from_latent

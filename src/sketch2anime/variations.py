@@ -37,7 +37,7 @@ def variations(pipe: "Sketch2AnimePipeline", sketch: ImageInput, hint: ImageInpu
             hint_i = hint_tensor
             if index > 0 and pipe.uses_projection:
                 z = _varied_latent(pipe, sketch_tensor, projection, rng)
-                decoded = pipe._guide(z, sketch_tensor, projection)
+                decoded = pipe.guide_image(z, sketch_tensor, projection)
                 if pipe.palettes is not None:
                     hint_i = _borrowed_colours(pipe, hint_tensor, z, rng)
             elif index > 0:
