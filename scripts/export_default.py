@@ -254,14 +254,18 @@ GUIDED_RETRAIN = (
     "train.adversarial_weight=0.5`, the fine-tune `sketch2anime train configs/guided128_finetune.toml` (it "
     "starts from `runs/guided128/model`), and the SSIM fine-tune `sketch2anime train configs/guided128_ssim.toml "
     "--set experiment.init_generator=runs/guided128_finetune/model` (its default starts from the shipped "
-    "model); the stage-1 autoencoder comes from `experiment.autoencoder_dir`, "
+    "model), then the zoom-out fine-tune `configs/guided128_zoom.toml --set "
+    "experiment.init_generator=runs/guided128_ssim/model` and the adversarial fine-tune "
+    "`configs/guided128_gan.toml --set experiment.init_generator=runs/guided128_zoom/model`; the stage-1 "
+    "autoencoder comes from `experiment.autoencoder_dir`, "
     "`configs/ae64.toml` trains a new one). Add `--set train.threads=1` when another job shares the 2-core "
     "machine: one thread per job was fastest then.")
 GUIDED_LIMITS = [
     "- 128 px face crops: it draws a face-crop composition. Full-body sketches, hands, objects and scenery are "
     "outside what it has seen.",
-    "- Trained for about five hours on a 2-core CPU: layouts and hints are followed, but flat regions still carry "
-    "some colour blotches (fewer since the SSIM fine-tune) and fine texture is missing; the guide (autoencoder "
+    "- Trained for about 6.6 hours on a 2-core CPU: layouts and hints are followed, but flat regions still carry "
+    "some colour blotches (fewer since the SSIM fine-tune; the adversarial fine-tune adds texture and some "
+    "pink smudges) and fine detail is missing; the guide (autoencoder "
     "preview) is a blurry shadow, because the 64 px autoencoder is small, so the projection strength barely "
     "changes the result.",
     "- Hints are followed as colour regions at 32 px hint resolution; thin hint strokes are averaged away.",
