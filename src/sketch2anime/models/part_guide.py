@@ -158,10 +158,6 @@ class PartGuide(nn.Module):
         self.layout = layout
         self.autoencoder = autoencoder
 
-    @property
-    def latent_dim(self) -> int:
-        return self.autoencoder.config.latent_dim
-
     def crops(self, sketch: torch.Tensor) -> dict[str, torch.Tensor]:
         return {box.name: crop_part(sketch, box, self.layout.part_size) for box in self.layout.boxes}
 
@@ -204,8 +200,6 @@ def guide_with_parts(parts: PartGuide, banks: Mapping[str, LatentBank], sketch: 
     each projected onto its bank with ``strength`` (one number, or one per sample). Training and
     inference both draw the guide through this function."""
     latents = parts.encode(sketch)
-    projected = isinstance(strength, torch.Tensor) and bool((strength > 0).any()) \
-        or not isinstance(strength, torch.Tensor) and strength > 0
-    if projected:
+    if bool(torch.as_tensor(strength).gt(0).any()):
         latents = project_parts(latents, banks, k, strength, reg, exclude)
     return parts.render(guide, latents)
