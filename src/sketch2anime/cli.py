@@ -302,6 +302,25 @@ def _run_upscale(args: argparse.Namespace) -> int:
                                      tile=args.tile, device=args.device))
 
 
+def _add_interpolate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("interpolate", help="average the generator weights of two fine-tunes of one model",
+                       description="Write a model folder whose generator is (1 - alpha) * A + alpha * B. Only for "
+                                   "fine-tunes of one generator sharing the autoencoder, bank and palettes "
+                                   "(e.g. the default's run 4 and run 5); anything else is refused.")
+    p.add_argument("first", type=Path, help="model folder A (alpha = 0)")
+    p.add_argument("second", type=Path, help="model folder B (alpha = 1)")
+    p.add_argument("--alpha", type=float, required=True, help="weight of B, in [0, 1]")
+    p.add_argument("--out", type=Path, required=True, help="new model folder (must not exist or be empty)")
+
+
+def _run_interpolate(args: argparse.Namespace) -> int:
+    from .interpolate import interpolate_pipelines
+
+    out = interpolate_pipelines(args.first, args.second, args.alpha, args.out)
+    print(f"wrote {out}: generator = {1 - args.alpha:g} x {args.first} + {args.alpha:g} x {args.second}")
+    return 0
+
+
 COMMANDS = {
     "prepare": (_add_prepare, _run_prepare),
     "frames": (_add_frames, _run_frames),
@@ -311,6 +330,7 @@ COMMANDS = {
     "generate": (_add_generate, _run_generate),
     "upscale": (_add_upscale, _run_upscale),
     "evaluate": (_add_evaluate, _run_evaluate),
+    "interpolate": (_add_interpolate, _run_interpolate),
     "serve": (_add_serve, _run_serve),
 }
 

@@ -1,0 +1,119 @@
+"""Weight interpolation between two fine-tunes of one generator (a "model soup" of two).
+
+Run 4 of the default model (SSIM-leaning) and run 5 (its adversarial fine-tune, FID-leaning) share
+their autoencoder, latent bank and palettes and differ only in the generator's weights. Averaging
+such weights, ``(1 - alpha) * A + alpha * B``, gives a model between the two on the quality
+trade-off without training (Wortsman et al. 2022, "Robust fine-tuning of zero-shot models" /
+"Model soups"): it is only meaningful when B was fine-tuned from A (or both from one parent), so
+that the two weight sets lie in one basin. This module checks what it can check (same files
+besides the generator, same generator config, same tensor names and shapes) and refuses the rest.
+
+    sketch2anime interpolate RUN4/model RUN5/model --alpha 0.5 --out soup/
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import (CONFIG_FILE, MODEL_FILE, atomic_save_tensors, atomic_write_text, read_json,
+                         read_tensors, sha256_file)
+from .pipeline_format import PIPELINE_FILE, PipelineDescription, find_pipeline_folder
+
+GENERATOR_DIR = "generator"
+
+
+def _folder(path: str | Path) -> Path:
+    folder = find_pipeline_folder(path)
+    if folder is None:
+        raise ValueError(f"{path} is not a model folder (no {PIPELINE_FILE}, nor in its model/)")
+    return folder
+
+
+def _shared_files(folder: Path) -> dict[str, Path]:
+    """Every file of the folder that interpolation copies unchanged, by relative path."""
+    skip = {f"{GENERATOR_DIR}/{MODEL_FILE}", f"{GENERATOR_DIR}/{CONFIG_FILE}", PIPELINE_FILE}
+    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.relative_to(folder).as_posix() not in skip
+            and not p.name.startswith(".") and p.name != "MODEL_CARD.md"}
+
+
+def check_compatible(a: Path, b: Path) -> None:
+    """Raise ``ValueError`` unless ``a`` and ``b`` differ only in their generator's weights."""
+    da, db = PipelineDescription.read(a), PipelineDescription.read(b)
+    for name in ("pipeline_type", "image_size", "hint_downscale", "latent_dim", "projection_k", "projection_reg"):
+        if getattr(da, name) != getattr(db, name):
+            raise ValueError(f"the two models differ in {name} ({getattr(da, name)!r} vs {getattr(db, name)!r})")
+    files_a, files_b = _shared_files(a), _shared_files(b)
+    if files_a.keys() != files_b.keys():
+        only = sorted(files_a.keys() ^ files_b.keys())
+        raise ValueError(f"the two model folders hold different files: {', '.join(only[:5])}")
+    for name in files_a:
+        if sha256_file(files_a[name]) != sha256_file(files_b[name]):
+            raise ValueError(f"the two models differ in {name}: interpolation needs one autoencoder, bank and "
+                             "palettes, with only the generator fine-tuned")
+    config_a = read_json(a / GENERATOR_DIR / CONFIG_FILE)
+    config_b = read_json(b / GENERATOR_DIR / CONFIG_FILE)
+    if (config_a.get("model_type"), config_a.get("config")) != (config_b.get("model_type"), config_b.get("config")):
+        raise ValueError("the two generators have different architectures (generator/config.json)")
+
+
+def interpolate_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor],
+                      alpha: float) -> dict[str, torch.Tensor]:
+    """``(1 - alpha) * a + alpha * b`` per floating tensor; other tensors must be equal and are kept."""
+    if a.keys() != b.keys():
+        raise ValueError(f"the generators' weights have different names: {sorted(a.keys() ^ b.keys())[:5]}")
+    mixed = {}
+    for name, ta in a.items():
+        tb = b[name]
+        if ta.shape != tb.shape or ta.dtype != tb.dtype:
+            raise ValueError(f"weight {name} differs in shape or dtype: {tuple(ta.shape)} {ta.dtype} vs "
+                             f"{tuple(tb.shape)} {tb.dtype}")
+        if ta.is_floating_point():
+            mixed[name] = torch.lerp(ta.float(), tb.float(), alpha).to(ta.dtype)
+        elif torch.equal(ta, tb):
+            mixed[name] = ta
+        else:
+            raise ValueError(f"integer buffer {name} differs between the models and cannot be averaged")
+    return mixed
+
+
+def interpolate_pipelines(a: str | Path, b: str | Path, alpha: float, out: str | Path) -> Path:
+    """Write a model folder at ``out`` whose generator is ``(1 - alpha) * A + alpha * B``.
+
+    Everything else (autoencoder, latent bank, palettes, parts) is copied from A, after checking
+    that B holds the same bytes. ``out`` must not exist yet or be empty (nothing is overwritten).
+    Returns the folder.
+    """
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) \
+            or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be a number in [0, 1] (0 = the first model, 1 = the second), got {alpha!r}")
+    folder_a, folder_b = _folder(a), _folder(b)
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"{out} already exists and is not an empty folder; choose a new output folder")
+    check_compatible(folder_a, folder_b)
+    weights = interpolate_state(read_tensors(folder_a / GENERATOR_DIR / MODEL_FILE),
+                                read_tensors(folder_b / GENERATOR_DIR / MODEL_FILE), float(alpha))
+    for name, source in _shared_files(folder_a).items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, out / name)
+    (out / GENERATOR_DIR).mkdir(parents=True, exist_ok=True)
+    atomic_save_tensors(out / GENERATOR_DIR / MODEL_FILE, weights,
+                        metadata={"model_type": str(read_json(folder_a / GENERATOR_DIR / CONFIG_FILE)["model_type"])})
+    source: dict[str, Any] = {"a": str(folder_a), "b": str(folder_b), "alpha": float(alpha)}
+    generator_config = read_json(folder_a / GENERATOR_DIR / CONFIG_FILE)
+    generator_config["meta"] = {**generator_config.get("meta", {}), "interpolated": source}
+    atomic_write_text(out / GENERATOR_DIR / CONFIG_FILE, json.dumps(generator_config, indent=2, sort_keys=True))
+    # A's dataset and bank size still describe the folder; its experiment and step do not.
+    description = PipelineDescription.read(folder_a)
+    source.update(a_experiment=description.training.get("experiment"),
+                  b_experiment=PipelineDescription.read(folder_b).training.get("experiment"))
+    training = {k: v for k, v in description.training.items() if k not in ("experiment", "step", "final")}
+    training.update(experiment="interpolated", interpolated=source)
+    description.replace(training=training).write(out)
+    return out
