@@ -16,16 +16,22 @@ from sketch2anime.interpolate import interpolate_pipelines, interpolate_state
 from sketch2anime.models.autoencoder import AutoencoderConfig, SketchAutoencoder
 from sketch2anime.models.guided_unet import GuidedUNet, GuidedUNetConfig
 from sketch2anime.models.projection import LatentBank
-from sketch2anime.pipeline_format import PipelineDescription, write_pipeline_folder
+from sketch2anime.models.part_guide import PartLayout
+from sketch2anime.pipeline_format import PipelineDescription, has_parts, write_parts_folder, write_pipeline_folder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 LATENT = 16
 
 
-def _tiny_pair(tmp_path: Path) -> tuple[Path, Path]:
-    """Two guided folders with one autoencoder and bank and two different generators."""
+def _tiny_pair(tmp_path: Path, parts: bool = False) -> tuple[Path, Path]:
+    """Two guided folders with one autoencoder and bank (and part guide) and two different generators."""
     torch.manual_seed(0)
+    layout = PartLayout()
+    part_autoencoder = SketchAutoencoder(AutoencoderConfig(image_size=32, latent_dim=LATENT, base_channels=4,
+                                                           max_channels=16))
+    part_banks = {name: LatentBank(torch.randn(12, LATENT), [f"face_{i}" for i in range(12)])
+                  for name in layout.names}
     autoencoder = SketchAutoencoder(AutoencoderConfig(image_size=64, latent_dim=LATENT, base_channels=4,
                                                       max_channels=16))
     bank = LatentBank(torch.randn(12, LATENT), [f"face_{i}" for i in range(12)])
@@ -35,6 +41,8 @@ def _tiny_pair(tmp_path: Path) -> tuple[Path, Path]:
         generator = GuidedUNet(GuidedUNetConfig(image_size=64, latent_dim=LATENT, base_channels=4, max_channels=16,
                                                 depth=3))
         folder = tmp_path / name
+        if parts:
+            write_parts_folder(folder, layout, part_autoencoder, part_banks)
         write_pipeline_folder(folder, PipelineDescription("guided", 64, 4, latent_dim=LATENT),
                               {"autoencoder": autoencoder, "generator": generator}, bank=bank,
                               meta={"generator": {"experiment": name}})
@@ -65,15 +73,17 @@ def test_alpha_moves_every_weight_from_a_to_b(tmp_path: Path) -> None:
     assert read_json(tmp_path / "soup0.25" / "generator" / "config.json")["meta"]["interpolated"]["b"] == str(b)
 
 
-def test_interpolated_folder_loads_and_its_ends_draw_like_the_originals(tmp_path: Path) -> None:
-    a, b = _tiny_pair(tmp_path)
+@pytest.mark.parametrize("parts", [False, True], ids=["whole-face guide", "with part guide"])
+def test_interpolated_folder_loads_and_its_ends_draw_like_the_originals(tmp_path: Path, parts: bool) -> None:
+    a, b = _tiny_pair(tmp_path, parts)
     sketch = np.asarray(draw_face(64, 3).convert("L"))
     results = {}
     for name, folder in (("a", a), ("b", b), ("soup0", interpolate_pipelines(a, b, 0.0, tmp_path / "s0")),
                          ("soup1", interpolate_pipelines(a, b, 1.0, tmp_path / "s1")),
                          ("soup.5", interpolate_pipelines(a, b, 0.5, tmp_path / "s5"))):
         pipe = Sketch2AnimePipeline.from_pretrained(folder, device="cpu")
-        results[name] = np.asarray(pipe(sketch, projection=0.0, output_size="model"), dtype=np.float64)
+        assert (pipe.parts is not None) == parts == has_parts(folder)
+        results[name] = np.asarray(pipe(sketch, projection=1.0, output_size="model"), dtype=np.float64)
     assert np.array_equal(results["soup0"], results["a"])
     assert np.array_equal(results["soup1"], results["b"])
     assert np.abs(results["a"] - results["b"]).mean() > 1.0  # the two generators really differ

@@ -12,17 +12,16 @@ besides the generator, same generator config, same tensor names and shapes) and 
 """
 from __future__ import annotations
 
-import json
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .checkpoint import (CONFIG_FILE, MODEL_FILE, atomic_save_tensors, atomic_write_text, read_json,
-                         read_tensors, sha256_file)
-from .pipeline_format import PIPELINE_FILE, PipelineDescription, find_pipeline_folder
+from .checkpoint import CONFIG_FILE, MODEL_FILE, load_model, read_json, read_tensors, sha256_file
+from .data.palettes import PALETTE_STEM
+from .pipeline_format import (BANK_STEM, PARTS_DIR, PIPELINE_FILE, PipelineDescription, find_pipeline_folder,
+                              has_parts, read_parts_folder, write_parts_folder, write_pipeline_folder)
 
 GENERATOR_DIR = "generator"
 
@@ -97,23 +96,24 @@ def interpolate_pipelines(a: str | Path, b: str | Path, alpha: float, out: str |
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"{out} already exists and is not an empty folder; choose a new output folder")
     check_compatible(folder_a, folder_b)
-    weights = interpolate_state(read_tensors(folder_a / GENERATOR_DIR / MODEL_FILE),
-                                read_tensors(folder_b / GENERATOR_DIR / MODEL_FILE), float(alpha))
-    for name, source in _shared_files(folder_a).items():
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, out / name)
-    (out / GENERATOR_DIR).mkdir(parents=True, exist_ok=True)
-    atomic_save_tensors(out / GENERATOR_DIR / MODEL_FILE, weights,
-                        metadata={"model_type": str(read_json(folder_a / GENERATOR_DIR / CONFIG_FILE)["model_type"])})
-    source: dict[str, Any] = {"a": str(folder_a), "b": str(folder_b), "alpha": float(alpha)}
-    generator_config = read_json(folder_a / GENERATOR_DIR / CONFIG_FILE)
-    generator_config["meta"] = {**generator_config.get("meta", {}), "interpolated": source}
-    atomic_write_text(out / GENERATOR_DIR / CONFIG_FILE, json.dumps(generator_config, indent=2, sort_keys=True))
+    generator = load_model(folder_a / GENERATOR_DIR)
+    generator.load_state_dict(interpolate_state(read_tensors(folder_a / GENERATOR_DIR / MODEL_FILE),
+                                                read_tensors(folder_b / GENERATOR_DIR / MODEL_FILE), float(alpha)))
+    description_a, description_b = PipelineDescription.read(folder_a), PipelineDescription.read(folder_b)
+    source: dict[str, Any] = {"a": str(folder_a), "b": str(folder_b), "alpha": float(alpha),
+                              "a_experiment": description_a.training.get("experiment"),
+                              "b_experiment": description_b.training.get("experiment")}
     # A's dataset and bank size still describe the folder; its experiment and step do not.
-    description = PipelineDescription.read(folder_a)
-    source.update(a_experiment=description.training.get("experiment"),
-                  b_experiment=PipelineDescription.read(folder_b).training.get("experiment"))
-    training = {k: v for k, v in description.training.items() if k not in ("experiment", "step", "final")}
+    training = {k: v for k, v in description_a.training.items() if k not in ("experiment", "step", "final")}
     training.update(experiment="interpolated", interpolated=source)
-    description.replace(training=training).write(out)
+    generator_meta = {**read_json(folder_a / GENERATOR_DIR / CONFIG_FILE).get("meta", {}), "interpolated": source}
+    if has_parts(folder_a):  # parts first: pipeline.json, written last, marks the folder complete
+        layout, _, banks = read_parts_folder(folder_a)
+        write_parts_folder(out, layout, folder_a / PARTS_DIR / "autoencoder", banks)
+    palettes = folder_a / PALETTE_STEM
+    write_pipeline_folder(out, description_a.replace(training=training),
+                          {"autoencoder": folder_a / "autoencoder", GENERATOR_DIR: generator},
+                          bank=folder_a / BANK_STEM,
+                          palettes=palettes if palettes.with_suffix(".json").is_file() else None,
+                          meta={GENERATOR_DIR: generator_meta})
     return out
