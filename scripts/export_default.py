@@ -4,7 +4,7 @@
         --metrics runs/default-eval/metrics.json --showcase docs/images/showcase.png
 
 Writes RUN/model (pipeline.json, autoencoder/, generator/, latent bank, palettes) into
-src/sketch2anime/pretrained/default/ with ``save_pretrained`` (bank and weights as float16), checks that it loads and runs, and writes MODEL_CARD.md beside
+src/sketch2anime/pretrained/default/ with ``save_pretrained`` (weights as float16, latent banks as int8), checks that it loads and runs, and writes MODEL_CARD.md beside
 it. Every figure in the card comes from the run folders (config.json, metrics.jsonl) and, if given,
 an evaluation's metrics.json, so rerunning this script after retraining rewrites the card.
 """
@@ -26,6 +26,7 @@ from PIL import Image
 from sketch2anime.checkpoint import atomic_save_tensors, read_tensors
 from sketch2anime.inference import DEFAULT_MODEL_DIR, Sketch2AnimePipeline
 from sketch2anime.data.palettes import PaletteBank
+from sketch2anime.models.latent_bank import LatentBank
 
 MAX_BYTES = 50_000_000  # the package-data budget for a shipped model
 
@@ -53,6 +54,14 @@ def run_budget(run: Path) -> dict[str, Any]:
             "images_seen": steps * config["data"]["batch_size"], "hours": seconds / 3600,
             "images_per_s": speeds[len(speeds) // 2] if speeds else None, "dataset": config["data"]["root"],
             "threads": config["train"].get("threads"), "last": records[-1] if records else {}}
+
+
+def keep_styles(bank: LatentBank, styles: list[str]) -> LatentBank:
+    """The rows of ``bank`` whose id ends in ``/<style>`` for one of ``styles`` (ids are ``face/style``)."""
+    keep = [i for i, row_id in enumerate(bank.ids) if row_id.rsplit("/", 1)[-1] in styles]
+    if not keep:
+        raise SystemExit(f"no bank rows of the styles {styles}; ids look like {bank.ids[:2]}")
+    return LatentBank(bank.latents[keep], [bank.ids[i] for i in keep])
 
 
 BUDGET_HEADING = "## Training budget and hardware"
@@ -175,22 +184,27 @@ def baseline_budgets(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]
 
 
 def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: Path | None,
-               showcase: Path | None, inherited: tuple[Path | None, list[str]]) -> Path:
+               showcase: Path | None, inherited: tuple[Path | None, list[str]],
+               parts_run: Path | None = None) -> Path:
     """MODEL_CARD.md in ``target``; ``inherited`` is ``inherited_budget_rows(generator_run)``, read
     before ``target`` was replaced (a fine-tune of the shipped model starts from ``target``)."""
     description = json.loads((target / "pipeline.json").read_text())
     gen = run_budget(generator_run)
     guided = description["pipeline_type"] == "guided"
     runs = [("sketch autoencoder (stage 1)", run_budget(ae_run))] if ae_run else []
+    if parts_run:  # its batch counts faces; each gives three part crops
+        runs.append(("part autoencoder (eyes, mouth)", run_budget(parts_run)))
     start, inherited_rows = inherited
     stage = "guided U-Net generator (stage 2)" if guided else "hint generator (stage 2)"
     runs.append((stage + (fine_tune_stage_suffix(inherited_rows) if start is not None else ""), gen))
     size_mb = folder_bytes(target) / 1e6
     bank = json.loads((target / "latent_bank.json").read_text()) if (target / "latent_bank.json").is_file() else {}
+    part_banks = sorted((target / "parts").glob("bank_*.json"))
+    part_rows = json.loads(part_banks[0].read_text()).get("count") if part_banks else None
     lines = [
         "# Model card: sketch2anime default model", "",
         f"Written by `scripts/export_default.py` from `{generator_run}`"
-        + (f" and `{ae_run}`" if ae_run else "") + ".", "",
+        + "".join(f" and `{run}`" for run in (ae_run, parts_run) if run) + ".", "",
         "## What it is", "",
         f"- Type `{description['pipeline_type']}`: sketch autoencoder (512-d latent) + latent bank of "
         f"{bank.get('count', '?')} training sketches for the K={description.get('projection', {}).get('k', 10)} "
@@ -199,11 +213,18 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
            "autoencoder's decoding of the projected latent, upsampled) and the hints at every scale, with the "
            "latent modulating its bottleneck (`models/guided_unet.py`)." if guided else
            "hint-conditioned GAN generator."),
+        *(["- Per-part guide (`models/part_guide.py`, as DeepFaceDrawing): a 32 px part autoencoder (512-d) for "
+           "the eyes (the right one mirrored) and the mouth, one latent bank and K-nearest projection per part at "
+           "the same strength t; the decoded parts are pasted, feathered, into the guide (`parts/`)."]
+          if (target / "parts").is_dir() else []),
+        *([f"- The part banks hold {part_rows:,} rows, the sketch styles listed in the export's "
+           "`--part-bank-styles` (to fit the package limit); the whole-face bank holds all "
+           f"{bank.get('count', '?'):,}."] if part_rows and part_rows != bank.get("count") else []),
         f"- Resolution {description['image_size']}×{description['image_size']} px; hints at "
         f"{description['image_size'] // description['hint_downscale']} px. Inputs of any size are padded to a "
         "square, resized, and the result is resized back.",
-        f"- Files: {size_mb:.1f} MB (safetensors + JSON, no pickle); the weights and the latent bank are stored as "
-        "float16 and loaded as float32.", "",
+        f"- Files: {size_mb:.1f} MB (safetensors + JSON, no pickle); the weights are stored as float16, the latent "
+        "banks as int8 with one scale per row; both are loaded as float32.", "",
         "## Training data", ""] + (GUIDED_DATA if guided else FACES64_DATA) + [
         "- Licence of the data: none given; copyrighted art, **research use only**. The weights inherit that: use "
         "them for research and personal experiments, not commercially.", "",
@@ -256,7 +277,10 @@ GUIDED_RETRAIN = (
     "--set experiment.init_generator=runs/guided128_finetune/model` (its default starts from the shipped "
     "model), then the zoom-out fine-tune `configs/guided128_zoom.toml --set "
     "experiment.init_generator=runs/guided128_ssim/model` and the adversarial fine-tune "
-    "`configs/guided128_gan.toml --set experiment.init_generator=runs/guided128_zoom/model`; the stage-1 "
+    "`configs/guided128_gan.toml --set experiment.init_generator=runs/guided128_zoom/model`, the part "
+    "autoencoder `configs/ae_parts.toml` and the part-guide fine-tune `configs/guided128_parts.toml --set "
+    "experiment.init_generator=runs/guided128_gan/model --set experiment.parts_dir=runs/ae_parts/model` "
+    "(export with `--part-bank-styles detail,xdog`); the stage-1 "
     "autoencoder comes from `experiment.autoencoder_dir`, "
     "`configs/ae64.toml` trains a new one). Add `--set train.threads=1` when another job shares the 2-core "
     "machine: one thread per job was fastest then.")
@@ -285,6 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="stage-2 run folder (with model/)")
     parser.add_argument("--ae-run", type=Path, default=None)
+    parser.add_argument("--parts-run", type=Path, default=None,
+                        help="the part autoencoder's run (configs/ae_parts.toml), for the card's budget")
+    parser.add_argument("--part-bank-styles", default="",
+                        help="keep only these sketch styles (bank id suffixes, e.g. detail,xdog) in the part "
+                             "banks, to fit the package limit; default: all rows")
     parser.add_argument("--metrics", type=Path, default=None)
     parser.add_argument("--showcase", type=Path, default=None)
     parser.add_argument("--target", type=Path, default=DEFAULT_MODEL_DIR)
@@ -301,19 +330,24 @@ def main(argv: list[str] | None = None) -> int:
         pipe = Sketch2AnimePipeline.from_pretrained(source, device="cpu")
         if pipe.pipeline_type == "guided" and pipe.palettes is None:
             pipe.palettes = make_palettes(source, Path(pipe.description.training.get("dataset", "")))
-        # Half-precision storage halves the largest file; neighbours and weights barely move.
-        pipe.save_pretrained(staging, bank_storage="float16")
-        for part in ("autoencoder", "generator"):
+        if args.part_bank_styles and pipe.part_banks:
+            pipe.part_banks = {name: keep_styles(bank, args.part_bank_styles.split(","))
+                               for name, bank in pipe.part_banks.items()}
+        # int8 banks (a quarter of float32; four banks with the part guide) and float16 weights:
+        # neighbours and weights barely move (tests/test_projection.py bounds the banks' error).
+        pipe.save_pretrained(staging, bank_storage="int8")
+        for part in ("autoencoder", "generator", "parts/autoencoder"):
             if (staging / part / "model.safetensors").is_file():
                 half_precision_weights(staging / part / "model.safetensors")
         Sketch2AnimePipeline.from_pretrained(staging, device="cpu")(Image.new("L", (64, 64), 255))  # loads and runs
         size = folder_bytes(staging)
         if size > MAX_BYTES:
-            raise SystemExit(f"{source} is {size / 1e6:.1f} MB even with a float16 bank, over the "
+            raise SystemExit(f"{source} is {size / 1e6:.1f} MB even with int8 banks, over the "
                              f"{MAX_BYTES / 1e6:.0f} MB package limit")
         shutil.rmtree(args.target, ignore_errors=True)
         staging.rename(args.target)
-    card = write_card(args.target, args.run, args.ae_run, args.metrics, args.showcase, inherited)
+    card = write_card(args.target, args.run, args.ae_run, args.metrics, args.showcase, inherited,
+                      args.parts_run)
     print(f"default model at {args.target} ({folder_bytes(args.target) / 1e6:.1f} MB); card {card}")
     return 0
 

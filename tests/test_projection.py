@@ -203,7 +203,37 @@ def test_bank_half_precision_storage(tmp_path):
     assert torch.allclose(loaded.latents, bank.latents, rtol=1e-3, atol=1e-3)
     assert not torch.equal(loaded.latents, bank.latents)  # it really was rounded
     with pytest.raises(ValueError, match="storage"):
-        bank.save(tmp_path / "x", storage="int8")
+        bank.save(tmp_path / "x", storage="bfloat8")
+
+
+def test_bank_int8_storage_keeps_neighbours_and_projections(tmp_path):
+    torch.manual_seed(0)
+    bank = LatentBank(torch.randn(400, 64) * 3, [f"r{i}" for i in range(400)])
+    full, _ = bank.save(tmp_path / "full")
+    small, _ = bank.save(tmp_path / "small", storage="int8")
+    assert small.stat().st_size < 0.3 * full.stat().st_size
+    loaded = LatentBank.load(tmp_path / "small")
+    assert loaded.latents.dtype == torch.float32 and loaded.ids == bank.ids
+    error = (loaded.latents - bank.latents).abs().amax(dim=1)
+    assert bool((error <= bank.latents.abs().amax(dim=1) / 254 + 1e-6).all())  # half a step of 1/127
+    assert not torch.equal(loaded.latents, bank.latents)  # it really was rounded
+    queries = torch.randn(20, 64) * 3
+    _, want = bank.knn(queries, 5)
+    _, got = loaded.knn(queries, 5)
+    assert (want == got).float().mean() > 0.95
+    torch.testing.assert_close(project(queries, loaded, k=5, strength=1.0), project(queries, bank, k=5, strength=1.0),
+                               atol=0.05, rtol=0.0)
+
+
+def test_bank_int8_damaged_scale_is_refused(tmp_path):
+    bank = make_bank(m=6, d=4)
+    tensor_path, _ = bank.save(tmp_path / "q", storage="int8")
+    from safetensors.torch import load_file, save_file
+    tensors = load_file(str(tensor_path))
+    tensors["row_scale"] = tensors["row_scale"][:3].contiguous()
+    save_file(tensors, str(tensor_path))
+    with pytest.raises(CheckpointError, match="row_scale"):
+        LatentBank.load(tmp_path / "q")
 
 
 def test_bank_load_errors(tmp_path):

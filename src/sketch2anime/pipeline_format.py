@@ -219,7 +219,7 @@ def write_pipeline_folder(folder: str | Path, description: PipelineDescription,
 
     ``models``: part name (``"autoencoder"``, ``"generator"``) -> a module (saved with
     ``meta[part]``) or a saved model folder (copied when it differs: a frozen stage-1 autoencoder).
-    ``bank`` / ``palettes``: an object (saved; the bank with ``bank_storage``, "float32" or
+    ``bank`` / ``palettes``: an object (saved; the bank with ``bank_storage``, "float32", "int8" or
     "float16"), the path stem of files to copy (e.g. ``stage1/latent_bank``), or None to keep
     what the folder already holds. Refuses to write ``pipeline.json`` over a folder that lacks a
     part the description's type needs. Returns ``folder``.
