@@ -93,3 +93,17 @@ def test_rewriting_the_card_of_a_model_fine_tuned_in_place_drops_its_own_row(exp
     # The same card written from another run keeps every row.
     other = _run(tmp_path / "other", {"steps": 2400}, init_generator=str(shipped))
     assert export_default.inherited_budget_rows(other)[1][-1] == own_row
+
+
+def test_keep_styles_keeps_the_named_sketch_styles_in_order(export_default) -> None:
+    import torch
+
+    from sketch2anime.models.latent_bank import LatentBank
+
+    ids = [f"face{i}/{style}" for i in range(3) for style in ("detail", "xdog", "hed")]
+    bank = LatentBank(torch.arange(9, dtype=torch.float32)[:, None].repeat(1, 4), ids)
+    kept = export_default.keep_styles(bank, ["detail", "xdog"])
+    assert kept.ids == ["face0/detail", "face0/xdog", "face1/detail", "face1/xdog", "face2/detail", "face2/xdog"]
+    assert kept.latents[:, 0].tolist() == [0, 1, 3, 4, 6, 7]  # each row keeps its own latent
+    with pytest.raises(SystemExit, match="no bank rows"):
+        export_default.keep_styles(bank, ["pencil"])
