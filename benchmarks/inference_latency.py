@@ -3,7 +3,8 @@
     python benchmarks/inference_latency.py [--model PATH ...] [--projections 0,0.5,1] [--repeats 50]
 
 Rows: ``pipe(sketch, hint=None, projection=p, seed=0)`` on a sketch at the model's resolution for
-each projection strength (0 skips the bank search entirely), then ``POST /api/generate`` with a
+each projection strength (0 skips the bank search entirely; with a per-part guide every call starts
+from an empty part cache, plus a row that reuses it), then ``POST /api/generate`` with a
 512 px sketch PNG and hint PNG as the panel sends them (in-process ASGI client, so no TCP, but the
 full multipart parsing, PNG decoding, resizing and JSON/data-URL encoding). Without ``--model`` it
 uses the installed default model, else ``runs/s2a64/model``, else a random-weight pipeline with the
@@ -61,11 +62,24 @@ def measure_pipeline(pipe: Sketch2AnimePipeline, projections: list[float], repea
     results: list[tuple[str, str, Summary]] = []
     sketch = synthetic_sketch(pipe.image_size, seed)
     strengths = projections if pipe.uses_projection else [projections[0]]
+    # Every timed call starts with an empty part cache (a stroke that changed every part: the worst
+    # case); one extra row per strength shows a stroke that left the eyes and the mouth alone.
+    cached = getattr(pipe, "parts", None) is not None
+
+    def cold(p: float) -> None:
+        if cached:
+            pipe.part_cache.clear()
+        pipe(sketch, hint=None, projection=p, seed=seed)
+
     for p in strengths:
         shown = f"{p:g}" if pipe.uses_projection else "n/a (no autoencoder)"
-        summary = time_calls(lambda i, p=p: pipe(sketch, hint=None, projection=p, seed=seed),
-                             repeats, warmup, device)
+        summary = time_calls(lambda i, p=p: cold(p), repeats, warmup, device)
         results.append((f"pipe(), {pipe.image_size} px sketch, no hint", shown, summary))
+        if cached:
+            summary = time_calls(lambda i, p=p: pipe(sketch, hint=None, projection=p, seed=seed),
+                                 repeats, warmup, device)
+            results.append((f"pipe(), {pipe.image_size} px sketch, no hint, eyes and mouth unchanged (part cache)",
+                            shown, summary))
     if not http:
         return results
     try:
@@ -82,6 +96,8 @@ def measure_pipeline(pipe: Sketch2AnimePipeline, projections: list[float], repea
     def post(i: int, p: float, output_size: str) -> None:
         files = {"sketch": ("sketch.png", sketch_png, "image/png"), "hint": ("hint.png", hint_png, "image/png")}
         data = {"projection": str(p), "seed": str(seed), "output_size": output_size}
+        if cached:
+            pipe.part_cache.clear()
         response = client.post("/api/generate", files=files, data=data)
         if response.status_code != 200:
             raise RuntimeError(f"/api/generate answered {response.status_code}: {response.text[:200]}")

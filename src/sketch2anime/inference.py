@@ -42,6 +42,7 @@ from PIL import Image
 from .checkpoint import CheckpointError
 from .data.image_io import ImageInput, load_sketch, sketch_to_tensor, tensor_to_uint8
 from .geometry import OUTPUT_SIZES, back_to_input, fit_square, pad_to_square, shrink_sketch
+from .part_cache import PartCache
 from .pipeline_format import (  # noqa: F401  (PIPELINE_FILE ... re-exported: older imports)
     BANK_STEM,
     PALETTE_STEM,
@@ -119,6 +120,7 @@ class Sketch2AnimePipeline:
         if self.parts is not None:
             self.parts = self.parts.to(device).eval()
         self.part_banks = modules.get("part_banks") or {}
+        self.part_cache = PartCache()  # unchanged eyes/mouth between panel updates skip the part work
         _check_parts_agree(folder, description, self.generator, self.autoencoder, self.bank)
 
     @classmethod
@@ -162,6 +164,7 @@ class Sketch2AnimePipeline:
             self.autoencoder.to(self.device)
         if self.parts is not None:
             self.parts.to(self.device)
+            self.part_cache.clear()
         return self
 
     # ---- tensor API -------------------------------------------------------------------------
@@ -226,13 +229,15 @@ class Sketch2AnimePipeline:
         """The decoded latent ``z (N, D)`` at the model size, with the sketch's parts (projected by
         ``projection``) pasted in when the pipeline has a per-part guide: ``(N, 1, S, S)``."""
         from .models.guide import guide_from_latent
-        from .models.part_guide import guide_with_parts
 
         guide = guide_from_latent(self.autoencoder, z, self.image_size)
         if self.parts is None:
             return guide
-        return guide_with_parts(self.parts, self.part_banks, sketch, guide, projection, self.projection_k,
-                                self.projection_reg)
+        # Same result as models.part_guide.guide_with_parts (tests/test_part_cache.py), reusing the
+        # parts whose crops did not change since an earlier call.
+        decoded = self.part_cache.decoded(self.parts, self.part_banks, sketch, projection, self.projection_k,
+                                          self.projection_reg)
+        return self.parts.paste(guide, decoded)
 
     def generate_tensors(self, sketch: torch.Tensor, hint: torch.Tensor | None = None, projection: float = 0.5,
                          seed: int | None = None) -> dict[str, torch.Tensor | None]:

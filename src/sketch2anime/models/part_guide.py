@@ -174,9 +174,13 @@ class PartGuide(nn.Module):
             raise ValueError(f"part latents for {', '.join(missing)} are missing")
         n = guide.shape[0]
         decoded = self.autoencoder.decode_sketch(torch.cat([latents[name] for name in self.layout.names]))
+        return self.paste(guide, {name: decoded[i * n:(i + 1) * n] for i, name in enumerate(self.layout.names)})
+
+    def paste(self, guide: torch.Tensor, decoded: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``guide (N, 1, S, S)`` with each part's decoding ``(N, 1, P, P)`` pasted, feathered, into its box."""
         out = guide
-        for i, box in enumerate(self.layout.boxes):
-            out = paste_part(out, decoded[i * n:(i + 1) * n].to(guide.dtype), box, self.layout.feather)
+        for box in self.layout.boxes:
+            out = paste_part(out, decoded[box.name].to(guide.dtype), box, self.layout.feather)
         return out
 
 
