@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CONFIG_FILE, MODEL_FILE, load_model, read_json, read_tensors, sha256_file
+from .checkpoint import CONFIG_FILE, MODEL_FILE, load_model, read_json, sha256_file
 from .data.palettes import PALETTE_STEM
 from .pipeline_format import (BANK_STEM, PARTS_DIR, PIPELINE_FILE, PipelineDescription, find_pipeline_folder,
                               has_parts, read_parts_folder, write_parts_folder, write_pipeline_folder)
@@ -41,8 +41,8 @@ def _shared_files(folder: Path) -> dict[str, Path]:
             and not p.name.startswith(".") and p.name != "MODEL_CARD.md"}
 
 
-def check_compatible(a: Path, b: Path) -> None:
-    """Raise ``ValueError`` unless ``a`` and ``b`` differ only in their generator's weights."""
+def check_compatible(a: Path, b: Path) -> tuple[PipelineDescription, PipelineDescription]:
+    """Both folders' descriptions; ``ValueError`` unless ``a`` and ``b`` differ only in their generator's weights."""
     da, db = PipelineDescription.read(a), PipelineDescription.read(b)
     for name in ("pipeline_type", "image_size", "hint_downscale", "latent_dim", "projection_k", "projection_reg"):
         if getattr(da, name) != getattr(db, name):
@@ -59,6 +59,7 @@ def check_compatible(a: Path, b: Path) -> None:
     config_b = read_json(b / GENERATOR_DIR / CONFIG_FILE)
     if (config_a.get("model_type"), config_a.get("config")) != (config_b.get("model_type"), config_b.get("config")):
         raise ValueError("the two generators have different architectures (generator/config.json)")
+    return da, db
 
 
 def interpolate_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor],
@@ -95,11 +96,11 @@ def interpolate_pipelines(a: str | Path, b: str | Path, alpha: float, out: str |
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"{out} already exists and is not an empty folder; choose a new output folder")
-    check_compatible(folder_a, folder_b)
+    description_a, description_b = check_compatible(folder_a, folder_b)
+    # Loaded modules hold float32 whatever the files store (the shipped default stores float16).
     generator = load_model(folder_a / GENERATOR_DIR)
-    generator.load_state_dict(interpolate_state(read_tensors(folder_a / GENERATOR_DIR / MODEL_FILE),
-                                                read_tensors(folder_b / GENERATOR_DIR / MODEL_FILE), float(alpha)))
-    description_a, description_b = PipelineDescription.read(folder_a), PipelineDescription.read(folder_b)
+    other = load_model(folder_b / GENERATOR_DIR)
+    generator.load_state_dict(interpolate_state(generator.state_dict(), other.state_dict(), float(alpha)))
     source: dict[str, Any] = {"a": str(folder_a), "b": str(folder_b), "alpha": float(alpha),
                               "a_experiment": description_a.training.get("experiment"),
                               "b_experiment": description_b.training.get("experiment")}

@@ -53,9 +53,9 @@ class PartCache:
             found = {slot: self._store[key] for slot, key in keys.items() if key in self._store}
             for slot in found:
                 self._store.move_to_end(keys[slot])
-        missing = [slot for slot in keys if slot not in found]
-        self.hits += len(found)
-        self.misses += len(missing)
+            missing = [slot for slot in keys if slot not in found]
+            self.hits += len(found)
+            self.misses += len(missing)
         if missing:
             batch = torch.stack([crops[name][i] for name, i in missing])
             z = parts.autoencoder.encode(batch).float()
