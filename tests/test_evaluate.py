@@ -173,6 +173,59 @@ def test_projection_change_measures_what_the_slider_does(dataset: Path, tmp_path
     assert "change vs weakest t (/255)" in report and "| 102.0 |" in report  # 0.4 x 255 on the rough rows
 
 
+def _guided_with_palettes(folder: Path) -> Path:
+    """A tiny guided folder whose bank ids have training colour schemes: one flat colour per image."""
+    from sketch2anime.data.palettes import PaletteBank
+    from sketch2anime.models.autoencoder import AutoencoderConfig, SketchAutoencoder
+    from sketch2anime.models.guided_unet import GuidedUNet, GuidedUNetConfig
+    from sketch2anime.models.projection import LatentBank
+    from sketch2anime.pipeline_format import PipelineDescription, write_pipeline_folder
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        autoencoder = SketchAutoencoder(AutoencoderConfig(image_size=SIZE, latent_dim=16, base_channels=4,
+                                                          max_channels=16))
+        generator = GuidedUNet(GuidedUNetConfig(image_size=SIZE, latent_dim=16, base_channels=4, max_channels=16,
+                                                depth=3))
+        bank = LatentBank(torch.randn(12, 16), [f"face_{i}/detail" for i in range(12)])
+    colours = [np.full((16, 16, 3), (20 * i, 255 - 20 * i, 40), np.uint8) for i in range(12)]
+    palettes = PaletteBank.from_images(colours, [f"face_{i}" for i in range(12)])
+    return write_pipeline_folder(folder, PipelineDescription("guided", SIZE, 4, latent_dim=16),
+                                 {"autoencoder": autoencoder, "generator": generator}, bank=bank, palettes=palettes)
+
+
+def test_model_at_seed_scores_the_panels_seed(dataset: Path, pipelines: dict[str, Path], tmp_path: Path) -> None:
+    """``FOLDER@seed=N`` runs the pipeline exactly as the panel's Seed N does (borrowed colours), not
+    its own colours; bad seeds and pipelines without colour schemes are refused."""
+    from sketch2anime.evaluation.eval_model import Batch
+    from sketch2anime.evaluation.models_under_test import _model_name, _pipeline_model, split_colour_seed
+    from sketch2anime.inference import Sketch2AnimePipeline
+
+    folder = _guided_with_palettes(tmp_path / "guided" / "model")
+    assert split_colour_seed(f"{folder}@seed=3") == (str(folder), 3)
+    assert split_colour_seed(str(folder)) == (str(folder), None)
+    taken: set[str] = set()
+    assert _model_name(str(folder), taken) == "guided" and _model_name(f"{folder}@seed=2", taken) == "guided-seed2"
+    protocol = EvaluationProtocol(dataset, ProtocolConfig(hint_levels=("sparse",), roughness=("none",), limit=3))
+    indices = list(range(3))
+    batch = Batch(protocol.sketch_tensor("none", indices), protocol.hint_tensor("sparse", indices),
+                  protocol.target_tensor(indices), [str(i) for i in indices])
+    own = _pipeline_model(str(folder), "cpu", (0.0,), "own")
+    seeded = _pipeline_model(f"{folder}@seed=2", "cpu", (0.0,), "seeded")
+    assert seeded.info["colour_seed"] == 2 and own.info["colour_seed"] is None and "Seed 2" in seeded.label
+    pipe = Sketch2AnimePipeline.from_pretrained(folder, device="cpu")
+    expected_seeded = pipe.generate_tensors(batch.sketch, batch.hint, projection=0.0, seed=2)["image"]
+    expected_own = pipe.generate_tensors(batch.sketch, batch.hint, projection=0.0)["image"]
+    assert torch.equal(seeded.run(batch, 0.0, 0), expected_seeded)
+    assert torch.equal(own.run(batch, 0.0, 0), expected_own)
+    assert float((expected_seeded - expected_own).abs().mean()) > 1e-4  # the dabs reach the picture
+    for bad in ("@seed=0", "@seed=-1", "@seed=two", "@seed="):
+        with pytest.raises(ValueError, match="positive integer"):
+            _pipeline_model(f"{folder}{bad}", "cpu", (0.0,), "bad")
+    with pytest.raises(ValueError, match="no training colour schemes"):
+        _pipeline_model(f"{pipelines['s2a']}@seed=1", "cpu", (0.0,), "no-palettes")
+
+
 # ---------------------------------------------------------------------------------------------
 # end to end
 

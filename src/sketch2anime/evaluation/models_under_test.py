@@ -1,5 +1,9 @@
 """The models under test, behind one interface (``eval_model.EvalModel``): pipeline folders, the
-Gatys style-transfer baseline (``style-transfer``) and the ``oracle`` (returns the target)."""
+Gatys style-transfer baseline (``style-transfer``) and the ``oracle`` (returns the target).
+
+A pipeline folder is scored with the model's own colours; ``FOLDER@seed=N`` (N > 0) scores what the
+panel's Seed gives instead: hint dabs of a training image's colours (``variations._borrowed_colours``),
+only for pipelines that ship training colour schemes."""
 
 from __future__ import annotations
 
@@ -14,6 +18,22 @@ from .protocol import EvaluationProtocol
 
 STYLE_TRANSFER = "style-transfer"
 ORACLE = "oracle"
+SEED_MARK = "@seed="
+
+
+def split_colour_seed(source: str) -> tuple[str, int | None]:
+    """``"runs/x/model@seed=3"`` -> ``("runs/x/model", 3)``; without the mark, ``(source, None)``."""
+    if SEED_MARK not in source:
+        return source, None
+    path, _, value = source.rpartition(SEED_MARK)
+    try:
+        seed = int(value)
+    except ValueError:
+        seed = 0
+    if not path or seed < 1:
+        raise ValueError(f"--model {source!r}: after {SEED_MARK} give a positive integer (the panel's Seed), "
+                         f"e.g. {path or 'default'}{SEED_MARK}1")
+    return path, seed
 
 
 def _fit_hint(hint: torch.Tensor, size: int) -> torch.Tensor:
@@ -28,22 +48,28 @@ def _fit_hint(hint: torch.Tensor, size: int) -> torch.Tensor:
 def _pipeline_model(source: str, device: str, projections: tuple[float, ...], name: str) -> EvalModel:
     from ..inference import Sketch2AnimePipeline
 
-    pipe = Sketch2AnimePipeline.from_pretrained(source, device=device)
+    folder, colour_seed = split_colour_seed(source)
+    pipe = Sketch2AnimePipeline.from_pretrained(folder, device=device)
+    if colour_seed is not None and getattr(pipe, "palettes", None) is None:
+        raise ValueError(f"--model {source!r}: {folder} ships no training colour schemes (palettes.*), so its "
+                         f"Seed changes nothing; score it without {SEED_MARK}")
 
     def run(batch: Batch, projection: float | None, seed: int) -> torch.Tensor:
         sketch = resize_images(batch.sketch, pipe.image_size)
         hint = None if batch.hint is None else _fit_hint(batch.hint, pipe.hint_size)
         kwargs = {"projection": projection} if projection is not None else {}
-        # A non-zero seed makes the guided pipeline borrow a training image's colours (Seed in the
-        # panel); the evaluation scores the model's own colours, and no pipeline here is stochastic.
-        image = pipe.generate_tensors(sketch, hint, seed=None, **kwargs)["image"]
+        # ``seed`` is the protocol's; the pipeline's own seed only picks borrowed colours (None: the
+        # model's own), and no pipeline here is otherwise stochastic.
+        image = pipe.generate_tensors(sketch, hint, seed=colour_seed, **kwargs)["image"]
         return image.float().cpu()  # native size: scored at the dataset and display sizes by the caller
 
     uses = bool(getattr(pipe, "uses_projection", pipe.pipeline_type == "sketch2anime"))
+    label = pipe.pipeline_type if colour_seed is None else \
+        f"{pipe.pipeline_type}, Seed {colour_seed}: a training image's colours as extra hint dabs"
     return EvalModel(name=name, source=str(pipe.folder), kind=pipe.pipeline_type, run=run,
                      projections=tuple(projections) if uses else (None,),
-                     label=pipe.pipeline_type, info={"image_size": pipe.image_size, "hint_size": pipe.hint_size,
-                                                     "device": str(pipe.device)})
+                     label=label, info={"image_size": pipe.image_size, "hint_size": pipe.hint_size,
+                                        "device": str(pipe.device), "colour_seed": colour_seed})
 
 
 def _style_transfer_model(protocol: EvaluationProtocol, device: torch.device, steps: int, seed: int) -> EvalModel:
@@ -81,8 +107,11 @@ def oracle_model() -> EvalModel:
 
 
 def _model_name(source: str, taken: set[str]) -> str:
-    path = Path(source)
-    base = path.parent.name if path.name == "model" and path.parent.name else path.name or source
+    folder, colour_seed = split_colour_seed(source)
+    path = Path(folder)
+    base = path.parent.name if path.name == "model" and path.parent.name else path.name or folder
+    if colour_seed is not None:
+        base = f"{base}-seed{colour_seed}"
     name, i = base, 2
     while name in taken:
         name, i = f"{base}-{i}", i + 1
