@@ -226,6 +226,45 @@ def test_model_at_seed_scores_the_panels_seed(dataset: Path, pipelines: dict[str
         _pipeline_model(f"{pipelines['s2a']}@seed=1", "cpu", (0.0,), "no-palettes")
 
 
+def _display_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "display_upscalers.py"
+    spec = importlib.util.spec_from_file_location("display_upscalers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_display_script_agrees_with_the_evaluations_display_column(dataset: Path, pipelines: dict[str, Path],
+                                                                   tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """scripts/display_upscalers.py: its bicubic row is evaluate's SSIM at the display size, its floor
+    row the floor-mean's; an upscaler row enlarges then reduces to the display size."""
+    script = _display_script()
+    monkeypatch.setenv("SKETCH2ANIME_HOME", str(tmp_path / "empty-home"))  # no upscaler installed
+    rows = dict(script.display_rows(str(pipelines["s2a"]), dataset, limit=3, size=96))
+    assert list(rows) == ["model, bicubic", "floor-mean (mean training image), bicubic"]
+    result = run_evaluation(_config(dataset, tmp_path / "out", models=(str(pipelines["s2a"]),), projections=(0.0,),
+                                    hint_levels=("sparse",), roughness=("none",), display_size=96,
+                                    heldout_lines=False), progress=False)
+    display = {e["model"]: e["metrics"]["ssim_display_mean"] for e in result["entries"] if e.get("set", "val") == "val"}
+    assert rows["model, bicubic"] == pytest.approx(display["s2a"], abs=1e-5)
+    assert rows["floor-mean (mean training image), bicubic"] == pytest.approx(display["floor-mean"], abs=1e-5)
+
+    class Nearest4x:  # a stand-in x4 upscaler of [0, 1] images: 4x4 blocks, so reduced to 2x it is 2x2 blocks
+        scale = 4
+
+        def upscale_tensor(self, x: torch.Tensor) -> torch.Tensor:
+            assert float(x.min()) >= 0 and float(x.max()) <= 1  # the upscalers take [0, 1], not [-1, 1]
+            return F.interpolate(x, scale_factor=4, mode="nearest")
+
+    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    shown = script.to_size(images, 128, Nearest4x())
+    assert shown.shape == (2, 3, 128, 128)
+    assert torch.allclose(shown, F.interpolate(images, size=(128, 128), mode="nearest"), atol=1e-5)
+
+
 # ---------------------------------------------------------------------------------------------
 # end to end
 
