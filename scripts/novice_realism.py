@@ -1,0 +1,106 @@
+"""How real do the pictures look for the people the project is for: novice face drawings?
+
+    python scripts/novice_realism.py [--model default] [--model OTHER ...] [--count 64] [--real 600]
+
+The evaluation's sets are drawn from dataset images, so they have a true picture to compare with;
+a novice's drawing (``showcase.novice_face``: wobbly outline, fringe, two eyes, nose, mouth; the
+seed picks the character) has none. What can still be measured is whether the result looks like
+the anime faces the model learnt from: KID and FID on HED-VGG16 features (``evaluation/fid.py``,
+128 px) between each model's results for ``--count`` novice faces and ``--real`` training colour
+images. Two conditions: no hints, and the showcase's hint layer (a hair stroke and two background
+dabs, the colours taking turns), both at ``--projection`` (the panel's default 0.5). KID is the one
+to read: unbiased at these sample counts, where FID (more features than samples) is not.
+
+Also printed: the share of each result's coloured pixels on the magenta or the green side of the
+CIELAB a* axis, whichever is smaller, averaged (0 = one warm or one cool family of colours; 0.5 =
+half magenta, half green: a hedge between two colourings, not a colouring).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from showcase import BACKGROUND_COLOURS, HAIR_COLOURS, hint_layer, novice_face  # noqa: E402
+
+from sketch2anime.data.image_io import load_rgb, rgb_to_tensor  # noqa: E402
+from sketch2anime.evaluation.color import rgb_to_lab  # noqa: E402
+from sketch2anime.evaluation.fid import fid_kid, make_feature_extractor  # noqa: E402
+from sketch2anime.evaluation.protocol import EvaluationProtocol, ProtocolConfig  # noqa: E402
+from sketch2anime.inference import Sketch2AnimePipeline  # noqa: E402
+
+CONDITIONS = ("no hints", "hair + background hints")
+CHROMA_MIN = 12.0  # a*b* magnitude below which a pixel counts as grey (lines, paper, skin shadows)
+
+
+def colour_split(images: torch.Tensor) -> np.ndarray:
+    """``(N, 3, S, S)`` in [-1, 1] -> ``(N,)``: min(share with a* > 0, share with a* < 0) among coloured pixels."""
+    lab = rgb_to_lab(((images.double().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy())
+    a, b = lab[..., 1], lab[..., 2]
+    coloured = np.hypot(a, b) > CHROMA_MIN
+    count = np.maximum(coloured.reshape(len(images), -1).sum(1), 1)
+    positive = ((a > 0) & coloured).reshape(len(images), -1).sum(1) / count
+    negative = ((a < 0) & coloured).reshape(len(images), -1).sum(1) / count
+    return np.minimum(positive, negative)
+
+
+def model_results(model: str, count: int, projection: float) -> dict[str, torch.Tensor]:
+    """Each condition -> ``(count, 3, S, S)`` in [-1, 1] at the model's size."""
+    pipe = Sketch2AnimePipeline.from_pretrained(model, device="cpu")
+    results: dict[str, list[torch.Tensor]] = {name: [] for name in CONDITIONS}
+    for i in range(count):
+        sketch = novice_face(i)
+        hint = hint_layer(sketch.width, HAIR_COLOURS[i % len(HAIR_COLOURS)], BACKGROUND_COLOURS[i % len(BACKGROUND_COLOURS)])
+        for name, layer in zip(CONDITIONS, (None, hint)):
+            picture = pipe(sketch, layer, projection=projection, output_size="model")
+            results[name].append(rgb_to_tensor(picture))
+    return {name: torch.stack(pictures) for name, pictures in results.items()}
+
+
+def real_images(data: Path, count: int, size: int) -> torch.Tensor:
+    protocol = EvaluationProtocol(data, ProtocolConfig(hint_levels=("none",), roughness=("none",), limit=1))
+    paths = protocol.training_color_paths()
+    step = max(1, len(paths) // count)  # spread over the split, the same images every run
+    chosen = paths[::step][:count]
+    return torch.stack([rgb_to_tensor(load_rgb(p).resize((size, size), Image.Resampling.BICUBIC)) for p in chosen])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", default=None, help="pipeline folder or 'default' (repeatable)")
+    parser.add_argument("--data", type=Path, default=Path("~/s2a-runs/data/faces128").expanduser(),
+                        help="prepared dataset whose training colour images are the real set")
+    parser.add_argument("--count", type=int, default=64, help="novice faces (seeds 0..count-1)")
+    parser.add_argument("--real", type=int, default=600, help="training colour images")
+    parser.add_argument("--projection", type=float, default=0.5)
+    parser.add_argument("--fid-size", type=int, default=128, help="side images are resized to for HED-VGG features")
+    args = parser.parse_args(argv)
+    if args.count < 2 or args.real < 2:
+        raise SystemExit("--count and --real need at least 2 images each")
+    models = args.model or ["default"]
+    extractor = make_feature_extractor("hed-vgg", hed_input_size=args.fid_size)
+    results = {model: model_results(model, args.count, args.projection) for model in models}
+    size = next(iter(next(iter(results.values())).values())).shape[-1]
+    real_set = real_images(args.data, args.real, size)
+    real = extractor(real_set)
+    print(f"{args.count} novice faces, t = {args.projection}; real: {len(real)} training colour images of {args.data}; "
+          f"HED-VGG features at {args.fid_size} px\n")
+    print("| model | condition | KID×10³ ↓ | FID ↓ | magenta/green split ↓ |")
+    print("|---|---|---|---|---|")
+    print(f"| (the real images) | – | – | – | {float(colour_split(real_set).mean()):.3f} |")
+    for model, by_condition in results.items():
+        for name, images in by_condition.items():
+            scores = fid_kid(real, extractor(images), rng=0)
+            print(f"| {model} | {name} | {1000 * scores['kid_mean']:.1f} | {scores['fid']:.1f} | "
+                  f"{float(colour_split(images).mean()):.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""scripts/novice_realism.py: realism of the results for novice face drawings (no true picture)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from sketch2anime.testing import tiny_pipeline
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _script():
+    path = Path(__file__).resolve().parents[1] / "scripts" / "novice_realism.py"
+    spec = importlib.util.spec_from_file_location("novice_realism", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _flat(rgb: tuple[int, int, int], size: int = 8) -> torch.Tensor:
+    return (torch.tensor(rgb, dtype=torch.float32) / 127.5 - 1)[:, None, None].expand(3, size, size)
+
+
+def test_colour_split_tells_a_hedge_from_one_colouring() -> None:
+    script = _script()
+    magenta, green, brown, grey = _flat((200, 60, 170)), _flat((60, 170, 80)), _flat((140, 90, 50)), _flat((128, 128, 128))
+    half = torch.cat([magenta[:, :4], green[:, 4:]], dim=1)
+    quarter = torch.cat([magenta[:, :6], green[:, 6:]], dim=1)
+    split = script.colour_split(torch.stack([half, quarter, magenta, brown, grey]))
+    assert split[0] == pytest.approx(0.5)
+    assert split[1] == pytest.approx(0.25)
+    assert split[2] == 0 and split[3] == 0  # one family of colours, warm or cool
+    assert split[4] == 0  # grey has no colour to split
+
+
+def test_results_follow_the_drawings_and_hints(tmp_path: Path) -> None:
+    script = _script()
+    folder = tiny_pipeline(tmp_path / "tiny", image_size=64)
+    results = script.model_results(str(folder), count=3, projection=0.5)
+    assert list(results) == list(script.CONDITIONS)
+    for images in results.values():
+        assert images.shape == (3, 3, 64, 64) and float(images.min()) >= -1 and float(images.max()) <= 1
+    # different characters give different pictures, and the hint layer reaches the picture
+    no_hints = results[script.CONDITIONS[0]]
+    assert float((no_hints[0] - no_hints[1]).abs().mean()) > 1e-4
+    assert float((results[script.CONDITIONS[1]] - no_hints).abs().mean()) > 1e-4
