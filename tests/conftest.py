@@ -17,6 +17,16 @@ REPO = Path(__file__).resolve().parents[1]
 SPRITES = REPO / "tests" / "assets" / "sprites"
 
 
+def load_script(name: str):
+    """``scripts/<name>.py`` imported as a module (the scripts are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def one_thread():
     """Tiny models gain nothing from threads, and two threads fighting over 2 shared cores stall."""

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from conftest import draw_face
+from conftest import draw_face, load_script
 from sketch2anime.cli import main as cli_main
 from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
 from sketch2anime.evaluation.evaluate import (
@@ -226,22 +226,12 @@ def test_model_at_seed_scores_the_panels_seed(dataset: Path, pipelines: dict[str
         _pipeline_model(f"{pipelines['s2a']}@seed=1", "cpu", (0.0,), "no-palettes")
 
 
-def _display_script():
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "display_upscalers.py"
-    spec = importlib.util.spec_from_file_location("display_upscalers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_display_script_agrees_with_the_evaluations_display_column(dataset: Path, pipelines: dict[str, Path],
                                                                    tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """scripts/display_upscalers.py: its bicubic row is evaluate's SSIM at the display size, its floor
     row the floor-mean's; an upscaler row enlarges then reduces to the display size."""
-    script = _display_script()
+    script = load_script("display_upscalers")
     monkeypatch.setenv("SKETCH2ANIME_HOME", str(tmp_path / "empty-home"))  # no upscaler installed
     rows = dict(script.display_rows(str(pipelines["s2a"]), dataset, limit=3, size=96))
     assert list(rows) == ["model, bicubic", "floor-mean (mean training image), bicubic"]

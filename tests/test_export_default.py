@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "export_default.py"
+from conftest import load_script
+
 
 
 @pytest.fixture(scope="module")
 def export_default():
-    spec = importlib.util.spec_from_file_location("export_default", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("export_default")
 
 
 def _run(folder: Path, train: dict, init_generator: str = "") -> Path:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import draw_face
+from conftest import draw_face, load_script
 from sketch2anime.checkpoint import read_tensors
 from sketch2anime.config import ConfigError
 from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
@@ -327,16 +327,6 @@ def test_seed_borrows_a_neighbours_colour_scheme(autoencoder64: Path, dataset128
 
 # ---- scripts/guide_usage.py: does the generator use its guide? -------------------------------
 
-def _guide_usage_script():
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "guide_usage.py"
-    spec = importlib.util.spec_from_file_location("guide_usage", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_guide_usage_tells_a_generator_that_ignores_its_guide(autoencoder64: Path, dataset128: Path,
                                                               tmp_path: Path) -> None:
     out = tmp_path / "guided"
@@ -348,7 +338,7 @@ def test_guide_usage_tells_a_generator_that_ignores_its_guide(autoencoder64: Pat
         draw_face(128, i).save(images / f"face_{i}.png")
     prepare_dataset(images, data, PrepareConfig(size=128, extractors=("detail",), val_fraction=0.5, workers=1),
                     progress=False)
-    script = _guide_usage_script()
+    script = load_script("guide_usage")
     rows = script.guide_usage(pipe, data, limit=2)
     assert [r["name"] for r in rows] == ["user (t = 0)", "projected (t = 1)", "clean (oracle)"]
     assert rows[0]["guide_change"] == rows[0]["image_change"] == 0.0

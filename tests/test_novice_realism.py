@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import load_script
 from sketch2anime.testing import tiny_pipeline
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _script():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "novice_realism.py"
-    spec = importlib.util.spec_from_file_location("novice_realism", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _flat(rgb: tuple[int, int, int], size: int = 8) -> torch.Tensor:
@@ -26,7 +18,7 @@ def _flat(rgb: tuple[int, int, int], size: int = 8) -> torch.Tensor:
 
 
 def test_colour_split_tells_a_hedge_from_one_colouring() -> None:
-    script = _script()
+    script = load_script("novice_realism")
     magenta, green, brown, grey = _flat((200, 60, 170)), _flat((60, 170, 80)), _flat((140, 90, 50)), _flat((128, 128, 128))
     half = torch.cat([magenta[:, :4], green[:, 4:]], dim=1)
     quarter = torch.cat([magenta[:, :6], green[:, 6:]], dim=1)
@@ -38,7 +30,7 @@ def test_colour_split_tells_a_hedge_from_one_colouring() -> None:
 
 
 def test_results_follow_the_drawings_and_hints(tmp_path: Path) -> None:
-    script = _script()
+    script = load_script("novice_realism")
     folder = tiny_pipeline(tmp_path / "tiny", image_size=64)
     results = script.model_results(str(folder), count=3, projection=0.5)
     assert list(results) == list(script.CONDITIONS)
