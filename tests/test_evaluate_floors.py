@@ -17,6 +17,7 @@ from sketch2anime.cli import build_parser, main
 from sketch2anime.data.extractors import EXTRACTORS, make_extractor
 from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
 from sketch2anime.evaluation.evaluate import EvaluateConfig, EvalModel, oracle_model, run_evaluation
+from sketch2anime.evaluation.figures import PAD
 from sketch2anime.evaluation.floor_report import floors_table
 from sketch2anime.evaluation.floors import colour16_times_lines, mean_image, sketch_as_output
 from sketch2anime.evaluation.heldout_lines import HELDOUT_STYLE, GradientLines, GradientLinesConfig
@@ -270,7 +271,25 @@ def test_real_pairs_are_a_separate_set(dataset: Path, tmp_path: Path) -> None:
     assert {e["model"] for e in entries} == {"oracle", "floor-sketch", "floor-mean", "ref-colour16"}
     oracle = [e["metrics"] for e in entries if e["model"] == "oracle"]
     assert all(m["ssim_mean"] == pytest.approx(1.0) and m["ssim_display_mean"] < 1.0 for m in oracle)
-    assert "Real line-art pairs" in (tmp_path / "out" / "report.md").read_text()
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "Real line-art pairs" in report and "grid-sketch-pairs.png" in report
+    assert result["files"]["set_grids"] == {"sketch-pairs": "grid-sketch-pairs.png"}
+    # The pairs' own grid shows the pairs: the oracle's tile equals the target tile in every row,
+    # and its targets are not the validation faces of the main grid.
+    grid = np.asarray(Image.open(tmp_path / "out" / "grid-sketch-pairs.png").convert("RGB")).astype(int)
+    main_grid = np.asarray(Image.open(tmp_path / "out" / "grid.png").convert("RGB")).astype(int)
+    tile = SIZE * -(-128 // SIZE)
+    columns = ["sketch", "hint", "oracle", "floor-sketch", "floor-mean", "ref-colour16", "target"]
+
+    def cell(picture: np.ndarray, row_from_bottom: int, column: str) -> np.ndarray:
+        top = picture.shape[0] - PAD - (row_from_bottom + 1) * (tile + PAD)
+        left = PAD + columns.index(column) * (tile + PAD)
+        return picture[top:top + tile, left:left + tile]
+
+    assert grid.shape[1] == PAD + len(columns) * (tile + PAD)
+    for row in range(3):
+        assert np.abs(cell(grid, row, "oracle") - cell(grid, row, "target")).max() <= 1
+    assert np.abs(cell(grid, 0, "target") - cell(main_grid, 0, "target")).mean() > 10
     with pytest.raises(ValueError, match="sketch"):
         run_evaluation(_config(dataset, tmp_path / "out3", pairs=str(tmp_path)), models=[oracle_model()],
                        progress=False)

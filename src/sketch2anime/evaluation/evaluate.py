@@ -252,8 +252,8 @@ def _eval_sets(config: EvaluateConfig, protocol: EvaluationProtocol, log: Any) -
 def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None, feature_extractor: Any = None,
                    progress: bool = True) -> dict[str, Any]:
     """Evaluate and write ``metrics.json``, ``per_image.csv``, ``report.md``/``.html``, ``grid.png``
-    and training plots into ``config.out`` (and the floors table to ``config.table``). ``models`` /
-    ``feature_extractor`` override what ``config.models`` / ``config.fid`` would build (tests,
+    (and ``grid-<set>.png`` for the held-out lines and the real pairs) and training plots into
+    ``config.out`` (and the floors table to ``config.table``). ``models`` / ``feature_extractor`` override what ``config.models`` / ``config.fid`` would build (tests,
     notebooks); the floors are added either way unless ``config.floors`` is off. Returns the
     metrics dict."""
     from ..runtime import pick_device
@@ -298,8 +298,9 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
     # The grid shows the first images at one hint level, clean and at the heaviest roughness.
     grid_level = "sparse" if "sparse" in levels else levels[-1]
     grid_conditions = ["none"] + [r for r in conditions if r != "none"][-1:]
-    grid_rows = list(range(min(config.grid_rows, n)))
-    grid_columns: dict[str, list[tuple[str, torch.Tensor]]] = {r: [] for r in grid_conditions}
+    # Every other set (held-out lines, real pairs) gets its own grid of clean sketches: its scores
+    # are read against the pictures as well.
+    grid_columns: dict[tuple[str, str], list[tuple[str, torch.Tensor]]] = {}
 
     entries: list[dict[str, Any]] = []
     per_image: list[list[Any]] = []
@@ -309,6 +310,8 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
         target_rows = torch.cat([small_images(sp.target_tensor(range(k, min(len(sp), k + config.batch_size))))
                                  for k in range(0, len(sp), config.batch_size)])
         prefix = "" if eval_set.main else f"[{eval_set.name}] "
+        set_grid_rows = list(range(min(config.grid_rows, len(sp))))
+        set_grid_conditions = grid_conditions if eval_set.main else ["none"]
         for model in models:
             for roughness in sp.config.conditions:
                 # The slider's effect: each strength's outputs against the weakest strength's.
@@ -317,8 +320,7 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
                     # FID only on the main set: the other sets are small and share its real images.
                     with_features = eval_set.main and roughness in fid_conditions
                     accs, grid_outputs = _run_batches(model, roughness, projection, eval_set, config,
-                                                      feature_extractor, with_features, device,
-                                                      grid_rows if eval_set.main else [])
+                                                      feature_extractor, with_features, device, set_grid_rows)
                     for level in levels:
                         tick = time.perf_counter()
                         metrics = accs[level].summary(real_features if eval_set.main else None, config.seed,
@@ -340,21 +342,33 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
                             + (f", change vs weakest projection {255 * metrics['projection_change']:.1f}/255"
                                if metrics["projection_change"] is not None else "")
                             + f" ({entry['timing']['ms_per_image']:.1f} ms/image)")
-                    if eval_set.main and roughness in grid_columns and grid_outputs[grid_level]:
+                    if roughness in set_grid_conditions and grid_outputs[grid_level]:
                         label = model.name if projection is None else f"{model.name} p={projection:g}"
-                        grid_columns[roughness].append((label, torch.cat(grid_outputs[grid_level])))
+                        grid_columns.setdefault((eval_set.name, roughness), []).append(
+                            (label, torch.cat(grid_outputs[grid_level])))
     add_deltas(entries)
 
     files: dict[str, Any] = {}
     out.mkdir(parents=True, exist_ok=True)
-    if grid_rows and models:
-        sections = [{"title": f"{condition_name(r)} sketch, {grid_level} hints",
-                     "sketch": protocol.sketch_tensor(r, grid_rows), "hint": protocol.hint_tensor(grid_level, grid_rows),
-                     "target": protocol.target_tensor(grid_rows), "columns": grid_columns[r]} for r in grid_conditions]
+    for eval_set in sets:
+        sp = eval_set.protocol
+        rows = list(range(min(config.grid_rows, len(sp))))
+        conditions_shown = [r for r in (grid_conditions if eval_set.main else ["none"]) if (eval_set.name, r) in grid_columns]
+        if not rows or not conditions_shown:
+            continue
+        sections = [{"title": f"{'' if eval_set.main else eval_set.title + ': '}{condition_name(r)} sketch, "
+                              f"{grid_level} hints",
+                     "sketch": sp.sketch_tensor(r, rows), "hint": sp.hint_tensor(grid_level, rows),
+                     "target": sp.target_tensor(rows), "columns": grid_columns[(eval_set.name, r)]}
+                    for r in conditions_shown]
+        name = "grid.png" if eval_set.main else f"grid-{eval_set.name}.png"
         buffer = io.BytesIO()
         render_grid(sections).save(buffer, format="PNG")
-        atomic_write_bytes(out / "grid.png", buffer.getvalue())
-        files["grid"] = "grid.png"
+        atomic_write_bytes(out / name, buffer.getvalue())
+        if eval_set.main:
+            files["grid"] = name
+        else:
+            files.setdefault("set_grids", {})[eval_set.name] = name
     plots = plot_training_logs([Path(p) for p in config.logs], out / "plots") if config.logs else []
     if plots:
         files["plots"] = [p.relative_to(out).as_posix() for p in plots]

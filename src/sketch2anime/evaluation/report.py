@@ -184,6 +184,11 @@ def _sections(result: dict[str, Any]) -> list[tuple[str, Any]]:
         blocks.append(("h2", "Samples"))
         blocks.append(("p", "Rows: the first validation images. Columns: sketch | hint | each model | target."))
         blocks.append(("img", files["grid"]))
+    titles = {s["name"]: s["title"] for s in result.get("sets", [])}
+    for set_name, picture in files.get("set_grids", {}).items():
+        blocks.append(("h2", f"Samples: {titles.get(set_name, set_name)}"))
+        blocks.append(("p", "Rows: the set's first images, clean sketches. Columns: sketch | hint | each model | target."))
+        blocks.append(("img", picture))
     if files.get("plots"):
         blocks.append(("h2", "Training curves"))
         for plot in files["plots"]:
