@@ -253,8 +253,8 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
                    progress: bool = True) -> dict[str, Any]:
     """Evaluate and write ``metrics.json``, ``per_image.csv``, ``report.md``/``.html``, ``grid.png``
     (and ``grid-<set>.png`` for the held-out lines and the real pairs) and training plots into
-    ``config.out`` (and the floors table to ``config.table``). ``models`` / ``feature_extractor`` override what ``config.models`` / ``config.fid`` would build (tests,
-    notebooks); the floors are added either way unless ``config.floors`` is off. Returns the
+    ``config.out`` (and the floors table to ``config.table``). ``models`` / ``feature_extractor``
+    override what ``config.models`` / ``config.fid`` would build (tests, notebooks); the floors are added either way unless ``config.floors`` is off. Returns the
     metrics dict."""
     from ..runtime import pick_device
     from .floor_report import write_floor_table
@@ -295,11 +295,15 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
     else:
         log(f"evaluate: FID/KID skipped: {fid_info['skipped']}")
 
-    # The grid shows the first images at one hint level, clean and at the heaviest roughness.
+    # The main grid shows the first images at one hint level, clean and at the heaviest roughness;
+    # every other set (held-out lines, real pairs) gets its own grid of clean sketches, so its scores
+    # are read against pictures as well.
     grid_level = "sparse" if "sparse" in levels else levels[-1]
-    grid_conditions = ["none"] + [r for r in conditions if r != "none"][-1:]
-    # Every other set (held-out lines, real pairs) gets its own grid of clean sketches: its scores
-    # are read against the pictures as well.
+    main_grid_conditions = ["none"] + [r for r in conditions if r != "none"][-1:]
+
+    def grid_conditions(eval_set: EvalSet) -> list[str]:
+        return main_grid_conditions if eval_set.main else ["none"]
+
     grid_columns: dict[tuple[str, str], list[tuple[str, torch.Tensor]]] = {}
 
     entries: list[dict[str, Any]] = []
@@ -311,7 +315,6 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
                                  for k in range(0, len(sp), config.batch_size)])
         prefix = "" if eval_set.main else f"[{eval_set.name}] "
         set_grid_rows = list(range(min(config.grid_rows, len(sp))))
-        set_grid_conditions = grid_conditions if eval_set.main else ["none"]
         for model in models:
             for roughness in sp.config.conditions:
                 # The slider's effect: each strength's outputs against the weakest strength's.
@@ -342,7 +345,7 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
                             + (f", change vs weakest projection {255 * metrics['projection_change']:.1f}/255"
                                if metrics["projection_change"] is not None else "")
                             + f" ({entry['timing']['ms_per_image']:.1f} ms/image)")
-                    if roughness in set_grid_conditions and grid_outputs[grid_level]:
+                    if roughness in grid_conditions(eval_set) and grid_outputs[grid_level]:
                         label = model.name if projection is None else f"{model.name} p={projection:g}"
                         grid_columns.setdefault((eval_set.name, roughness), []).append(
                             (label, torch.cat(grid_outputs[grid_level])))
@@ -353,7 +356,7 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
     for eval_set in sets:
         sp = eval_set.protocol
         rows = list(range(min(config.grid_rows, len(sp))))
-        conditions_shown = [r for r in (grid_conditions if eval_set.main else ["none"]) if (eval_set.name, r) in grid_columns]
+        conditions_shown = [r for r in grid_conditions(eval_set) if (eval_set.name, r) in grid_columns]
         if not rows or not conditions_shown:
             continue
         sections = [{"title": f"{'' if eval_set.main else eval_set.title + ': '}{condition_name(r)} sketch, "
