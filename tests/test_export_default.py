@@ -10,7 +10,6 @@ import pytest
 from conftest import load_script
 
 
-
 @pytest.fixture(scope="module")
 def export_default():
     return load_script("export_default")
