@@ -235,6 +235,30 @@ def test_resuming_a_finished_run_keeps_its_export(config_name: str, tiny_dataset
     assert (out / "model" / "pipeline.json").is_file()
 
 
+def test_snapshots_keep_the_model_of_every_nth_step_across_a_resume(tiny_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "snap"
+    settings = ("train.checkpoint_every=3", "train.snapshot_every=2", "train.sample_every=100")
+    train_experiment(_config("test_simple_gan.toml", tiny_dataset, out, "train.steps=3", *settings))
+    # Step 2 is no checkpoint: its snapshot must still be step 2's weights, not step 3's or 0's.
+    train_experiment(_config("test_simple_gan.toml", tiny_dataset, out, "train.steps=4", *settings), resume=True)
+    snapshots = out / "snapshots"
+    assert sorted(p.name for p in snapshots.iterdir()) == ["step_0000002", "step_0000004"]
+
+    def weights(folder: Path) -> dict[str, torch.Tensor]:
+        return read_tensors(folder / "generator" / "model.safetensors")
+
+    steps = {name: json.loads((snapshots / name / "pipeline.json").read_text())["training"]["step"]
+             for name in ("step_0000002", "step_0000004")}
+    assert steps == {"step_0000002": 2, "step_0000004": 4}
+    final, second = weights(out / "model"), weights(snapshots / "step_0000002")
+    assert all(torch.equal(final[k], v) for k, v in weights(snapshots / "step_0000004").items())
+    assert any(not torch.equal(final[k], v) for k, v in second.items())
+    picture = Sketch2AnimePipeline.from_pretrained(snapshots / "step_0000002")(Image.new("L", (64, 64), 255))
+    assert picture.size == (64, 64)
+    with pytest.raises(ConfigError, match="snapshot_every"):
+        _config("test_simple_gan.toml", tiny_dataset, out, "train.snapshot_every=-1")
+
+
 def test_cli_train_end_to_end(tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
     args = [f"data.root={json.dumps(str(tiny_dataset))}", f"experiment.output_dir={json.dumps(str(out))}",

@@ -104,6 +104,9 @@ class TrainConfig:
     images every ``r1_every`` steps).
     Stage 1 feeds a rough sketch instead of the clean one with probability ``rough_fraction``.
     ``threads``: CPU threads for torch (0 keeps torch's default; 1 is fastest on a busy machine).
+    ``snapshot_every``: also keep the exported model of every such step as ``snapshots/step_NNNNNNN/``
+    (0: only the latest, in ``model/``), so a long run's checkpoints can be scored together and
+    the one to ship picked by the evaluation, not by the last step.
     Stage 2 draws each sample's latent from the clean sketch, the rough sketch, or a projection of
     the rough sketch's latent, in proportions ``latent_mix`` = (clean, rough, projected), with
     strength uniform in ``projection_strength`` and ``projection_k`` neighbours.
@@ -139,6 +142,7 @@ class TrainConfig:
     log_every: int = 10
     sample_every: int = 500
     checkpoint_every: int = 500
+    snapshot_every: int = 0
     progress: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
@@ -154,10 +158,11 @@ class TrainConfig:
         for name in ("steps", "lr", "log_every", "sample_every", "checkpoint_every", "r1_every", "projection_k"):
             positive(name)
         for name in ("weight_decay", "warmup_steps", "l1_weight", "adversarial_weight", "feature_matching_weight",
-                     "perceptual_weight", "hint_weight", "ssim_weight", "r1_gamma"):
+                     "perceptual_weight", "hint_weight", "ssim_weight", "r1_gamma", "snapshot_every"):
             positive(name, allow_zero=True)
         # Counts of steps beyond any real run (1e20) are typos; they would also overflow int64 tensors.
-        for name in ("steps", "warmup_steps", "log_every", "sample_every", "checkpoint_every", "r1_every"):
+        for name in ("steps", "warmup_steps", "log_every", "sample_every", "checkpoint_every", "snapshot_every",
+                     "r1_every"):
             if getattr(self, name) > MAX_STEPS:
                 raise ConfigError(f"train.{name} must be at most {MAX_STEPS:,}, got {getattr(self, name)!r}")
         if self.threads < 0:

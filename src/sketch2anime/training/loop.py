@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -303,6 +304,10 @@ def run_training(config: ExperimentConfig, stage: Stage, engine: Engine, run_dir
                 save_state(step)
                 if engine.is_main and not last:
                     stage.export(Path(run_dir) / "model", final=False)
+            if engine.is_main and not last and train.snapshot_every and step % train.snapshot_every == 0:
+                if step % train.checkpoint_every:  # model/ holds an older step: export this one first
+                    stage.export(Path(run_dir) / "model", final=False)
+                keep_snapshot(run_dir, step)
             if callback is not None:
                 callback(step)
     finally:
@@ -314,8 +319,27 @@ def run_training(config: ExperimentConfig, stage: Stage, engine: Engine, run_dir
             logger.message(f"{run_dir} had already finished at step {step}; its model export is kept")
         else:
             stage.export(Path(run_dir) / "model", final=True)
+            if train.snapshot_every and step % train.snapshot_every == 0:
+                keep_snapshot(run_dir, step)
     engine.barrier()
     return step
+
+
+def snapshot_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / "snapshots" / f"step_{step:07d}"
+
+
+def keep_snapshot(run_dir: Path, step: int) -> Path:
+    """Copy the just-exported ``model/`` to ``snapshots/step_NNNNNNN/`` (complete or absent: copied
+    under a temporary name, then renamed; a snapshot left by a killed run is replaced)."""
+    target = snapshot_path(run_dir, step)
+    partial = target.with_name(target.name + ".partial")
+    for stale in (partial, target):
+        if stale.exists():
+            shutil.rmtree(stale)
+    shutil.copytree(Path(run_dir) / "model", partial)
+    os.replace(partial, target)
+    return target
 
 
 def _final_export_done(folder: Path, step: int) -> bool:

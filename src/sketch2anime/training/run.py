@@ -8,6 +8,7 @@ The run folder (``experiment.output_dir``, default ``runs/<name>``) receives::
     samples/step_NNNNNNN.png    sample grids
     state/                      training state for --resume (weights, EMA, optimisers, RNGs, data position)
     model/                      the exported pipeline folder (Sketch2AnimePipeline.from_pretrained)
+    snapshots/step_NNNNNNN/     copies of model/ every train.snapshot_every steps (when set)
 
 Several GPUs or machines (DistributedDataParallel; ``data.batch_size`` is per process)::
 
