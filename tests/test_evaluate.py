@@ -206,6 +206,7 @@ def test_model_at_seed_scores_the_panels_seed(dataset: Path, pipelines: dict[str
     assert split_colour_seed(str(folder)) == (str(folder), None)
     taken: set[str] = set()
     assert _model_name(str(folder), taken) == "guided" and _model_name(f"{folder}@seed=2", taken) == "guided-seed2"
+    assert _model_name("runs/long/snapshots/step_0006000", taken) == "long-step_0006000"
     protocol = EvaluationProtocol(dataset, ProtocolConfig(hint_levels=("sparse",), roughness=("none",), limit=3))
     indices = list(range(3))
     batch = Batch(protocol.sketch_tensor("none", indices), protocol.hint_tensor("sparse", indices),

@@ -110,6 +110,8 @@ def _model_name(source: str, taken: set[str]) -> str:
     folder, colour_seed = split_colour_seed(source)
     path = Path(folder)
     base = path.parent.name if path.name == "model" and path.parent.name else path.name or folder
+    if path.parent.name == "snapshots" and path.parent.parent.name:  # RUN/snapshots/step_N -> RUN-step_N
+        base = f"{path.parent.parent.name}-{path.name}"
     if colour_seed is not None:
         base = f"{base}-seed{colour_seed}"
     name, i = base, 2
