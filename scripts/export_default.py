@@ -3,9 +3,10 @@
     python scripts/export_default.py runs/s2a64 --ae-run runs/ae64 \
         --metrics runs/default-eval/metrics.json --showcase docs/images/showcase.png
 
-Writes RUN/model (pipeline.json, autoencoder/, generator/, latent bank, palettes) into
-src/sketch2anime/pretrained/default/ with ``save_pretrained`` (weights as float16, latent banks as int8), checks that it loads and runs, and writes MODEL_CARD.md beside
-it. Every figure in the card comes from the run folders (config.json, metrics.jsonl) and, if given,
+Writes RUN/model, or with ``--snapshot N`` RUN/snapshots/step_000000N (pipeline.json, autoencoder/,
+generator/, latent bank, palettes), into src/sketch2anime/pretrained/default/ with ``save_pretrained``
+(weights as float16, latent banks as int8), checks that it loads and runs, and writes MODEL_CARD.md
+beside it. Every figure in the card comes from the run folders (config.json, metrics.jsonl) and, if given,
 an evaluation's metrics.json, so rerunning this script after retraining rewrites the card.
 """
 
@@ -37,10 +38,16 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def run_budget(run: Path) -> dict[str, Any]:
-    """Steps, batch, wall time (sum over resumed segments) and median images/s of one training run."""
+def run_budget(run: Path, until_step: int | None = None) -> dict[str, Any]:
+    """Steps, batch, wall time (sum over resumed segments) and median images/s of one training run,
+    or of its part up to ``until_step`` (a snapshot): the log up to that step's last record."""
     config = json.loads((run / "config.json").read_text())
     records = read_jsonl(run / "metrics.jsonl")
+    if until_step is not None:
+        ends = [i for i, record in enumerate(records) if record["step"] == until_step]
+        if not ends:
+            raise SystemExit(f"{run}/metrics.jsonl has no record of step {until_step}")
+        records = records[:ends[-1] + 1]  # a step logged twice (killed, resumed) counts its last pass
     steps = records[-1]["step"] if records else 0
     # "time" restarts when a run is resumed: add up each segment's last value.
     seconds, previous = 0.0, 0.0
@@ -104,9 +111,12 @@ def fine_tune_stage_suffix(inherited: list[str]) -> str:
     return ", fine-tune" + (f" {earlier + 1}" if earlier else "")
 
 
-def fine_tune_note(run: Path, start: Path) -> str:
-    """How the fine-tune differed from the configuration it started from, read from its config.json."""
+def fine_tune_note(run: Path, start: Path, snapshot: int | None = None) -> str:
+    """How the fine-tune differed from the configuration it started from, read from its config.json
+    (``train.steps`` is the snapshot's step when one is shipped)."""
     train = json.loads((run / "config.json").read_text())["train"]
+    if snapshot is not None:
+        train["steps"] = snapshot
     keys = ("steps", "lr", "l1_weight", "adversarial_weight", "ssim_weight")
     settings = ", ".join(f"`train.{key}={train[key]}`" for key in keys if train.get(key) not in (None, 0, 0.0))
     return (f"The last row fine-tuned the generator of `{start}` (its rows above, from its model card) with "
@@ -185,11 +195,12 @@ def baseline_budgets(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]
 
 def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: Path | None,
                showcase: Path | None, inherited: tuple[Path | None, list[str]],
-               parts_run: Path | None = None) -> Path:
+               parts_run: Path | None = None, snapshot: int | None = None) -> Path:
     """MODEL_CARD.md in ``target``; ``inherited`` is ``inherited_budget_rows(generator_run)``, read
-    before ``target`` was replaced (a fine-tune of the shipped model starts from ``target``)."""
+    before ``target`` was replaced (a fine-tune of the shipped model starts from ``target``);
+    ``snapshot``: the run's step whose snapshot was shipped (its budget stops there)."""
     description = json.loads((target / "pipeline.json").read_text())
-    gen = run_budget(generator_run)
+    gen = run_budget(generator_run, snapshot)
     guided = description["pipeline_type"] == "guided"
     runs = [("sketch autoencoder (stage 1)", run_budget(ae_run))] if ae_run else []
     if parts_run:  # its batch counts faces; each gives three part crops
@@ -204,6 +215,7 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
     lines = [
         "# Model card: sketch2anime default model", "",
         f"Written by `scripts/export_default.py` from `{generator_run}`"
+        + (f" (its snapshot of step {snapshot})" if snapshot is not None else "")
         + "".join(f" and `{run}`" for run in (ae_run, parts_run) if run) + ".", "",
         "## What it is", "",
         f"- Type `{description['pipeline_type']}`: sketch autoencoder (512-d latent) + latent bank of "
@@ -237,7 +249,7 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
                      f"{speed} | {b['threads'] or 'default'} |")
     lines += ["", f"Hardware: {cpu_name()}, {os.cpu_count()} cores, no GPU; torch {torch.__version__}. Other jobs "
               "shared the machine during training, so wall times are upper bounds."
-              + (" " + fine_tune_note(generator_run, start) if start is not None else ""), "",
+              + (" " + fine_tune_note(generator_run, start, snapshot) if start is not None else ""), "",
               GUIDED_RETRAIN if guided else FACES64_RETRAIN, "",
               "## Metrics", ""] + metrics_section(metrics) + [""]
     if showcase is not None and showcase.is_file():
@@ -318,9 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--showcase", type=Path, default=None)
     parser.add_argument("--target", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--card-only", action="store_true", help="rewrite MODEL_CARD.md, keep the weights")
+    parser.add_argument("--snapshot", type=int, default=None,
+                        help="ship RUN/snapshots/step_N (train.snapshot_every) instead of RUN/model")
     args = parser.parse_args(argv)
 
-    source = args.run / "model"
+    source = args.run / "model" if args.snapshot is None else args.run / "snapshots" / f"step_{args.snapshot:07d}"
     if not (source / "pipeline.json").is_file():
         raise SystemExit(f"{source} is not an exported pipeline folder")
     inherited = inherited_budget_rows(args.run)  # before the target, maybe the starting model, is replaced
@@ -347,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(args.target, ignore_errors=True)
         staging.rename(args.target)
     card = write_card(args.target, args.run, args.ae_run, args.metrics, args.showcase, inherited,
-                      args.parts_run)
+                      args.parts_run, args.snapshot)
     print(f"default model at {args.target} ({folder_bytes(args.target) / 1e6:.1f} MB); card {card}")
     return 0
 

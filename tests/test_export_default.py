@@ -17,7 +17,7 @@ def export_default():
 
 def _run(folder: Path, train: dict, init_generator: str = "") -> Path:
     folder.mkdir(parents=True)
-    config = {"experiment": {"stage": "guided", "init_generator": init_generator}, "data": {"batch_size": 8},
+    config = {"experiment": {"stage": "guided", "init_generator": init_generator}, "data": {"batch_size": 8, "root": "d"},
               "train": train}
     (folder / "config.json").write_text(json.dumps(config))
     return folder
@@ -103,3 +103,19 @@ def test_keep_styles_keeps_the_named_sketch_styles_in_order(export_default) -> N
     assert kept.latents[:, 0].tolist() == [0, 1, 3, 4, 6, 7]  # each row keeps its own latent
     with pytest.raises(SystemExit, match="no bank rows"):
         export_default.keep_styles(bank, ["pencil"])
+
+
+def test_a_shipped_snapshot_counts_the_run_only_up_to_its_step(export_default, tmp_path: Path) -> None:
+    run = _run(tmp_path / "long", {"steps": 14000, "lr": 1e-4}, init_generator=str(tmp_path / "shipped"))
+    # Killed after step 300 (last checkpoint 200), resumed: steps 300 and 400 come twice, then 500.
+    records = [(100, 10.0), (200, 20.0), (300, 30.0), (300, 25.0), (400, 35.0), (500, 45.0)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": step, "time": time, "images_per_s": 8.0}) + "\n"
+                                               for step, time in records))
+    whole, snapshot = export_default.run_budget(run), export_default.run_budget(run, until_step=300)
+    assert whole["steps"] == 500 and whole["hours"] == pytest.approx((30 + 45) / 3600)
+    # The second pass through step 300 is the one the snapshot holds: its time is counted, 400 and 500 are not.
+    assert snapshot["steps"] == 300 and snapshot["images_seen"] == 2400
+    assert snapshot["hours"] == pytest.approx((30 + 25) / 3600)
+    assert "train.steps=300" in export_default.fine_tune_note(run, tmp_path / "shipped", snapshot=300)
+    with pytest.raises(SystemExit, match="no record of step 250"):
+        export_default.run_budget(run, until_step=250)
