@@ -9,6 +9,7 @@
 #
 # Environment (all optional):
 #   RUN       guided run folder (default ~/s2a-runs/guided128)
+#   SNAPSHOT  step of RUN/snapshots/step_N to score and ship instead of RUN/model (train.snapshot_every)
 #   BASELINES space-separated Pix2Pix model folders trained with configs/pix2pix128.toml; the folder
 #             above model/ names the row (default: ~/s2a-runs/pix2pix128-102k/model, that config run
 #             for 12,800 steps: the default model's 102,400 images; skipped when absent)
@@ -28,7 +29,13 @@ FID_SIZE=${FID_SIZE:-128}
 PREVIOUS=${PREVIOUS:-}
 BASELINES=${BASELINES:-"$HOME/s2a-runs/pix2pix128-102k/model"}
 
-models=(--model "$RUN/model")
+MODEL=$RUN/model
+snapshot=()
+if [[ -n "${SNAPSHOT:-}" ]]; then
+  MODEL=$(printf '%s/snapshots/step_%07d' "$RUN" "$SNAPSHOT")
+  snapshot=(--snapshot "$SNAPSHOT")
+fi
+models=(--model "$MODEL")
 for folder in ${PREVIOUS//,/ } $BASELINES; do
   if [[ -f "$folder/pipeline.json" ]]; then models+=(--model "$folder"); else echo "skipping missing model folder $folder" >&2; fi
 done
@@ -42,8 +49,8 @@ sketch2anime evaluate "${models[@]}" --data "$DATA" --out "$OUT" "${pairs[@]}" \
   --projection 0,1 --table "$OUT/floors.md" --logs "$RUN" --quiet
 
 case "${EXPORT:-card}" in
-  weights) python scripts/export_default.py "$RUN" --metrics "$OUT/metrics.json" --showcase docs/images/showcase.png ;;
-  card) python scripts/export_default.py "$RUN" --metrics "$OUT/metrics.json" --showcase docs/images/showcase.png --card-only ;;
+  weights) python scripts/export_default.py "$RUN" "${snapshot[@]}" --metrics "$OUT/metrics.json" --showcase docs/images/showcase.png ;;
+  card) python scripts/export_default.py "$RUN" "${snapshot[@]}" --metrics "$OUT/metrics.json" --showcase docs/images/showcase.png --card-only ;;
   none) ;;
   *) echo "EXPORT must be weights, card or none, got ${EXPORT}" >&2; exit 2 ;;
 esac
