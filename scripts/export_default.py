@@ -38,16 +38,19 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def run_budget(run: Path, until_step: int | None = None) -> dict[str, Any]:
+def run_budget(run: Path, until_step: int | None = None, strict: bool = True) -> dict[str, Any]:
     """Steps, batch, wall time (sum over resumed segments) and median images/s of one training run,
-    or of its part up to ``until_step`` (a snapshot): the log up to that step's last record."""
+    or of its part up to ``until_step`` (the step its model was exported at): the log up to that
+    step's last record. A step the log never recorded is an error, or with ``strict=False`` the
+    whole log is counted."""
     config = json.loads((run / "config.json").read_text())
     records = read_jsonl(run / "metrics.jsonl")
     if until_step is not None:
         ends = [i for i, record in enumerate(records) if record["step"] == until_step]
-        if not ends:
+        if not ends and strict:
             raise SystemExit(f"{run}/metrics.jsonl has no record of step {until_step}")
-        records = records[:ends[-1] + 1]  # a step logged twice (killed, resumed) counts its last pass
+        if ends:
+            records = records[:ends[-1] + 1]  # a step logged twice (killed, resumed) counts its last pass
     steps = records[-1]["step"] if records else 0
     # "time" restarts when a run is resumed: add up each segment's last value.
     seconds, previous = 0.0, 0.0
@@ -61,6 +64,15 @@ def run_budget(run: Path, until_step: int | None = None) -> dict[str, Any]:
             "images_seen": steps * config["data"]["batch_size"], "hours": seconds / 3600,
             "images_per_s": speeds[len(speeds) // 2] if speeds else None, "dataset": config["data"]["root"],
             "threads": config["train"].get("threads"), "last": records[-1] if records else {}}
+
+
+def exported_step(model_folder: Path) -> int | None:
+    """The training step a model folder was exported at (its pipeline.json), if it says."""
+    try:
+        step = json.loads((model_folder / "pipeline.json").read_text()).get("training", {}).get("step")
+    except (OSError, ValueError):
+        return None
+    return step if isinstance(step, int) else None
 
 
 def keep_styles(bank: LatentBank, styles: list[str]) -> LatentBank:
@@ -189,7 +201,8 @@ def baseline_budgets(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]
     for model in result.get("models", []):
         run = Path(model.get("path", "")).parent
         if model.get("pipeline_type") not in ("guided", "floor", "reference", "oracle") and (run / "metrics.jsonl").is_file():
-            found.append((model["name"], run_budget(run)))
+            # The log may go on past the exported model (a run killed after its last checkpoint).
+            found.append((model["name"], run_budget(run, exported_step(Path(model["path"])), strict=False)))
     return found
 
 
@@ -200,7 +213,8 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
     before ``target`` was replaced (a fine-tune of the shipped model starts from ``target``);
     ``snapshot``: the run's step whose snapshot was shipped (its budget stops there)."""
     description = json.loads((target / "pipeline.json").read_text())
-    gen = run_budget(generator_run, snapshot)
+    gen = (run_budget(generator_run, snapshot) if snapshot is not None
+           else run_budget(generator_run, exported_step(generator_run / "model"), strict=False))
     guided = description["pipeline_type"] == "guided"
     runs = [("sketch autoencoder (stage 1)", run_budget(ae_run))] if ae_run else []
     if parts_run:  # its batch counts faces; each gives three part crops

@@ -119,3 +119,16 @@ def test_a_shipped_snapshot_counts_the_run_only_up_to_its_step(export_default, t
     assert "train.steps=300" in export_default.fine_tune_note(run, tmp_path / "shipped", snapshot=300)
     with pytest.raises(SystemExit, match="no record of step 250"):
         export_default.run_budget(run, until_step=250)
+    assert export_default.run_budget(run, until_step=250, strict=False)["steps"] == 500
+
+
+def test_a_baselines_budget_stops_at_the_step_its_model_was_exported(export_default, tmp_path: Path) -> None:
+    run = _run(tmp_path / "p2p", {"steps": 40000})
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": step, "time": float(step), "images_per_s": 8.0})
+                                               + "\n" for step in (100, 200, 300)))
+    (run / "model").mkdir()
+    (run / "model" / "pipeline.json").write_text(json.dumps({"pipeline_type": "pix2pix", "training": {"step": 200}}))
+    result = {"models": [{"name": "p2p", "path": str(run / "model"), "pipeline_type": "pix2pix"},
+                         {"name": "floor-mean", "path": "", "pipeline_type": "floor"}]}
+    [(name, budget)] = export_default.baseline_budgets(result)
+    assert name == "p2p" and budget["steps"] == 200 and budget["images_seen"] == 1600
