@@ -3,11 +3,11 @@
     python scripts/export_default.py runs/s2a64 --ae-run runs/ae64 \
         --metrics runs/default-eval/metrics.json --showcase docs/images/showcase.png
 
-Writes RUN/model, or with ``--snapshot N`` RUN/snapshots/step_000000N (pipeline.json, autoencoder/,
+Writes RUN/model, or with ``--snapshot N`` RUN/snapshots/step_NNNNNNN (pipeline.json, autoencoder/,
 generator/, latent bank, palettes), into src/sketch2anime/pretrained/default/ with ``save_pretrained``
 (weights as float16, latent banks as int8), checks that it loads and runs, and writes MODEL_CARD.md
-beside it. Every figure in the card comes from the run folders (config.json, metrics.jsonl) and, if given,
-an evaluation's metrics.json, so rerunning this script after retraining rewrites the card.
+beside it. Every figure in the card comes from the run folders (config.json, metrics.jsonl) and, if
+given, an evaluation's metrics.json, so rerunning this script after retraining rewrites the card.
 """
 
 from __future__ import annotations
