@@ -129,3 +129,28 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert (tmp_path / "soup" / "pipeline.json").is_file()
     assert main(["interpolate", str(a), str(b), "--alpha", "2", "--out", str(tmp_path / "bad")]) == 2
     assert "alpha must be" in capsys.readouterr().err
+
+
+def test_a_shipped_folder_and_its_fine_tune_mix_though_their_files_differ(tmp_path: Path) -> None:
+    """The shipped default stores float16 weights and int8 banks; a run fine-tuned from it exports
+    float32 weights and its own bank copy. Same autoencoder to float16 precision: accepted, with A's
+    banks; an autoencoder changed beyond that precision is still refused."""
+    from sketch2anime.checkpoint import atomic_save_tensors
+
+    a, b = _tiny_pair(tmp_path, parts=True)
+    for weights in (b / "autoencoder" / "model.safetensors", b / "parts" / "autoencoder" / "model.safetensors"):
+        atomic_save_tensors(weights, {k: v.half() for k, v in read_tensors(weights).items()})
+    bank = b / "latent_bank.safetensors"
+    atomic_save_tensors(bank, {k: v[:6] if v.dim() else v for k, v in read_tensors(bank).items()})
+    soup = interpolate_pipelines(a, b, 0.5, tmp_path / "soup")
+    for name in ("latent_bank.safetensors", "autoencoder/model.safetensors", "parts/bank_mouth.safetensors"):
+        assert (soup / name).read_bytes() == (a / name).read_bytes()
+    Sketch2AnimePipeline.from_pretrained(soup, device="cpu")(np.asarray(draw_face(64, 1).convert("L")))
+
+    weights = b / "autoencoder" / "model.safetensors"
+    tensors = read_tensors(weights)
+    first = next(k for k, v in tensors.items() if v.is_floating_point() and v.numel() > 1)
+    tensors[first] = tensors[first].float() * 1.01
+    atomic_save_tensors(weights, tensors)
+    with pytest.raises(ValueError, match="differ in autoencoder/model.safetensors"):
+        interpolate_pipelines(a, b, 0.5, tmp_path / "refused")

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CONFIG_FILE, MODEL_FILE, load_model, read_json, sha256_file
+from .checkpoint import CONFIG_FILE, MODEL_FILE, load_model, read_json, read_tensors, sha256_file
 from .data.palettes import PALETTE_STEM
 from .pipeline_format import (BANK_STEM, PARTS_DIR, PIPELINE_FILE, PipelineDescription, find_pipeline_folder,
                               has_parts, read_parts_folder, write_parts_folder, write_pipeline_folder)
@@ -41,6 +41,32 @@ def _shared_files(folder: Path) -> dict[str, Path]:
             and not p.name.startswith(".") and p.name != "MODEL_CARD.md"}
 
 
+def _is_derived(name: str) -> bool:
+    """Latent banks and colour palettes: data computed with the shared autoencoder, copied from A."""
+    path = Path(name)
+    return path.stem in (BANK_STEM, PALETTE_STEM) and path.parent == Path(".") or \
+        path.parent == Path(PARTS_DIR) and path.name.startswith("bank_")
+
+
+def _same_content(name: str, a: Path, b: Path) -> bool:
+    """Files with other bytes that still describe one model: the shipped default stores its weights as
+    float16 and its banks as int8 (part banks pruned), while a run fine-tuned from it exports float32
+    weights and its own bank copies. Weights must agree to float16 precision; banks and palettes may
+    differ (they are copied from A, and only feed the projection, not the generator's inputs' meaning)."""
+    if _is_derived(name):
+        return True
+    if name.endswith(f"/{CONFIG_FILE}"):  # the same architecture; ``meta`` records provenance only
+        config_a, config_b = read_json(a), read_json(b)
+        return (config_a.get("model_type"), config_a.get("config")) == (config_b.get("model_type"),
+                                                                        config_b.get("config"))
+    if name.endswith(f"/{MODEL_FILE}"):
+        ta, tb = read_tensors(a), read_tensors(b)
+        return ta.keys() == tb.keys() and all(
+            ta[k].shape == tb[k].shape and torch.allclose(ta[k].float(), tb[k].float(), rtol=1e-3, atol=1e-7)
+            for k in ta)
+    return False
+
+
 def check_compatible(a: Path, b: Path) -> tuple[PipelineDescription, PipelineDescription]:
     """Both folders' descriptions; ``ValueError`` unless ``a`` and ``b`` differ only in their generator's weights."""
     da, db = PipelineDescription.read(a), PipelineDescription.read(b)
@@ -52,7 +78,8 @@ def check_compatible(a: Path, b: Path) -> tuple[PipelineDescription, PipelineDes
         only = sorted(files_a.keys() ^ files_b.keys())
         raise ValueError(f"the two model folders hold different files: {', '.join(only[:5])}")
     for name in files_a:
-        if sha256_file(files_a[name]) != sha256_file(files_b[name]):
+        if sha256_file(files_a[name]) != sha256_file(files_b[name]) and not _same_content(name, files_a[name],
+                                                                                           files_b[name]):
             raise ValueError(f"the two models differ in {name}: interpolation needs one autoencoder, bank and "
                              "palettes, with only the generator fine-tuned")
     config_a = read_json(a / GENERATOR_DIR / CONFIG_FILE)
@@ -86,7 +113,7 @@ def interpolate_pipelines(a: str | Path, b: str | Path, alpha: float, out: str |
     """Write a model folder at ``out`` whose generator is ``(1 - alpha) * A + alpha * B``.
 
     Everything else (autoencoder, latent bank, palettes, parts) is copied from A, after checking
-    that B holds the same bytes. ``out`` must not exist yet or be empty (nothing is overwritten).
+    that B holds the same autoencoders (to float16 precision) and part layout. ``out`` must not exist yet or be empty (nothing is overwritten).
     Returns the folder.
     """
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) \
