@@ -5,8 +5,10 @@ their autoencoder, latent bank and palettes and differ only in the generator's w
 such weights, ``(1 - alpha) * A + alpha * B``, gives a model between the two on the quality
 trade-off without training (Wortsman et al. 2022, "Robust fine-tuning of zero-shot models" /
 "Model soups"): it is only meaningful when B was fine-tuned from A (or both from one parent), so
-that the two weight sets lie in one basin. This module checks what it can check (same files
-besides the generator, same generator config, same tensor names and shapes) and refuses the rest.
+that the two weight sets lie in one basin. This module checks what it can check (same autoencoders
+to float16 precision, same part layout, same generator config, tensor names and shapes) and refuses
+the rest; banks and palettes are taken from A, so the shipped folder (float16 weights, int8 banks)
+mixes with a run fine-tuned from it.
 
     sketch2anime interpolate RUN4/model RUN5/model --alpha 0.5 --out soup/
 """
@@ -44,15 +46,15 @@ def _shared_files(folder: Path) -> dict[str, Path]:
 def _is_derived(name: str) -> bool:
     """Latent banks and colour palettes: data computed with the shared autoencoder, copied from A."""
     path = Path(name)
-    return path.stem in (BANK_STEM, PALETTE_STEM) and path.parent == Path(".") or \
-        path.parent == Path(PARTS_DIR) and path.name.startswith("bank_")
+    return ((path.parent == Path(".") and path.stem in (BANK_STEM, PALETTE_STEM))
+            or (path.parent == Path(PARTS_DIR) and path.name.startswith("bank_")))
 
 
 def _same_content(name: str, a: Path, b: Path) -> bool:
     """Files with other bytes that still describe one model: the shipped default stores its weights as
     float16 and its banks as int8 (part banks pruned), while a run fine-tuned from it exports float32
     weights and its own bank copies. Weights must agree to float16 precision; banks and palettes may
-    differ (they are copied from A, and only feed the projection, not the generator's inputs' meaning)."""
+    differ: they are copied from A, and only choose projection targets and borrowed colours."""
     if _is_derived(name):
         return True
     if name.endswith(f"/{CONFIG_FILE}"):  # the same architecture; ``meta`` records provenance only
@@ -80,8 +82,8 @@ def check_compatible(a: Path, b: Path) -> tuple[PipelineDescription, PipelineDes
     for name in files_a:
         if sha256_file(files_a[name]) != sha256_file(files_b[name]) and not _same_content(name, files_a[name],
                                                                                            files_b[name]):
-            raise ValueError(f"the two models differ in {name}: interpolation needs one autoencoder, bank and "
-                             "palettes, with only the generator fine-tuned")
+            raise ValueError(f"the two models differ in {name}: interpolation needs one autoencoder (and part "
+                             "guide), with only the generator fine-tuned")
     config_a = read_json(a / GENERATOR_DIR / CONFIG_FILE)
     config_b = read_json(b / GENERATOR_DIR / CONFIG_FILE)
     if (config_a.get("model_type"), config_a.get("config")) != (config_b.get("model_type"), config_b.get("config")):
