@@ -4,7 +4,9 @@
         --metrics runs/default-eval/metrics.json --showcase docs/images/showcase.png
 
 Writes RUN/model, or with ``--snapshot N`` RUN/snapshots/step_NNNNNNN (pipeline.json, autoencoder/,
-generator/, latent bank, palettes), into src/sketch2anime/pretrained/default/ with ``save_pretrained``
+generator/, latent bank, palettes), or with ``--soup-alpha a`` the weight average of that model and
+the one the run was fine-tuned from (``sketch2anime interpolate``), into
+src/sketch2anime/pretrained/default/ with ``save_pretrained``
 (weights as float16, latent banks as int8), checks that it loads and runs, and writes MODEL_CARD.md
 beside it. Every figure in the card comes from the run folders (config.json, metrics.jsonl) and, if
 given, an evaluation's metrics.json, so rerunning this script after retraining rewrites the card.
@@ -18,6 +20,7 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from PIL import Image
 
 from sketch2anime.checkpoint import atomic_save_tensors, read_tensors
 from sketch2anime.inference import DEFAULT_MODEL_DIR, Sketch2AnimePipeline
+from sketch2anime.interpolate import interpolate_pipelines
 from sketch2anime.data.palettes import PaletteBank
 from sketch2anime.models.latent_bank import LatentBank
 
@@ -123,17 +127,23 @@ def fine_tune_stage_suffix(inherited: list[str]) -> str:
     return ", fine-tune" + (f" {earlier + 1}" if earlier else "")
 
 
-def fine_tune_note(run: Path, start: Path, snapshot: int | None = None) -> str:
+def fine_tune_note(run: Path, start: Path, snapshot: int | None = None, soup_alpha: float | None = None) -> str:
     """How the fine-tune differed from the configuration it started from, read from its config.json
-    (``train.steps`` is the snapshot's step when one is shipped)."""
+    (``train.steps`` is the snapshot's step when one is shipped), and, with ``soup_alpha``, that the
+    shipped generator averages the fine-tune's weights with the starting model's."""
     train = json.loads((run / "config.json").read_text())["train"]
     if snapshot is not None:
         train["steps"] = snapshot
     keys = ("steps", "lr", "l1_weight", "adversarial_weight", "ssim_weight")
     settings = ", ".join(f"`train.{key}={train[key]}`" for key in keys if train.get(key) not in (None, 0, 0.0))
-    return (f"The last row fine-tuned the generator of `{start}` (its rows above, from its model card) with "
+    note = (f"The last row fine-tuned the generator of `{start}` (its rows above, from its model card) with "
             f"`--set experiment.init_generator={start}` and {settings}; the discriminator and optimiser "
             "started afresh.")
+    if soup_alpha is not None:
+        note += (f" The shipped generator is not the fine-tune's own: it is the weight average {1 - soup_alpha:g} × "
+                 f"`{start}` + {soup_alpha:g} × the fine-tune (`sketch2anime interpolate ... --alpha {soup_alpha:g}`, "
+                 "no further training), so its budget is the rows above together.")
+    return note
 
 
 def cpu_name() -> str:
@@ -208,10 +218,12 @@ def baseline_budgets(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]
 
 def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: Path | None,
                showcase: Path | None, inherited: tuple[Path | None, list[str]],
-               parts_run: Path | None = None, snapshot: int | None = None) -> Path:
+               parts_run: Path | None = None, snapshot: int | None = None,
+               soup_alpha: float | None = None) -> Path:
     """MODEL_CARD.md in ``target``; ``inherited`` is ``inherited_budget_rows(generator_run)``, read
     before ``target`` was replaced (a fine-tune of the shipped model starts from ``target``);
-    ``snapshot``: the run's step whose snapshot was shipped (its budget stops there)."""
+    ``snapshot``: the run's step whose snapshot was shipped (its budget stops there);
+    ``soup_alpha``: the shipped generator averages the run's with its starting model's."""
     description = json.loads((target / "pipeline.json").read_text())
     gen = (run_budget(generator_run, snapshot) if snapshot is not None
            else run_budget(generator_run, exported_step(generator_run / "model"), strict=False))
@@ -230,6 +242,7 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
         "# Model card: sketch2anime default model", "",
         f"Written by `scripts/export_default.py` from `{generator_run}`"
         + (f" (its snapshot of step {snapshot})" if snapshot is not None else "")
+        + (f", averaged with its starting model (alpha {soup_alpha:g})" if soup_alpha is not None else "")
         + "".join(f" and `{run}`" for run in (ae_run, parts_run) if run) + ".", "",
         "## What it is", "",
         f"- Type `{description['pipeline_type']}`: sketch autoencoder (512-d latent) + latent bank of "
@@ -263,7 +276,7 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
                      f"{speed} | {b['threads'] or 'default'} |")
     lines += ["", f"Hardware: {cpu_name()}, {os.cpu_count()} cores, no GPU; torch {torch.__version__}. Other jobs "
               "shared the machine during training, so wall times are upper bounds."
-              + (" " + fine_tune_note(generator_run, start, snapshot) if start is not None else ""), "",
+              + (" " + fine_tune_note(generator_run, start, snapshot, soup_alpha) if start is not None else ""), "",
               GUIDED_RETRAIN if guided else FACES64_RETRAIN, "",
               "## Metrics", ""] + metrics_section(metrics) + [""]
     if showcase is not None and showcase.is_file():
@@ -346,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--card-only", action="store_true", help="rewrite MODEL_CARD.md, keep the weights")
     parser.add_argument("--snapshot", type=int, default=None,
                         help="ship RUN/snapshots/step_N (train.snapshot_every) instead of RUN/model")
+    parser.add_argument("--soup-alpha", type=float, default=None,
+                        help="ship (1 - a) x the model the run was fine-tuned from (experiment.init_generator) "
+                             "+ a x the run's model (sketch2anime interpolate); the card counts both budgets")
     args = parser.parse_args(argv)
 
     source = args.run / "model" if args.snapshot is None else args.run / "snapshots" / f"step_{args.snapshot:07d}"
@@ -353,31 +369,50 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{source} is not an exported pipeline folder")
     inherited = inherited_budget_rows(args.run)  # before the target, maybe the starting model, is replaced
     if not args.card_only:
-        staging = args.target.with_name(args.target.name + ".tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        pipe = Sketch2AnimePipeline.from_pretrained(source, device="cpu")
-        if pipe.pipeline_type == "guided" and pipe.palettes is None:
-            pipe.palettes = make_palettes(source, Path(pipe.description.training.get("dataset", "")))
-        if args.part_bank_styles and pipe.part_banks:
-            pipe.part_banks = {name: keep_styles(bank, args.part_bank_styles.split(","))
-                               for name, bank in pipe.part_banks.items()}
-        # int8 banks (a quarter of float32; four banks with the part guide) and float16 weights:
-        # neighbours and weights barely move (tests/test_projection.py bounds the banks' error).
-        pipe.save_pretrained(staging, bank_storage="int8")
-        for part in ("autoencoder", "generator", "parts/autoencoder"):
-            if (staging / part / "model.safetensors").is_file():
-                half_precision_weights(staging / part / "model.safetensors")
-        Sketch2AnimePipeline.from_pretrained(staging, device="cpu")(Image.new("L", (64, 64), 255))  # loads and runs
-        size = folder_bytes(staging)
-        if size > MAX_BYTES:
-            raise SystemExit(f"{source} is {size / 1e6:.1f} MB even with int8 banks, over the "
-                             f"{MAX_BYTES / 1e6:.0f} MB package limit")
-        shutil.rmtree(args.target, ignore_errors=True)
-        staging.rename(args.target)
+        with tempfile.TemporaryDirectory(prefix="s2a-soup-") as scratch:
+            if args.soup_alpha is not None:  # built before the target, maybe the starting model, is replaced
+                source = soup_with_start(args.run, inherited[0], source, args.soup_alpha, Path(scratch) / "soup")
+            export(args, source)
     card = write_card(args.target, args.run, args.ae_run, args.metrics, args.showcase, inherited,
-                      args.parts_run, args.snapshot)
+                      args.parts_run, args.snapshot, args.soup_alpha)
     print(f"default model at {args.target} ({folder_bytes(args.target) / 1e6:.1f} MB); card {card}")
     return 0
+
+
+def soup_with_start(run: Path, start: Path | None, source: Path, alpha: float, out: Path) -> Path:
+    """``(1 - alpha) * start + alpha * source`` written to ``out``: the run's model averaged with the
+    model it was fine-tuned from."""
+    if start is None:
+        raise SystemExit(f"--soup-alpha needs a fine-tuned run; {run} has no experiment.init_generator")
+    try:
+        return interpolate_pipelines(start, source, alpha, out)
+    except ValueError as exc:
+        raise SystemExit(f"--soup-alpha: {exc}") from None
+
+
+def export(args: argparse.Namespace, source: Path) -> None:
+    """Replace ``args.target`` with the pipeline at ``source`` in shipping form."""
+    staging = args.target.with_name(args.target.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    pipe = Sketch2AnimePipeline.from_pretrained(source, device="cpu")
+    if pipe.pipeline_type == "guided" and pipe.palettes is None:
+        pipe.palettes = make_palettes(source, Path(pipe.description.training.get("dataset", "")))
+    if args.part_bank_styles and pipe.part_banks:
+        pipe.part_banks = {name: keep_styles(bank, args.part_bank_styles.split(","))
+                           for name, bank in pipe.part_banks.items()}
+    # int8 banks (a quarter of float32; four banks with the part guide) and float16 weights:
+    # neighbours and weights barely move (tests/test_projection.py bounds the banks' error).
+    pipe.save_pretrained(staging, bank_storage="int8")
+    for part in ("autoencoder", "generator", "parts/autoencoder"):
+        if (staging / part / "model.safetensors").is_file():
+            half_precision_weights(staging / part / "model.safetensors")
+    Sketch2AnimePipeline.from_pretrained(staging, device="cpu")(Image.new("L", (64, 64), 255))  # loads and runs
+    size = folder_bytes(staging)
+    if size > MAX_BYTES:
+        raise SystemExit(f"{source} is {size / 1e6:.1f} MB even with int8 banks, over the "
+                         f"{MAX_BYTES / 1e6:.0f} MB package limit")
+    shutil.rmtree(args.target, ignore_errors=True)
+    staging.rename(args.target)
 
 
 if __name__ == "__main__":

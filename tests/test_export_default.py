@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import load_script
 
@@ -92,8 +93,6 @@ def test_rewriting_the_card_of_a_model_fine_tuned_in_place_drops_its_own_row(exp
 
 
 def test_keep_styles_keeps_the_named_sketch_styles_in_order(export_default) -> None:
-    import torch
-
     from sketch2anime.models.latent_bank import LatentBank
 
     ids = [f"face{i}/{style}" for i in range(3) for style in ("detail", "xdog", "hed")]
@@ -132,3 +131,59 @@ def test_a_baselines_budget_stops_at_the_step_its_model_was_exported(export_defa
                          {"name": "floor-mean", "path": "", "pipeline_type": "floor"}]}
     [(name, budget)] = export_default.baseline_budgets(result)
     assert name == "p2p" and budget["steps"] == 200 and budget["images_seen"] == 1600
+
+
+def _tiny_guided(folder: Path, seed: int) -> None:
+    """A 64 px guided pipeline folder: one shared autoencoder, bank and palettes; the generator from ``seed``."""
+    from sketch2anime.data.palettes import PaletteBank
+    from sketch2anime.models.autoencoder import AutoencoderConfig, SketchAutoencoder
+    from sketch2anime.models.guided_unet import GuidedUNet, GuidedUNetConfig
+    from sketch2anime.models.latent_bank import LatentBank
+    from sketch2anime.pipeline_format import PipelineDescription, write_pipeline_folder
+
+    torch.manual_seed(0)
+    autoencoder = SketchAutoencoder(AutoencoderConfig(image_size=64, latent_dim=16, base_channels=4, max_channels=16))
+    ids = [f"face_{i}/detail" for i in range(12)]
+    bank = LatentBank(torch.randn(12, 16), ids)
+    palettes = PaletteBank(torch.randint(0, 256, (12, 16, 16, 3), dtype=torch.uint8), ids)
+    torch.manual_seed(seed)
+    generator = GuidedUNet(GuidedUNetConfig(image_size=64, latent_dim=16, base_channels=4, max_channels=16, depth=3))
+    write_pipeline_folder(folder, PipelineDescription("guided", 64, 4, latent_dim=16),
+                          {"autoencoder": autoencoder, "generator": generator}, bank=bank, palettes=palettes)
+
+
+def test_a_soup_export_ships_the_average_with_the_starting_model_and_counts_both(export_default,
+                                                                                  tmp_path: Path) -> None:
+    from sketch2anime.checkpoint import read_tensors
+
+    start = tmp_path / "shipped"
+    _tiny_guided(start, seed=1)
+    (start / "MODEL_CARD.md").write_text(START_CARD)
+    run = _run(tmp_path / "long", {"steps": 14000, "lr": 1e-4, "l1_weight": 100.0}, init_generator=str(start))
+    _tiny_guided(run / "snapshots" / "step_0000300", seed=2)
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "time": float(s), "images_per_s": 8.0}) + "\n"
+                                               for s in (100, 200, 300, 400)))
+    target = tmp_path / "default"
+    assert export_default.main([str(run), "--snapshot", "300", "--soup-alpha", "0.25", "--target", str(target)]) == 0
+
+    shipped = read_tensors(target / "generator" / "model.safetensors")
+    first = read_tensors(start / "generator" / "model.safetensors")
+    second = read_tensors(run / "snapshots" / "step_0000300" / "generator" / "model.safetensors")
+    name = next(k for k, v in first.items() if v.is_floating_point() and v.numel() > 100 and v.std() > 0)
+    expected = 0.75 * first[name] + 0.25 * second[name]
+    assert shipped[name].dtype == torch.float16
+    assert (shipped[name].float() - expected).abs().max() <= 1e-3 * expected.abs().max()
+    # Nearer the start than the fine-tune (alpha 0.25, not 0.75).
+    assert (shipped[name].float() - first[name]).norm() < (shipped[name].float() - second[name]).norm()
+    card = (target / "MODEL_CARD.md").read_text()
+    assert "| guided U-Net generator (stage 2) | 6000 | 8 | 48,000 |" in card  # the start's budget
+    assert "| guided U-Net generator (stage 2), fine-tune | 300 | 8 | 2,400 |" in card  # the run up to the snapshot
+    assert "weight average 0.75 ×" in card and "--alpha 0.25" in card
+
+
+def test_a_soup_of_a_run_from_scratch_is_refused(export_default, tmp_path: Path) -> None:
+    run = _run(tmp_path / "scratch", {"steps": 10})
+    _tiny_guided(run / "model", seed=1)
+    with pytest.raises(SystemExit, match="needs a fine-tuned run"):
+        export_default.main([str(run), "--soup-alpha", "0.5", "--target", str(tmp_path / "default")])
+    assert not (tmp_path / "default").exists()
