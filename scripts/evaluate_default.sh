@@ -10,6 +10,9 @@
 # Environment (all optional):
 #   RUN       guided run folder (default ~/s2a-runs/guided128)
 #   SNAPSHOT  step of RUN/snapshots/step_N to score and ship instead of RUN/model (train.snapshot_every)
+#   SOUP_ALPHA score and ship the weight average (1 - a) x the model RUN was fine-tuned from
+#             (its experiment.init_generator) + a x RUN's model or snapshot (sketch2anime interpolate),
+#             written to OUT/<run name>-soup<a>, which names its row
 #   BASELINES space-separated Pix2Pix model folders trained with configs/pix2pix128.toml; the folder
 #             above model/ names the row (default: ~/s2a-runs/pix2pix128-102k/model, that config run
 #             for 12,800 steps: the default model's 102,400 images; skipped when absent)
@@ -35,6 +38,15 @@ if [[ -n "${SNAPSHOT:-}" ]]; then
   MODEL=$(printf '%s/snapshots/step_%07d' "$RUN" "$SNAPSHOT")
   snapshot=(--snapshot "$SNAPSHOT")
 fi
+soup=()
+if [[ -n "${SOUP_ALPHA:-}" ]]; then
+  START=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["experiment"]["init_generator"])' "$RUN/config.json")
+  SOUP=$OUT/$(basename "$RUN")-soup$SOUP_ALPHA
+  rm -rf "$SOUP"
+  sketch2anime interpolate "$START" "$MODEL" --alpha "$SOUP_ALPHA" --out "$SOUP"
+  MODEL=$SOUP
+  soup=(--soup-alpha "$SOUP_ALPHA")
+fi
 models=(--model "$MODEL")
 for folder in ${PREVIOUS//,/ } $BASELINES; do
   if [[ -f "$folder/pipeline.json" ]]; then models+=(--model "$folder"); else echo "skipping missing model folder $folder" >&2; fi
@@ -49,8 +61,8 @@ sketch2anime evaluate "${models[@]}" --data "$DATA" --out "$OUT" "${pairs[@]}" \
   --projection 0,1 --table "$OUT/floors.md" --logs "$RUN" --quiet
 
 case "${EXPORT:-card}" in
-  weights) python scripts/export_default.py "$RUN" "${snapshot[@]}" --metrics "$OUT/metrics.json" --showcase docs/images/showcase.png ;;
-  card) python scripts/export_default.py "$RUN" "${snapshot[@]}" --metrics "$OUT/metrics.json" --showcase docs/images/showcase.png --card-only ;;
+  weights) python scripts/export_default.py "$RUN" "${snapshot[@]}" "${soup[@]}" --metrics "$OUT/metrics.json" --showcase docs/images/showcase.png ;;
+  card) python scripts/export_default.py "$RUN" "${snapshot[@]}" "${soup[@]}" --metrics "$OUT/metrics.json" --showcase docs/images/showcase.png --card-only ;;
   none) ;;
   *) echo "EXPORT must be weights, card or none, got ${EXPORT}" >&2; exit 2 ;;
 esac
