@@ -121,6 +121,18 @@ def inherited_budget_rows(run: Path) -> tuple[Path | None, list[str]]:
     return Path(start), rows
 
 
+def budget_row_hours(row: str) -> float:
+    """The wall time of one budget-table row (``| ... | 2.48 h | ...``)."""
+    cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+    for cell in cells:
+        if cell.endswith(" h"):
+            try:
+                return float(cell[:-2])
+            except ValueError:
+                break
+    raise SystemExit(f"a budget row without a wall time: {row}")
+
+
 def fine_tune_stage_suffix(inherited: list[str]) -> str:
     """", fine-tune" for the first fine-tune, ", fine-tune 2" when the starting model was one already."""
     earlier = sum("fine-tune" in row.split("|")[1] for row in inherited)
@@ -282,7 +294,9 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
     if showcase is not None and showcase.is_file():
         lines += ["## Examples", "", f"`scripts/showcase.py` → `{showcase}` (sketch | projected sketch | result | "
                   "hint | result with hint).", ""]
-    lines += ["## Limits", ""] + (GUIDED_LIMITS if guided else FACES64_LIMITS)
+    hours = sum(budget_row_hours(row) for row in inherited_rows) + sum(b["hours"] for _, b in runs)
+    limits = [line.replace("{hours}", f"{hours:.1f}") for line in (GUIDED_LIMITS if guided else FACES64_LIMITS)]
+    lines += ["## Limits", ""] + limits
     card = target / "MODEL_CARD.md"
     card.write_text("\n".join(lines), encoding="utf-8")
     return card
@@ -326,8 +340,8 @@ GUIDED_RETRAIN = (
 GUIDED_LIMITS = [
     "- 128 px face crops: it draws a face-crop composition. Full-body sketches, hands, objects and scenery are "
     "outside what it has seen.",
-    "- Trained for about 6.6 hours on a 2-core CPU: layouts and hints are followed, but flat regions still carry "
-    "some colour blotches (fewer since the SSIM fine-tune; the adversarial fine-tune adds texture and some "
+    "- Trained for about {hours} hours on a 2-core CPU (the budget table's rows together): layouts and hints "
+    "are followed, but flat regions still carry some colour blotches (fewer since the SSIM fine-tune; the adversarial fine-tune adds texture and some "
     "pink smudges) and fine detail is missing; the guide (autoencoder "
     "preview) is a blurry shadow, because the 64 px autoencoder is small, so the projection strength barely "
     "changes the result.",

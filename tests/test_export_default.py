@@ -179,6 +179,7 @@ def test_a_soup_export_ships_the_average_with_the_starting_model_and_counts_both
     assert "| guided U-Net generator (stage 2) | 6000 | 8 | 48,000 |" in card  # the start's budget
     assert "| guided U-Net generator (stage 2), fine-tune | 300 | 8 | 2,400 |" in card  # the run up to the snapshot
     assert "weight average 0.75 ×" in card and "--alpha 0.25" in card
+    assert "Trained for about 2.6 hours" in card  # 2.48 h inherited + the run's 300 s
 
 
 def test_a_soup_of_a_run_from_scratch_is_refused(export_default, tmp_path: Path) -> None:
