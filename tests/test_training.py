@@ -301,3 +301,40 @@ def test_ssim_weight_adds_the_ssim_loss_to_the_generator_update(tiny_dataset: Pa
     first_plain, first_weighted = _metrics(plain)[0], _metrics(weighted)[0]
     added = first_weighted["g_loss"] - first_plain["g_loss"]
     assert added == pytest.approx(5.0 * first_weighted["ssim"], rel=0.05)
+
+
+def test_a_folder_in_training_refuses_a_second_trainer(tiny_dataset: Path, tmp_path: Path) -> None:
+    import os
+
+    from sketch2anime.training.run_lock import RunLock
+
+    out = tmp_path / "busy"
+    config = _config("test_simple_gan.toml", tiny_dataset, out)
+    with RunLock(out):  # a trainer still running in the folder
+        with pytest.raises(ConfigError, match=f"being trained by another process \\(PID {os.getpid()}\\)"):
+            train_experiment(config)
+        assert not (out / "metrics.jsonl").exists() and not (out / "config.json").exists()
+    train_experiment(config)  # once it has stopped, the folder is free
+    assert [r["step"] for r in _metrics(out)] == [2, 4]
+    RunLock(out).acquire().release()  # and the finished run released it
+
+
+def test_a_killed_trainer_leaves_no_stale_lock(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from sketch2anime.training.run_lock import RunLock
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from sketch2anime.training.run_lock import RunLock; "
+         f"held = RunLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ConfigError, match=f"PID {holder.pid}"):
+            RunLock(tmp_path).acquire()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    RunLock(tmp_path).acquire().release()  # SIGKILL released it: --resume works at once

@@ -29,6 +29,7 @@ from typing import Any, Callable
 from ..checkpoint import atomic_write_text, remove_stale_temporaries
 from ..config import ConfigError
 from .config import ExperimentConfig, experiment_to_dict, load_experiment, to_toml
+from .run_lock import RunLock
 
 
 def _build_autoencoder(config: ExperimentConfig, engine: Any, run_dir: Path) -> Any:
@@ -109,13 +110,26 @@ def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") ->
 
 def train_experiment(config: ExperimentConfig, resume: bool = False,
                      callback: Callable[[int], None] | None = None) -> Path:
-    """Train one experiment; returns the run folder. ``callback(step)`` runs after every step."""
+    """Train one experiment; returns the run folder. ``callback(step)`` runs after every step.
+    ``ConfigError`` when another process is training in the same folder (``run_lock.py``)."""
+    check_stage(config.experiment.stage)
+    run_dir = config.output_dir
+    resolved = experiment_to_dict(config)
+    # Rank 0 only: the ranks of one torchrun job share the folder by design.
+    lock = RunLock(run_dir)
+    if int(os.environ.get("RANK", "0")) == 0:
+        lock.acquire()
+    try:
+        return _train_locked(config, run_dir, resolved, resume, callback)
+    finally:
+        lock.release()
+
+
+def _train_locked(config: ExperimentConfig, run_dir: Path, resolved: dict[str, Any], resume: bool,
+                  callback: Callable[[int], None] | None) -> Path:
     from .loop import has_state, run_training, seed_everything, setup_engine, teardown_engine
 
     stage_name = config.experiment.stage
-    check_stage(stage_name)
-    run_dir = config.output_dir
-    resolved = experiment_to_dict(config)
     if has_state(run_dir):
         if not resume:
             raise ConfigError(
