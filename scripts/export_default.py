@@ -336,18 +336,18 @@ GUIDED_RETRAIN = (
     "(export with `--part-bank-styles detail,xdog`), then the long adversarial fine-tune "
     "`configs/guided128_long_gan.toml --set experiment.init_generator=runs/guided128_parts/model` with a "
     "snapshot every 1,000 steps, shipped averaged with its start (`scripts/export_default.py "
-    "runs/guided128_long_gan --snapshot N --soup-alpha A`, the step and alpha in the budget note above); the stage-1 "
-    "autoencoder comes from `experiment.autoencoder_dir`, "
+    "runs/guided128_long_gan --snapshot N --soup-alpha A`, the step and alpha in the budget note above); "
+    "the stage-1 autoencoder comes from `experiment.autoencoder_dir`, "
     "`configs/ae64.toml` trains a new one). Add `--set train.threads=1` when another job shares the 2-core "
     "machine: one thread per job was fastest then.")
 GUIDED_LIMITS = [
     "- 128 px face crops: it draws a face-crop composition. Full-body sketches, hands, objects and scenery are "
     "outside what it has seen.",
     "- Trained for about {hours} hours on a 2-core CPU (the budget table's rows together): layouts and hints "
-    "are followed, but flat regions still carry some colour blotches (fewer since the SSIM fine-tune; the adversarial fine-tune adds texture and some "
-    "pink smudges) and fine detail is missing; the guide (autoencoder "
-    "preview) is a blurry shadow, because the 64 px autoencoder is small, so the projection strength barely "
-    "changes the result.",
+    "are followed, but flat regions still carry some colour blotches (fewer since the SSIM fine-tune; the "
+    "adversarial fine-tunes add texture and some pink smudges) and fine detail is missing; the guide "
+    "(autoencoder preview) is a blurry shadow, because the 64 px autoencoder is small, so the projection "
+    "strength barely changes the result.",
     "- Hints are followed as colour regions at 32 px hint resolution; thin hint strokes are averaged away.",
     "- Style: TV-anime faces of one data set; it reproduces that data's biases (mostly young female characters, "
     "light skin).", ""]
