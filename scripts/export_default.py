@@ -148,7 +148,12 @@ def fine_tune_note(run: Path, start: Path, snapshot: int | None = None, soup_alp
         train["steps"] = snapshot
     keys = ("steps", "lr", "l1_weight", "adversarial_weight", "ssim_weight")
     settings = ", ".join(f"`train.{key}={train[key]}`" for key in keys if train.get(key) not in (None, 0, 0.0))
-    note = (f"The last row fine-tuned the generator of `{start}` (its rows above, from its model card) with "
+    try:  # a copied folder's path says little; the experiment that made it says which model it is
+        made_by = json.loads((Path(start) / "pipeline.json").read_text())["training"]["experiment"]
+    except (OSError, ValueError, KeyError, TypeError):
+        made_by = None
+    named = f"`{start}`" + (f" (experiment `{made_by}`)" if isinstance(made_by, str) else "")
+    note = (f"The last row fine-tuned the generator of {named} (its rows above, from its model card) with "
             f"`--set experiment.init_generator={start}` and {settings}; the discriminator and optimiser "
             "started afresh.")
     if soup_alpha is not None:

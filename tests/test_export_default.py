@@ -133,7 +133,7 @@ def test_a_baselines_budget_stops_at_the_step_its_model_was_exported(export_defa
     assert name == "p2p" and budget["steps"] == 200 and budget["images_seen"] == 1600
 
 
-def _tiny_guided(folder: Path, seed: int) -> None:
+def _tiny_guided(folder: Path, seed: int, experiment: str = "") -> None:
     """A 64 px guided pipeline folder: one shared autoencoder, bank and palettes; the generator from ``seed``."""
     from sketch2anime.data.palettes import PaletteBank
     from sketch2anime.models.autoencoder import AutoencoderConfig, SketchAutoencoder
@@ -148,7 +148,8 @@ def _tiny_guided(folder: Path, seed: int) -> None:
     palettes = PaletteBank(torch.randint(0, 256, (12, 16, 16, 3), dtype=torch.uint8), ids)
     torch.manual_seed(seed)
     generator = GuidedUNet(GuidedUNetConfig(image_size=64, latent_dim=16, base_channels=4, max_channels=16, depth=3))
-    write_pipeline_folder(folder, PipelineDescription("guided", 64, 4, latent_dim=16),
+    training = {"experiment": experiment} if experiment else {}
+    write_pipeline_folder(folder, PipelineDescription("guided", 64, 4, latent_dim=16, training=training),
                           {"autoencoder": autoencoder, "generator": generator}, bank=bank, palettes=palettes)
 
 
@@ -157,7 +158,7 @@ def test_a_soup_export_ships_the_average_with_the_starting_model_and_counts_both
     from sketch2anime.checkpoint import read_tensors
 
     start = tmp_path / "shipped"
-    _tiny_guided(start, seed=1)
+    _tiny_guided(start, seed=1, experiment="guided128_parts")
     (start / "MODEL_CARD.md").write_text(START_CARD)
     run = _run(tmp_path / "long", {"steps": 14000, "lr": 1e-4, "l1_weight": 100.0}, init_generator=str(start))
     _tiny_guided(run / "snapshots" / "step_0000300", seed=2)
@@ -179,6 +180,7 @@ def test_a_soup_export_ships_the_average_with_the_starting_model_and_counts_both
     assert "| guided U-Net generator (stage 2) | 6000 | 8 | 48,000 |" in card  # the start's budget
     assert "| guided U-Net generator (stage 2), fine-tune | 300 | 8 | 2,400 |" in card  # the run up to the snapshot
     assert "weight average 0.75 ×" in card and "--alpha 0.25" in card
+    assert f"generator of `{start}` (experiment `guided128_parts`)" in card  # a copied folder named by what made it
     assert "Trained for about 2.6 hours" in card  # 2.48 h inherited + the run's 300 s
 
 
