@@ -70,12 +70,18 @@ def run_budget(run: Path, until_step: int | None = None, strict: bool = True) ->
             "threads": config["train"].get("threads"), "last": records[-1] if records else {}}
 
 
+def training_record(model_folder: Path) -> dict[str, Any]:
+    """The ``training`` section of a model folder's pipeline.json (what made it), or {} if unreadable."""
+    try:
+        record = json.loads((model_folder / "pipeline.json").read_text()).get("training", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def exported_step(model_folder: Path) -> int | None:
     """The training step a model folder was exported at (its pipeline.json), if it says."""
-    try:
-        step = json.loads((model_folder / "pipeline.json").read_text()).get("training", {}).get("step")
-    except (OSError, ValueError):
-        return None
+    step = training_record(model_folder).get("step")
     return step if isinstance(step, int) else None
 
 
@@ -148,10 +154,8 @@ def fine_tune_note(run: Path, start: Path, snapshot: int | None = None, soup_alp
         train["steps"] = snapshot
     keys = ("steps", "lr", "l1_weight", "adversarial_weight", "ssim_weight")
     settings = ", ".join(f"`train.{key}={train[key]}`" for key in keys if train.get(key) not in (None, 0, 0.0))
-    try:  # a copied folder's path says little; the experiment that made it says which model it is
-        made_by = json.loads((Path(start) / "pipeline.json").read_text())["training"]["experiment"]
-    except (OSError, ValueError, KeyError, TypeError):
-        made_by = None
+    # A copied folder's path says little; the experiment that made it says which model it is.
+    made_by = training_record(Path(start)).get("experiment")
     named = f"`{start}`" + (f" (experiment `{made_by}`)" if isinstance(made_by, str) else "")
     note = (f"The last row fine-tuned the generator of {named} (its rows above, from its model card) with "
             f"`--set experiment.init_generator={start}` and {settings}; the discriminator and optimiser "
