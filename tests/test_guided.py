@@ -351,3 +351,45 @@ def test_guide_usage_tells_a_generator_that_ignores_its_guide(autoencoder64: Pat
     blind = script.guide_usage(pipe, data, limit=2)
     assert all(r["guide_change"] > 0.1 and r["image_change"] == 0.0 for r in blind[1:])
     assert blind[1]["ssim"] == blind[0]["ssim"]
+
+
+def test_a_generator_trained_at_64px_starts_a_128px_run_with_its_weights(autoencoder64: Path, dataset64: Path,
+                                                                         dataset128: Path, tmp_path: Path) -> None:
+    """The network is fully convolutional: init_generator may differ from the run in image_size only."""
+    small = tmp_path / "small"
+    train_experiment(load_experiment(CONFIGS / "test_guided.toml", [
+        f"data.root={json.dumps(str(dataset64))}", f"experiment.output_dir={json.dumps(str(small))}",
+        f"experiment.autoencoder_dir={json.dumps(str(autoencoder64))}", "experiment.image_size=64",
+        "guided_unet.image_size=64", "experiment.seed=1"]))
+    big = tmp_path / "big"
+    train_experiment(_guided_config(dataset128, autoencoder64, big, "train.lr=1e-12", "train.steps=2",
+                                    f"experiment.init_generator={json.dumps(str(small / 'model'))}"))
+    start = read_tensors(small / "model" / "generator" / "model.safetensors")
+    after = read_tensors(big / "model" / "generator" / "model.safetensors")
+    assert start.keys() == after.keys()
+    assert all(torch.allclose(start[key], after[key], atol=1e-6) for key in start)
+    assert json.loads((big / "model" / "generator" / "config.json").read_text())["config"]["image_size"] == 128
+    with pytest.raises(ConfigError, match="only image_size may differ"):
+        train_experiment(_guided_config(dataset128, autoencoder64, tmp_path / "deep", "guided_unet.depth=2",
+                                        f"experiment.init_generator={json.dumps(str(small / 'model'))}"))
+
+
+def test_a_generator_trained_elsewhere_is_assembled_into_the_pipeline_its_run_would_export(
+        autoencoder64: Path, dataset128: Path, tmp_path: Path) -> None:
+    """scripts/assemble_gpu_model.py: the device brings back only the generator and the run's config."""
+    run = tmp_path / "run"
+    train_experiment(_guided_config(dataset128, autoencoder64, run, "experiment.seed=1"))
+    assemble = load_script("assemble_gpu_model")
+    out = assemble.assemble(run / "model" / "generator", run / "config.toml", tmp_path / "assembled",
+                            dataset128, parts_from=autoencoder64 / "model")
+    for name in ("generator/model.safetensors", "latent_bank.safetensors", "palettes.safetensors"):
+        trained, assembled = read_tensors(run / "model" / name), read_tensors(out / name)
+        assert trained.keys() == assembled.keys(), name
+        assert all(torch.equal(trained[k], assembled[k]) for k in trained), name
+    description = json.loads((out / "pipeline.json").read_text())
+    assert description["training"]["step"] == 4 and description["image_size"] == 128
+    pipe = Sketch2AnimePipeline.from_pretrained(out, device="cpu")
+    assert pipe(np.full((64, 64), 255, np.uint8)).size == (64, 64)
+    with pytest.raises(ValueError, match="not empty"):
+        assemble.assemble(run / "model" / "generator", run / "config.toml", out, dataset128,
+                          parts_from=autoencoder64 / "model")

@@ -259,6 +259,36 @@ def test_snapshots_keep_the_model_of_every_nth_step_across_a_resume(tiny_dataset
         _config("test_simple_gan.toml", tiny_dataset, out, "train.snapshot_every=-1")
 
 
+def test_max_minutes_stops_cleanly_at_the_budget_and_resume_finishes(tiny_dataset: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Each step costs 30 s of a fake clock: a 1.5-minute budget stops after step 4 of 6, saved and exported."""
+    from types import SimpleNamespace
+
+    from sketch2anime.training import loop
+
+    now = [0.0]
+    monkeypatch.setattr(loop, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+
+    def thirty_seconds(step: int) -> None:
+        now[0] += 30.0
+
+    out = tmp_path / "budget"
+    settings = ("train.steps=6", "train.max_minutes=1.5", "train.checkpoint_every=100", "train.log_every=100",
+                "train.sample_every=100")
+    train_experiment(_config("test_simple_gan.toml", tiny_dataset, out, *settings), callback=thirty_seconds)
+    assert load_training_state(out / "state" / "train")["step"] == 4
+    training = json.loads((out / "model" / "pipeline.json").read_text())["training"]
+    assert training["step"] == 4 and training["final"] is False
+    assert [r["step"] for r in _metrics(out)] == [4]
+    assert "stopped at step 4 of 6" in capsys.readouterr().err
+    train_experiment(_config("test_simple_gan.toml", tiny_dataset, out, *settings), resume=True)
+    training = json.loads((out / "model" / "pipeline.json").read_text())["training"]
+    assert training["step"] == 6 and training["final"] is True
+    with pytest.raises(ConfigError, match="max_minutes"):
+        _config("test_simple_gan.toml", tiny_dataset, out, "train.max_minutes=-1")
+
+
 def test_cli_train_end_to_end(tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
     args = [f"data.root={json.dumps(str(tiny_dataset))}", f"experiment.output_dir={json.dumps(str(out))}",

@@ -107,6 +107,9 @@ class TrainConfig:
     ``snapshot_every``: also keep the exported model of every such step as ``snapshots/step_NNNNNNN/``
     (0: only the latest, in ``model/``), so a long run's checkpoints can be scored together and
     the one to ship picked by the evaluation, not by the last step.
+    ``max_minutes``: stop after this much wall-clock training time (0: no limit), as a killed run
+    would, but cleanly: state saved and the model exported (not marked final), so ``--resume``
+    continues to ``steps``. For a lent GPU with a fixed time, or a CPU run that must end with the session.
     Stage 2 draws each sample's latent from the clean sketch, the rough sketch, or a projection of
     the rough sketch's latent, in proportions ``latent_mix`` = (clean, rough, projected), with
     strength uniform in ``projection_strength`` and ``projection_k`` neighbours.
@@ -143,6 +146,7 @@ class TrainConfig:
     sample_every: int = 500
     checkpoint_every: int = 500
     snapshot_every: int = 0
+    max_minutes: float = 0.0
     progress: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
@@ -158,7 +162,7 @@ class TrainConfig:
         for name in ("steps", "lr", "log_every", "sample_every", "checkpoint_every", "r1_every", "projection_k"):
             positive(name)
         for name in ("weight_decay", "warmup_steps", "l1_weight", "adversarial_weight", "feature_matching_weight",
-                     "perceptual_weight", "hint_weight", "ssim_weight", "r1_gamma", "snapshot_every"):
+                     "perceptual_weight", "hint_weight", "ssim_weight", "r1_gamma", "snapshot_every", "max_minutes"):
             positive(name, allow_zero=True)
         # Counts of steps beyond any real run (1e20) are typos; they would also overflow int64 tensors.
         for name in ("steps", "warmup_steps", "log_every", "sample_every", "checkpoint_every", "snapshot_every",

@@ -25,6 +25,7 @@ folder (pipeline_type "guided") with 16 px colour thumbnails of the training ima
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -274,7 +275,9 @@ def initial_generator(path: str, expected: GuidedUNetConfig) -> GuidedUNet:
     """The generator of a pipeline folder (or a ``generator/`` model folder) to fine-tune from.
 
     Only the generator carries over: the discriminator and optimiser start afresh, and a resumed
-    run ignores this (its checkpoint wins). Its config must equal the run's ``[guided_unet]``.
+    run ignores this (its checkpoint wins). Its config must equal the run's ``[guided_unet]``, except
+    for ``image_size``: the network is fully convolutional, so a 128 px model starts a 256 px run
+    with the same weights (hints keep their downscale, so they grow with the image).
     """
     folder = Path(path).expanduser()
     if (folder / "generator").is_dir():
@@ -283,10 +286,14 @@ def initial_generator(path: str, expected: GuidedUNetConfig) -> GuidedUNet:
         model = load_model(folder, expected_type="guided_unet")
     except CheckpointError as exc:
         raise ConfigError(f"experiment.init_generator: {exc}") from None
-    if model.config != expected:
+    if replace(model.config, image_size=expected.image_size) != expected:
         raise ConfigError(f"experiment.init_generator: {folder} holds a generator built as {model.config}, "
-                          f"but this run's [guided_unet] is {expected}")
-    return model
+                          f"but this run's [guided_unet] is {expected} (only image_size may differ)")
+    if model.config.image_size == expected.image_size:
+        return model
+    resized = GuidedUNet(expected)
+    resized.load_state_dict(model.state_dict())  # strict: the same tensors at every size
+    return resized
 
 
 def foreign_latent_mean(path: str, autoencoder: torch.nn.Module) -> torch.Tensor | None:

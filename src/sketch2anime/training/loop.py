@@ -278,7 +278,7 @@ def run_training(config: ExperimentConfig, stage: Stage, engine: Engine, run_dir
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}  # per key: some losses (R1) are not computed every step
     count = 0
-    window_start = time.perf_counter()
+    window_start = loop_start = time.perf_counter()
     step = start
     try:
         while step < train.steps:
@@ -290,7 +290,8 @@ def run_training(config: ExperimentConfig, stage: Stage, engine: Engine, run_dir
                 sums[key] = sums.get(key, 0.0) + value.detach().float()
                 counts[key] = counts.get(key, 0) + 1
             count += 1
-            last = step == train.steps
+            out_of_time = bool(train.max_minutes) and _all_ranks_out_of_time(loop_start, train.max_minutes, engine)
+            last = step == train.steps or out_of_time
             if step % train.log_every == 0 or last:
                 means = {k: float(v) / counts[k] for k, v in sums.items()}
                 elapsed = max(time.perf_counter() - window_start, 1e-9)
@@ -310,6 +311,10 @@ def run_training(config: ExperimentConfig, stage: Stage, engine: Engine, run_dir
                 keep_snapshot(run_dir, step)
             if callback is not None:
                 callback(step)
+            if out_of_time:
+                logger.message(f"stopped at step {step} of {train.steps} after train.max_minutes = "
+                               f"{train.max_minutes:g}; state saved, --resume continues")
+                break
     finally:
         logger.close()
     if engine.is_main:
@@ -318,11 +323,21 @@ def run_training(config: ExperimentConfig, stage: Stage, engine: Engine, run_dir
             # so it is not redone (for stage 1 that would re-encode the whole latent bank).
             logger.message(f"{run_dir} had already finished at step {step}; its model export is kept")
         else:
-            stage.export(Path(run_dir) / "model", final=True)
+            stage.export(Path(run_dir) / "model", final=step == train.steps)
             if train.snapshot_every and step % train.snapshot_every == 0:
                 keep_snapshot(run_dir, step)
     engine.barrier()
     return step
+
+
+def _all_ranks_out_of_time(loop_start: float, max_minutes: float, engine: Engine) -> bool:
+    """Whether the time budget is spent; under torchrun every rank stops at the same step."""
+    spent = time.perf_counter() - loop_start >= max_minutes * 60.0
+    if not engine.distributed:
+        return spent
+    flag = torch.tensor([1.0 if spent else 0.0], device=engine.device)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    return bool(flag.item())
 
 
 def snapshot_path(run_dir: Path, step: int) -> Path:
