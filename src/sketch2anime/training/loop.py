@@ -93,6 +93,7 @@ def setup_engine(train: TrainConfig) -> Engine:
     device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True  # fixed image sizes: let cuDNN pick each convolution's fastest kernel
     precision = train.precision
     if precision == "auto":
         from ..runtime import fastest_cpu_precision
