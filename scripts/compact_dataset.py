@@ -7,7 +7,7 @@ per image (rotating, so every extractor keeps an equal share of the images). The
 ordinary prepared dataset (dataset.json + manifest.jsonl): training reads it as it is.
 
     python scripts/compact_dataset.py ~/s2a-runs/data/faces256 .gpu/faces256 --split train \\
-        --quality 75 --sketches-per-image 1
+        --quality 70 --sketches-per-image 1 --limit 2800
 """
 
 from __future__ import annotations
@@ -62,12 +62,14 @@ def _write(path: Path, array, quality: int) -> None:
 
 
 def compact_dataset(source: Path, target: Path, split: str = "all", quality: int = 75,
-                    sketches_per_image: int = 0) -> dict[str, float]:
+                    sketches_per_image: int = 0, limit: int | None = None) -> dict[str, float]:
     """Copy ``source`` to ``target`` as above; returns the image count and both sizes in bytes."""
     if not 1 <= quality <= 100:
         raise ValueError(f"--quality must be 1..100, got {quality}")
     if sketches_per_image < 0:
         raise ValueError(f"--sketches-per-image must be 0 (all) or more, got {sketches_per_image}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be 1 or more, got {limit}")
     if split not in ("all", "train", "val"):
         raise ValueError(f"--split must be all, train or val, got {split!r}")
     source, target = Path(source).expanduser(), Path(target).expanduser()
@@ -75,6 +77,7 @@ def compact_dataset(source: Path, target: Path, split: str = "all", quality: int
         raise ValueError(f"{target} is not empty; give a new folder")
     info = read_dataset_info(source)
     records = [r for r in read_manifest(source) if split == "all" or r.split == split]
+    records = sorted(records, key=lambda r: r.id)[:limit]  # ids are content hashes: a random subset
     if not records:
         raise ValueError(f"{source} has no {split} images")
     target.mkdir(parents=True, exist_ok=True)
@@ -98,9 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quality", type=int, default=75, help="WebP quality of the colour images (1-100)")
     parser.add_argument("--sketches-per-image", type=int, default=0,
                         help="keep this many of each image's sketches, rotating over extractors (0: all)")
+    parser.add_argument("--limit", type=int, default=None, help="keep only the first N images by id")
     args = parser.parse_args(argv)
     try:
-        result = compact_dataset(args.source, args.target, args.split, args.quality, args.sketches_per_image)
+        result = compact_dataset(args.source, args.target, args.split, args.quality, args.sketches_per_image,
+                                  args.limit)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

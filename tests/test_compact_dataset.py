@@ -56,6 +56,9 @@ def test_one_sketch_per_image_rotates_over_the_extractors(prepared: Path, tmp_pa
     assert all(len(k) == 1 for k in kept)
     assert {k[0] for k in kept} == {"detail", "xdog"}
     assert abs(sum(k[0] == "detail" for k in kept) - sum(k[0] == "xdog" for k in kept)) <= 1
+    first = compact.compact_dataset(prepared, tmp_path / "first", limit=3)
+    assert first["images"] == 3
+    assert [r.id for r in read_manifest(tmp_path / "first")] == sorted(r.id for r in read_manifest(prepared))[:3]
     dataset = PairedSketchDataset(DatasetConfig(root=str(target), split="all"))
     assert len(dataset) == len(kept)
     dataset[1]
