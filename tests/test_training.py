@@ -287,6 +287,19 @@ def test_max_minutes_stops_cleanly_at_the_budget_and_resume_finishes(tiny_datase
     assert training["step"] == 6 and training["final"] is True
     with pytest.raises(ConfigError, match="max_minutes"):
         _config("test_simple_gan.toml", tiny_dataset, out, "train.max_minutes=-1")
+    # The CLI says which it was.
+    from sketch2anime.training.run import run_experiment as cli_train
+    cli = tmp_path / "cli"
+    cli_settings = [f"data.root={json.dumps(str(tiny_dataset))}", f"experiment.output_dir={json.dumps(str(cli))}",
+                    *settings]
+    capsys.readouterr()
+    assert cli_train(CONFIGS / "test_simple_gan.toml", cli_settings) == 0
+    assert "finished test_simple_gan" in capsys.readouterr().out  # this one runs out of steps, not time
+    ticks = iter(range(0, 10**6, 60))  # every clock read a minute later: the 1.5-minute budget ends after step 2
+    monkeypatch.setattr(loop, "time", SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    assert cli_train(CONFIGS / "test_simple_gan.toml", cli_settings[:2] + ["train.steps=9", *settings[1:]],
+                     resume=True) == 0
+    assert "stopped test_simple_gan" in capsys.readouterr().out
 
 
 def test_cli_train_end_to_end(tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -174,5 +174,15 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
         return 0
     run_dir = train_experiment(config, resume=resume)
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"finished {config.experiment.name}: model in {run_dir / 'model'}")
+        done = _exported_final(run_dir / "model")
+        print(f"{'finished' if done else 'stopped'} {config.experiment.name}: model in {run_dir / 'model'}"
+              + ("" if done else " (train.max_minutes; --resume continues)"))
     return 0
+
+
+def _exported_final(folder: Path) -> bool:
+    """Whether the run's last export reached train.steps (a time-limited stop exports ``final: false``)."""
+    try:
+        return json.loads((folder / "pipeline.json").read_text(encoding="utf-8"))["training"]["final"] is True
+    except (OSError, ValueError, KeyError, TypeError):
+        return True  # stages that export no pipeline.json: nothing to tell
