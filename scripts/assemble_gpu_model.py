@@ -30,6 +30,11 @@ from sketch2anime.training.run import STAGES  # noqa: E402
 DEFAULT = REPO / "src" / "sketch2anime" / "pretrained" / "default"
 
 
+def quoted(value: Path) -> str:
+    """A path as a TOML string for a ``--set`` override."""
+    return json.dumps(str(Path(value).expanduser()))
+
+
 def assemble(generator: Path, config_toml: Path, out: Path, data: Path, parts_from: Path = DEFAULT) -> Path:
     """Export ``out`` (a pipeline folder) with the weights of ``generator`` (a model folder)."""
     generator, out, parts_from = Path(generator).expanduser(), Path(out).expanduser(), Path(parts_from).expanduser()
@@ -37,9 +42,6 @@ def assemble(generator: Path, config_toml: Path, out: Path, data: Path, parts_fr
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty; give a new folder")
     with tempfile.TemporaryDirectory(prefix="assemble-") as scratch:
-        def quoted(value: Path) -> str:
-            return json.dumps(str(Path(value).expanduser()))
-
         config = load_experiment(config_toml, [
             f"experiment.init_generator={quoted(generator)}", f"data.root={quoted(data)}",
             f"experiment.autoencoder_dir={quoted(parts_from)}",

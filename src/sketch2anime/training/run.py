@@ -182,7 +182,9 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
 
 def _exported_final(folder: Path) -> bool:
     """Whether the run's last export reached train.steps (a time-limited stop exports ``final: false``)."""
+    from ..pipeline_format import PipelineDescription
+
     try:
-        return json.loads((folder / "pipeline.json").read_text(encoding="utf-8"))["training"]["final"] is True
-    except (OSError, ValueError, KeyError, TypeError):
-        return True  # stages that export no pipeline.json: nothing to tell
+        return PipelineDescription.read(folder).training.get("final") is not False
+    except (OSError, ValueError):
+        return True  # no readable export: nothing to tell
