@@ -1,4 +1,4 @@
-"""Rough-sketch simulation: dropout, partial drawing, thickness, jitter."""
+"""Rough-sketch simulation: dropout, partial drawing, thickness, jitter, simplify."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from conftest import draw_face
 from sketch2anime.data.detail import DetailFilter, DetailFilterConfig
-from sketch2anime.data.rough import ROUGH_PRESETS, RoughSketchConfig, roughen, stroke_labels
+from sketch2anime.data.rough import ROUGH_PRESETS, RoughSketchConfig, roughen, simplify, stroke_labels
 
 OFF = RoughSketchConfig(dropout_probability=0.0, partial_probability=0.0,
                         thickness_probability=0.0, jitter_probability=0.0)
@@ -130,6 +130,47 @@ def test_thickness_changes_line_width() -> None:
     bold = np.asarray(Image.fromarray(sketch).filter(ImageFilter.MinFilter(5)))
     thin = roughen(bold, only(thickness_probability=1.0, thickness_change=(-2.0, -2.0)), np.random.default_rng(0))
     assert ink(thin).sum() < ink(bold).sum()
+
+
+def outline_with_hatching(size: int = 128) -> np.ndarray:
+    """A 1 px face outline (one long line) with ten short hatching dashes inside it."""
+    image = Image.new("L", (size, size), 255)
+    d = ImageDraw.Draw(image)
+    d.ellipse([16, 16, size - 16, size - 16], outline=0, width=1)
+    for i in range(10):
+        x = 40 + 5 * i
+        d.line([x, 60, x + 3, 64], fill=0, width=1)
+    return np.asarray(image).copy()
+
+
+def test_simplify_keeps_the_big_lines_with_one_bold_pen() -> None:
+    sketch = outline_with_hatching()
+    out = simplify(sketch, keep_share=0.8, pen_px=3.0)
+    assert set(np.unique(out)) <= {0, 255}, "one black pen, no grey"
+    assert not ink(out[56:70, 36:96]).any(), "the short hatching dashes are gone"
+    # the outline stays where it was, and its 1 px line is now 3 px wide
+    outline = ink(sketch)
+    outline[56:70, 36:96] = False
+    assert ink(out)[outline].all()
+    for row in (32, 100):  # rows that cross only the outline, twice
+        assert ink(out[row]).sum() >= 2.5 * ink(sketch[row]).sum() >= 2 * 2.5
+    # keeping everything keeps the dashes too; an empty sketch stays empty
+    assert ink(simplify(sketch, keep_share=1.0, pen_px=1.0)[56:70, 36:96]).any()
+    blank = np.full((32, 32), 255, dtype=np.uint8)
+    assert (simplify(blank, 0.8, 3.0) == 255).all()
+
+
+def test_simplify_in_roughen_only_when_enabled() -> None:
+    sketch = outline_with_hatching()
+    assert np.array_equal(roughen(sketch, OFF, np.random.default_rng(0)), sketch)
+    simple = roughen(sketch, only(simplify_probability=1.0, simplify_keep=(0.8, 0.8), simplify_pen=(6.0, 6.0)),
+                     np.random.default_rng(0))
+    # pen 6 px at the 256 px reference = 3 px on this 128 px sketch
+    assert np.array_equal(simple, simplify(sketch, 0.8, 3.0))
+    with pytest.raises(ValueError, match="simplify_probability"):
+        RoughSketchConfig(simplify_probability=2.0)
+    with pytest.raises(ValueError, match="simplify_pen"):
+        RoughSketchConfig(simplify_pen=(0.5, 2.0))
 
 
 def test_presets_and_validation(face_sketch: np.ndarray) -> None:

@@ -1,6 +1,6 @@
 """Turn a clean extracted sketch into what a novice might draw: rough, wobbly, incomplete.
 
-Four effects, each applied with its own probability (drawn from the caller's rng, so the result
+Five effects, each applied with its own probability (drawn from the caller's rng, so the result
 is a pure function of sketch, config and rng state):
 
 * dropout: a random share of strokes is erased (forgotten lines);
@@ -8,7 +8,11 @@ is a pure function of sketch, config and rng state):
   progress; AniFaceDrawing's point that results must stay good throughout drawing). The order is
   either outward from a random start point or top to bottom, and a random share of the ink is kept;
 * thickness: lines get thicker or thinner (a different pen);
-* jitter: a smooth random displacement field bends every line (an unsteady hand).
+* jitter: a smooth random displacement field bends every line (an unsteady hand);
+* simplify (off unless ``simplify_probability`` > 0): a novice's few lines instead of an artist's
+  many. Only the largest connected lines are kept, biggest first, up to a share of the ink (so
+  hatching, highlights and loose strands go), and what is left is redrawn in black with one pen
+  width. It runs first, so the other effects then roughen the simplified drawing.
 
 A "stroke" is a connected ink component cut into pieces by a randomly offset square grid of pitch
 ``segment_length``, so that one long connected outline (face + hair) does not vanish as a whole.
@@ -51,14 +55,19 @@ class RoughSketchConfig:
     jitter_grid: int = 5
     segment_length: float = 48.0
     reference_size: int = 256
+    simplify_probability: float = 0.0
+    simplify_keep: tuple[float, float] = (0.75, 0.95)
+    simplify_pen: tuple[float, float] = (2.0, 4.0)
 
     def __post_init__(self) -> None:
-        for name in ("dropout_probability", "partial_probability", "thickness_probability", "jitter_probability"):
+        for name in ("dropout_probability", "partial_probability", "thickness_probability", "jitter_probability",
+                     "simplify_probability"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
         for name, low_bound, high_bound in (("dropout_share", 0.0, 1.0), ("partial_keep", 0.0, 1.0),
-                                            ("thickness_change", -np.inf, np.inf), ("jitter_amplitude", 0.0, np.inf)):
+                                            ("thickness_change", -np.inf, np.inf), ("jitter_amplitude", 0.0, np.inf),
+                                            ("simplify_keep", 0.0, 1.0), ("simplify_pen", 1.0, np.inf)):
             pair = getattr(self, name)
             if len(pair) != 2 or not low_bound <= pair[0] <= pair[1] <= high_bound:
                 raise ValueError(f"{name} must be a range (low, high) with {low_bound} <= low <= high <= {high_bound}, got {pair}")
@@ -165,6 +174,25 @@ def _jitter(sketch: np.ndarray, amplitude_px: float, grid: int, rng: np.random.G
                      borderMode=cv2.BORDER_CONSTANT, borderValue=255)
 
 
+def simplify(sketch: np.ndarray, keep_share: float, pen_px: float) -> np.ndarray:
+    """The largest connected lines of ``sketch`` (HxW uint8) up to ``keep_share`` of its ink, in black,
+    at least ``pen_px`` wide (one pen for every line, as a novice draws). The largest line is always kept."""
+    ink = sketch < _INK
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return sketch.copy()
+    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.int64)
+    order = np.argsort(-areas, kind="stable")
+    n_keep = int(np.searchsorted(np.cumsum(areas[order]), keep_share * areas.sum())) + 1
+    keep = np.zeros(count, dtype=bool)
+    keep[order[:n_keep] + 1] = True
+    out = np.where(keep[labels], 0, 255).astype(np.uint8)
+    width = int(round(pen_px))
+    if width > 1:  # a min filter on white paper widens every line to at least the pen
+        out = cv2.erode(out, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width)))
+    return out
+
+
 def roughen(sketch: np.ndarray, config: RoughSketchConfig, rng: np.random.Generator) -> np.ndarray:
     """HxW uint8 sketch (255 paper, 0 ink) -> rough HxW uint8 sketch of the same size.
 
@@ -178,7 +206,10 @@ def roughen(sketch: np.ndarray, config: RoughSketchConfig, rng: np.random.Genera
     use_partial = rng.random() < c.partial_probability
     use_thickness = rng.random() < c.thickness_probability
     use_jitter = rng.random() < c.jitter_probability
-    ink = sketch < _INK
+    # Drawn only when enabled, so configs without it keep their exact random stream (and sketches).
+    if c.simplify_probability > 0 and rng.random() < c.simplify_probability:
+        out = simplify(out, _uniform(rng, c.simplify_keep), _uniform(rng, c.simplify_pen) * scale)
+    ink = out < _INK
     if (use_dropout or use_partial) and ink.any():
         ids, count = stroke_labels(ink, c.segment_length * scale, rng)
         keep = np.ones(count, dtype=bool)
