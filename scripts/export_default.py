@@ -345,8 +345,10 @@ GUIDED_RETRAIN = (
     "(export with `--part-bank-styles detail,xdog`), then the long adversarial fine-tune "
     "`configs/guided128_long_gan.toml --set experiment.init_generator=runs/guided128_parts/model` with a "
     "snapshot every 1,000 steps, shipped averaged with its start (`scripts/export_default.py "
-    "runs/guided128_long_gan --snapshot N --soup-alpha A`, the step and alpha in the budget note above); "
-    "the stage-1 autoencoder comes from `experiment.autoencoder_dir`, "
+    "runs/guided128_long_gan --snapshot N --soup-alpha A`, the step and alpha in the budget note above), "
+    "then, with that average installed as the default, the novice-drawing fine-tune "
+    "`configs/guided128_novice.toml` (it starts from the shipped model; export with `--part-bank-styles "
+    "detail,xdog`); the stage-1 autoencoder comes from `experiment.autoencoder_dir`, "
     "`configs/ae64.toml` trains a new one). Add `--set train.threads=1` when another job shares the 2-core "
     "machine: one thread per job was fastest then.")
 GUIDED_LIMITS = [
