@@ -33,7 +33,7 @@ from showcase import BACKGROUND_COLOURS, HAIR_COLOURS, hint_layer, novice_face  
 from sketch2anime.data.image_io import load_rgb, rgb_to_tensor  # noqa: E402
 from sketch2anime.evaluation.color import rgb_to_lab  # noqa: E402
 from sketch2anime.evaluation.fid import fid_kid, make_feature_extractor  # noqa: E402
-from sketch2anime.evaluation.models_under_test import split_colour_seed  # noqa: E402
+from sketch2anime.evaluation.models_under_test import check_colour_seed, split_colour_seed  # noqa: E402
 from sketch2anime.evaluation.protocol import EvaluationProtocol, ProtocolConfig  # noqa: E402
 from sketch2anime.inference import Sketch2AnimePipeline  # noqa: E402
 
@@ -56,6 +56,7 @@ def model_results(model: str, count: int, projection: float) -> dict[str, torch.
     """Each condition -> ``(count, 3, S, S)`` in [-1, 1] at the model's size."""
     folder, colour_seed = split_colour_seed(model)  # FOLDER@seed=N: the panel's Seed N (borrowed colours)
     pipe = Sketch2AnimePipeline.from_pretrained(folder, device="cpu")
+    check_colour_seed(pipe, model, colour_seed)
     results: dict[str, list[torch.Tensor]] = {name: [] for name in CONDITIONS}
     for i in range(count):
         sketch = novice_face(i)

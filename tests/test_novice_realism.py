@@ -40,3 +40,11 @@ def test_results_follow_the_drawings_and_hints(tmp_path: Path) -> None:
     no_hints = results[script.CONDITIONS[0]]
     assert float((no_hints[0] - no_hints[1]).abs().mean()) > 1e-4
     assert float((results[script.CONDITIONS[1]] - no_hints).abs().mean()) > 1e-4
+
+
+def test_a_seed_on_a_model_without_colour_schemes_is_refused(tmp_path: Path) -> None:
+    """``FOLDER@seed=N`` on a pipeline without palettes would report its own colours under a Seed's name."""
+    script = load_script("novice_realism")
+    folder = tiny_pipeline(tmp_path / "tiny", image_size=64)
+    with pytest.raises(ValueError, match="no training colour schemes"):
+        script.model_results(f"{folder}@seed=1", count=1, projection=0.5)

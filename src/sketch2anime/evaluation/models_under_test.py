@@ -36,6 +36,14 @@ def split_colour_seed(source: str) -> tuple[str, int | None]:
     return path, seed
 
 
+def check_colour_seed(pipe, source: str, colour_seed: int | None) -> None:
+    """Refuse ``FOLDER@seed=N`` for a pipeline without training colour schemes: its Seed changes nothing,
+    so scoring it would silently report the model's own colours under a Seed's name."""
+    if colour_seed is not None and getattr(pipe, "palettes", None) is None:
+        raise ValueError(f"--model {source!r}: {pipe.folder} ships no training colour schemes (palettes.*), so its "
+                         f"Seed changes nothing; score it without {SEED_MARK}")
+
+
 def _fit_hint(hint: torch.Tensor, size: int) -> torch.Tensor:
     """Protocol hint -> a model's hint grid; the mask stays binary, colours stay exact."""
     if hint.shape[-1] == size:
@@ -50,9 +58,7 @@ def _pipeline_model(source: str, device: str, projections: tuple[float, ...], na
 
     folder, colour_seed = split_colour_seed(source)
     pipe = Sketch2AnimePipeline.from_pretrained(folder, device=device)
-    if colour_seed is not None and getattr(pipe, "palettes", None) is None:
-        raise ValueError(f"--model {source!r}: {folder} ships no training colour schemes (palettes.*), so its "
-                         f"Seed changes nothing; score it without {SEED_MARK}")
+    check_colour_seed(pipe, source, colour_seed)
 
     def run(batch: Batch, projection: float | None, seed: int) -> torch.Tensor:
         sketch = resize_images(batch.sketch, pipe.image_size)
