@@ -210,6 +210,23 @@ def test_guided_stage_resumes_exactly(autoencoder64: Path, dataset128: Path, tmp
         assert torch.equal(a[key], b[key]), key
 
 
+def test_guided_stage_with_a_multiscale_discriminator_trains_and_resumes_exactly(
+        autoencoder64: Path, dataset128: Path, tmp_path: Path) -> None:
+    """discriminator.scales = 2: both scales train, their state is saved, and a resumed run matches."""
+    straight = tmp_path / "straight"
+    train_experiment(_guided_config(dataset128, autoencoder64, straight, "discriminator.scales=2"))
+    resumed = tmp_path / "resumed"
+    train_experiment(_guided_config(dataset128, autoencoder64, resumed, "discriminator.scales=2", "train.steps=2"))
+    train_experiment(_guided_config(dataset128, autoencoder64, resumed, "discriminator.scales=2"), resume=True)
+    a = read_tensors(straight / "model" / "generator" / "model.safetensors")
+    b = read_tensors(resumed / "model" / "generator" / "model.safetensors")
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    plain = tmp_path / "plain"  # the coarse scale reaches the generator: one scale trains it otherwise
+    train_experiment(_guided_config(dataset128, autoencoder64, plain))
+    c = read_tensors(plain / "model" / "generator" / "model.safetensors")
+    assert not all(torch.allclose(a[key], c[key]) for key in a)
+
+
 def test_guided_stage_fine_tunes_from_an_exported_generator(autoencoder64: Path, dataset128: Path,
                                                              tmp_path: Path) -> None:
     """init_generator starts G from a pipeline's weights: at a vanishing lr the export is those weights exactly."""

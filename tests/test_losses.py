@@ -7,7 +7,13 @@ import torch
 import torch.nn.functional as F
 
 from sketch2anime.evaluation.ssim import ssim
-from sketch2anime.training.losses import ssim_loss
+from sketch2anime.training.losses import (
+    discriminator_loss,
+    generator_adversarial_loss,
+    r1_penalty,
+    split_real_fake,
+    ssim_loss,
+)
 
 
 def _smooth_images(seed: int, n: int = 3, size: int = 32) -> torch.Tensor:
@@ -57,3 +63,32 @@ def test_ssim_loss_gradient_removes_texture() -> None:
 def test_ssim_loss_rejects_bad_input(fake: torch.Tensor, real: torch.Tensor, factor: int) -> None:
     with pytest.raises(ValueError):
         ssim_loss(fake, real, display_factor=factor)
+
+
+@pytest.mark.parametrize("kind", ["hinge", "nonsaturating"])
+def test_multiscale_adversarial_losses_weigh_every_scale_equally(kind: str) -> None:
+    """A coarse scale's 36 patches count as much as the fine scale's 196, not 36/232 of the loss."""
+    generator = torch.Generator().manual_seed(0)
+    fine = torch.randn(4, 1, 14, 14, generator=generator)
+    coarse = torch.randn(4, 1, 6, 6, generator=generator) - 2.0  # the coarse scale thinks these are fake
+    real, fake = split_real_fake([fine, coarse])
+    assert [tuple(x.shape) for x in real] == [(2, 1, 14, 14), (2, 1, 6, 6)]
+    assert torch.equal(real[1], coarse[:2]) and torch.equal(fake[0], fine[2:])
+    expected = (discriminator_loss(fine[:2], fine[2:], kind) + discriminator_loss(coarse[:2], coarse[2:], kind)) / 2
+    assert torch.allclose(discriminator_loss(real, fake, kind), expected)
+    pooled = discriminator_loss(torch.cat([fine[:2].flatten(1), coarse[:2].flatten(1)], 1),
+                                torch.cat([fine[2:].flatten(1), coarse[2:].flatten(1)], 1), kind)
+    assert not torch.allclose(pooled, expected, atol=1e-3)
+    expected_g = (generator_adversarial_loss(fine, kind) + generator_adversarial_loss(coarse, kind)) / 2
+    assert torch.allclose(generator_adversarial_loss([fine, coarse], kind), expected_g)
+    with pytest.raises(ValueError, match="scales"):
+        discriminator_loss([fine], [fine, coarse], kind)
+
+
+def test_r1_penalty_sums_the_gradients_of_every_scale() -> None:
+    image = torch.rand(2, 3, 8, 8, requires_grad=True)
+    fine, coarse = image.sum(1, keepdim=True), 3 * F.avg_pool2d(image, 2).sum(1, keepdim=True)
+    both = r1_penalty([fine, coarse], image)
+    # d/dx of sum(fine) is 1 per pixel, of sum(coarse) 3/4 per pixel: ||1.75||^2 over 3*8*8 pixels
+    assert both.item() == pytest.approx(3 * 64 * 1.75**2)
+    assert r1_penalty(fine, image).item() == pytest.approx(3 * 64)

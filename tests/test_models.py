@@ -16,7 +16,12 @@ from sketch2anime.models.autoencoder import (
     logits_to_sketch,
     sketch_reconstruction_loss,
 )
-from sketch2anime.models.discriminator import DiscriminatorConfig, PatchDiscriminator
+from sketch2anime.models.discriminator import (
+    DiscriminatorConfig,
+    MultiScaleDiscriminator,
+    PatchDiscriminator,
+    make_discriminator,
+)
 from sketch2anime.models.generator import GeneratorConfig, HintGenerator, hint_upsampled
 
 
@@ -287,6 +292,36 @@ def test_discriminator_spectral_norm_and_channels():
         disc(image, None, random_hint(1, 64))
     image_only = tiny_disc(in_channels=3).eval()
     assert image_only(image)[0].shape == (1, 1, 6, 6)
+
+
+def test_multiscale_discriminator_sees_the_whole_face_at_its_coarse_scale():
+    """Scale 1 is a 64 px PatchGAN on the pooled inputs; its centre patch reaches the picture's corner,
+    which the full-size PatchGAN's 70 px patches cannot: that is what it is for."""
+    torch.manual_seed(0)
+    config = DiscriminatorConfig(image_size=128, base_channels=4, max_channels=16, scales=2)
+    disc = make_discriminator(config).eval()
+    assert isinstance(disc, MultiScaleDiscriminator) and len(disc.scales) == 2
+    assert type(make_discriminator(DiscriminatorConfig(image_size=128))) is PatchDiscriminator
+    image = (torch.rand(2, 3, 128, 128) * 2 - 1).requires_grad_(True)
+    sketch = torch.cat([line_sketch(128, 0), line_sketch(128, 1)])
+    hint = random_hint(2, 128)
+    logits, features = disc(image, sketch, hint)
+    assert [tuple(x.shape) for x in logits] == [(2, 1, 14, 14), (2, 1, 6, 6)]
+    assert len(features) == 2 * (config.n_layers + 1)
+    coarse, _ = disc.scales[1](torch.nn.functional.avg_pool2d(image, 2), torch.nn.functional.avg_pool2d(sketch, 2), hint)
+    assert torch.allclose(coarse, logits[1])
+    fine_grad, = torch.autograd.grad(logits[0][0, 0, 7, 7], image, retain_graph=True)
+    coarse_grad, = torch.autograd.grad(logits[1][0, 0, 3, 3], image)
+    assert float(fine_grad[0, :, :8, :8].abs().sum()) == 0  # the corner is outside a fine patch
+    assert float(coarse_grad[0, :, :8, :8].abs().sum()) > 0
+    with pytest.raises(ValueError, match="input channels"):
+        disc(image.detach(), None, hint)
+
+
+@pytest.mark.parametrize("changes", [dict(scales=0), dict(image_size=64, scales=2), dict(image_size=128, scales=2, n_layers=5)])
+def test_multiscale_discriminator_config_validation(changes: dict) -> None:
+    with pytest.raises(ConfigError, match="scales"):
+        DiscriminatorConfig(**changes)
 
 
 # ---------------------------------------------------------------------------------------------

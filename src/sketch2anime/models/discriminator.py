@@ -6,15 +6,21 @@ Seeing the hint lets the discriminator punish outputs whose colours ignore it.
 Layers: ``n_layers`` stride-2 conv4x4 (width doubling, capped), one stride-1 conv4x4, and a
 stride-1 conv4x4 to one logit per patch. Each hidden activation is also returned, for a
 feature-matching loss.
+
+With ``scales`` > 1 (pix2pixHD's multi-scale discriminator) one such PatchGAN per scale judges the
+inputs average-pooled by 1, 2, 4, ...: the coarse ones see the whole face in one patch, so colour
+that changes without reason across the picture (magenta hair on top, green at the sides) can be
+punished, which a 70 px patch at 128 px cannot see. Their logits come back as a list, one per scale.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from ..config import ConfigError
@@ -42,6 +48,7 @@ class DiscriminatorConfig:
     n_layers: int = 3
     spectral_norm: bool = True
     norm: Literal["instance", "group", "none"] = "none"
+    scales: int = 1
 
     def __post_init__(self) -> None:
         if self.image_size not in IMAGE_SIZES:
@@ -61,6 +68,16 @@ class DiscriminatorConfig:
             raise ConfigError("discriminator needs 1 <= base_channels <= max_channels")
         if self.norm not in NORM_KINDS:
             raise ConfigError(f"discriminator norm must be one of {NORM_KINDS}, got {self.norm!r}")
+        coarsest = self.image_size // 2 ** (self.scales - 1) if isinstance(self.scales, int) and self.scales >= 1 else 0
+        if coarsest not in IMAGE_SIZES or coarsest // 2**self.n_layers < 4:
+            raise ConfigError(
+                f"discriminator scales must be >= 1 and leave the coarsest scale at one of {IMAGE_SIZES} px "
+                f"with at least 4x4 after its {self.n_layers} layers (image_size {self.image_size}), got {self.scales!r}"
+            )
+
+    def at_scale(self, index: int) -> "DiscriminatorConfig":
+        """The single-scale config of scale ``index`` (0: full size, each next one half the size)."""
+        return replace(self, image_size=self.image_size // 2**index, scales=1)
 
     @property
     def sees_sketch(self) -> bool:
@@ -125,3 +142,40 @@ class PatchDiscriminator(nn.Module):
             x = layer(x)
             features.append(x)
         return self.to_logits(x), features
+
+
+class MultiScaleDiscriminator(nn.Module):
+    """``scales`` PatchDiscriminators on the inputs at full, half, quarter ... size.
+
+    ``forward(image (N,3,S,S), sketch (N,1,S,S)|None, hint (N,4,h,w)|None)`` ->
+    ``(logits: list of (N, 1, h_i, w_i), one per scale, features: every scale's features in order)``.
+    The losses average each scale's patches first, so every scale weighs the same.
+    """
+
+    def __init__(self, config: DiscriminatorConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.scales = nn.ModuleList(PatchDiscriminator(config.at_scale(i)) for i in range(config.scales))
+
+    def forward(
+        self, image: torch.Tensor, sketch: torch.Tensor | None = None, hint: torch.Tensor | None = None
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        check_image_batch(image, IMAGE_CHANNELS, self.config.image_size, "image")
+        all_logits: list[torch.Tensor] = []
+        all_features: list[torch.Tensor] = []
+        for index, disc in enumerate(self.scales):
+            if index:
+                image = F.avg_pool2d(image, 2)
+                sketch = F.avg_pool2d(sketch, 2) if sketch is not None else None
+                size = disc.config.image_size
+                if hint is not None and size % hint.shape[-1] != 0:  # a finer hint grid than this scale
+                    hint = F.interpolate(hint, size=(size, size), mode="nearest")
+            logits, features = disc(image, sketch, hint)
+            all_logits.append(logits)
+            all_features.extend(features)
+        return all_logits, all_features
+
+
+def make_discriminator(config: DiscriminatorConfig) -> PatchDiscriminator | MultiScaleDiscriminator:
+    """The discriminator ``config`` describes: one PatchGAN, or one per scale when ``scales`` > 1."""
+    return PatchDiscriminator(config) if config.scales == 1 else MultiScaleDiscriminator(config)

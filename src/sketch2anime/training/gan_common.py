@@ -99,7 +99,7 @@ class ConditionalGANUpdate:
     def discriminator_update(self, image: torch.Tensor, fake: torch.Tensor, sketch: torch.Tensor | None,
                              hint: torch.Tensor | None, step: int) -> dict[str, torch.Tensor]:
         """One D step on real ``image`` and detached ``fake`` (N, 3, S, S); returns its losses."""
-        from .losses import discriminator_loss, r1_penalty
+        from .losses import discriminator_loss, mean_logit, r1_penalty, split_real_fake
 
         train = self.config.train
         set_requires_grad(self.D, True)
@@ -109,9 +109,10 @@ class ConditionalGANUpdate:
         both_hint = torch.cat([hint, hint]) if hint is not None else None
         with self.engine.autocast():
             logits, _ = self.d_net(self.as_input(torch.cat([real, fake.detach().float()])), both_sketch, both_hint)
-        real_logits, fake_logits = logits.float().chunk(2)
+        real_logits, fake_logits = split_real_fake(logits)
         d_loss = discriminator_loss(real_logits, fake_logits, train.adversarial)
-        losses = {"d_loss": d_loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        losses = {"d_loss": d_loss.detach(), "d_real": mean_logit(real_logits).detach(),
+                  "d_fake": mean_logit(fake_logits).detach()}
         total = d_loss
         if do_r1:
             r1 = r1_penalty(real_logits, real)
@@ -131,7 +132,7 @@ class ConditionalGANUpdate:
         fake32 = fake.float()
         with self.engine.autocast():
             fake_logits, fake_features = self.D(self.as_input(fake32), sketch, d_hint)
-            adv = generator_adversarial_loss(fake_logits.float(), train.adversarial)
+            adv = generator_adversarial_loss(fake_logits, train.adversarial)
             total = train.adversarial_weight * adv
             losses = {"g_adv": adv.detach()}
             if train.feature_matching_weight > 0:

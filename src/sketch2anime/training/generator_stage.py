@@ -27,7 +27,7 @@ from ..checkpoint import CheckpointError, load_model
 from ..config import ConfigError
 from ..hint_format import hint_to_display
 from ..models.autoencoder import SketchAutoencoder
-from ..models.discriminator import DiscriminatorConfig, PatchDiscriminator
+from ..models.discriminator import DiscriminatorConfig, make_discriminator
 from ..models.generator import GeneratorConfig, HintGenerator
 from ..models.projection import LatentBank, project
 from ..pipeline_format import BANK_STEM, PIPELINE_FILE, PipelineDescription, find_pipeline_folder, write_pipeline_folder
@@ -105,7 +105,7 @@ class GeneratorStage(GANStageBase, ConditionalGANUpdate):
                                              tuple(train.perceptual_layers)).to(device)
 
         self.G = HintGenerator(gen_cfg).to(device)
-        self.D = PatchDiscriminator(disc_cfg).to(device)
+        self.D = make_discriminator(disc_cfg).to(device)
         self.g_net, self.d_net = engine.wrap(self.G), engine.wrap(self.D)
         self.opt_g = make_optimizer(self.G.parameters(), config, train.lr)
         self.opt_d = make_optimizer(self.D.parameters(), config, train.lr_discriminator or train.lr)

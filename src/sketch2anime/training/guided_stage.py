@@ -35,7 +35,7 @@ from ..checkpoint import CheckpointError, load_model
 from ..config import ConfigError
 from ..data.palettes import PaletteBank
 from ..hint_format import hint_to_display, hint_upsampled, resize_hint
-from ..models.discriminator import DiscriminatorConfig, PatchDiscriminator
+from ..models.discriminator import DiscriminatorConfig, make_discriminator
 from ..models.guide import encode_sketch, guide_from_latent
 from ..models.guided_unet import GuidedUNet, GuidedUNetConfig, recentre_latent_modulation
 from ..models.part_guide import PartGuide, guide_with_parts
@@ -116,7 +116,7 @@ class GuidedStage(GANStageBase, ConditionalGANUpdate):
                           "its latent modulation starts at its bank's mean latent and relearns z")
             self.G.load_state_dict(initial.state_dict())
         self.G.to(device)
-        self.D = PatchDiscriminator(disc_cfg).to(device)
+        self.D = make_discriminator(disc_cfg).to(device)
         if engine.channels_last:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)

@@ -1,7 +1,10 @@
 """GAN and reconstruction losses used by the training stages.
 
 All functions take batched tensors and return a scalar tensor (mean over the batch) so the stages
-can weight and sum them. Discriminator logits may be patch maps ``(N, 1, h, w)`` or ``(N,)``.
+can weight and sum them. Discriminator logits may be patch maps ``(N, 1, h, w)`` or ``(N,)``, or a
+list of patch maps, one per scale of a multi-scale discriminator: then each scale's loss is averaged
+over its own patches and the scales are averaged, so a coarse scale's few patches weigh as much as
+the fine scale's many.
 """
 
 from __future__ import annotations
@@ -12,9 +15,36 @@ from torch import nn
 
 ADVERSARIAL_LOSSES = ("hinge", "nonsaturating")
 
+Logits = torch.Tensor | list[torch.Tensor]
 
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "hinge") -> torch.Tensor:
+
+def logit_scales(logits: Logits) -> list[torch.Tensor]:
+    """One discriminator's logits as a list of per-scale maps (a single map: a list of one)."""
+    return list(logits) if isinstance(logits, (list, tuple)) else [logits]
+
+
+def split_real_fake(logits: Logits) -> tuple[Logits, Logits]:
+    """Logits of ``cat([real, fake])`` -> (real logits, fake logits), per scale when there are scales."""
+    if isinstance(logits, (list, tuple)):
+        halves = [scale.float().chunk(2) for scale in logits]
+        return [real for real, _ in halves], [fake for _, fake in halves]
+    real, fake = logits.float().chunk(2)
+    return real, fake
+
+
+def mean_logit(logits: Logits) -> torch.Tensor:
+    """The mean logit, scales weighted equally (for logging)."""
+    scales = logit_scales(logits)
+    return sum(scale.float().mean() for scale in scales) / len(scales)
+
+
+def discriminator_loss(real_logits: Logits, fake_logits: Logits, kind: str = "hinge") -> torch.Tensor:
     """D loss on real and (detached) fake logits: hinge or non-saturating (softplus) form."""
+    if isinstance(real_logits, (list, tuple)) or isinstance(fake_logits, (list, tuple)):
+        reals, fakes = logit_scales(real_logits), logit_scales(fake_logits)
+        if len(reals) != len(fakes):
+            raise ValueError("real and fake logits must have the same number of scales")
+        return sum(discriminator_loss(r, f, kind) for r, f in zip(reals, fakes)) / len(reals)
     if kind == "hinge":
         return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
     if kind == "nonsaturating":
@@ -22,8 +52,12 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kin
     raise ValueError(f"unknown adversarial loss {kind!r} (choose from {', '.join(ADVERSARIAL_LOSSES)})")
 
 
-def generator_adversarial_loss(fake_logits: torch.Tensor, kind: str = "hinge") -> torch.Tensor:
+def generator_adversarial_loss(fake_logits: Logits, kind: str = "hinge") -> torch.Tensor:
     """G loss on the logits of its own output."""
+    if isinstance(fake_logits, (list, tuple)):
+        scales = logit_scales(fake_logits)
+        return sum(generator_adversarial_loss(scale, kind) for scale in scales) / len(scales)
+    fake_logits = fake_logits.float()
     if kind == "hinge":
         return -fake_logits.mean()
     if kind == "nonsaturating":
@@ -41,9 +75,10 @@ def feature_matching_loss(fake_features: list[torch.Tensor], real_features: list
     return total / len(fake_features)
 
 
-def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
+def r1_penalty(real_logits: Logits, real_images: torch.Tensor) -> torch.Tensor:
     """R1 regulariser: mean over the batch of ||d D(x) / d x||^2 on real images (x requires grad)."""
-    (grad,) = torch.autograd.grad(real_logits.float().sum(), real_images, create_graph=True)
+    total = sum(scale.float().sum() for scale in logit_scales(real_logits))
+    (grad,) = torch.autograd.grad(total, real_images, create_graph=True)
     return grad.float().pow(2).flatten(1).sum(1).mean()
 
 
