@@ -15,6 +15,11 @@ to read: unbiased at these sample counts, where FID (more features than samples)
 Also printed: the share of each result's coloured pixels on the magenta or the green side of the
 CIELAB a* axis, whichever is smaller, averaged (0 = one warm or one cool family of colours; 0.5 =
 half magenta, half green: a hedge between two colourings, not a colouring).
+
+With two or more models, a second table gives each later model's KID minus the first one's, per
+condition, with a 90% paired bootstrap interval over the drawings (each drawing goes through every
+model, so the pairs are kept): an interval that contains 0 means the drawings chosen, not the
+models, may explain the difference.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from showcase import BACKGROUND_COLOURS, HAIR_COLOURS, hint_layer, novice_face  
 
 from sketch2anime.data.image_io import load_rgb, rgb_to_tensor  # noqa: E402
 from sketch2anime.evaluation.color import rgb_to_lab  # noqa: E402
-from sketch2anime.evaluation.fid import fid_kid, make_feature_extractor  # noqa: E402
+from sketch2anime.evaluation.fid import fid_kid, make_feature_extractor, paired_kid_difference  # noqa: E402
 from sketch2anime.evaluation.models_under_test import check_colour_seed, split_colour_seed  # noqa: E402
 from sketch2anime.evaluation.protocol import EvaluationProtocol, ProtocolConfig  # noqa: E402
 from sketch2anime.inference import Sketch2AnimePipeline  # noqa: E402
@@ -98,12 +103,30 @@ def main(argv: list[str] | None = None) -> int:
     print("| model | condition | KID×10³ ↓ | FID ↓ | magenta/green split ↓ |")
     print("|---|---|---|---|---|")
     print(f"| (the real images) | – | – | – | {float(colour_split(real_set).mean()):.3f} |")
+    features = {model: {name: extractor(images) for name, images in by_condition.items()}
+                for model, by_condition in results.items()}
     for model, by_condition in results.items():
         for name, images in by_condition.items():
-            scores = fid_kid(real, extractor(images), rng=0)
+            scores = fid_kid(real, features[model][name], rng=0)
             print(f"| {model} | {name} | {1000 * scores['kid_mean']:.1f} | {scores['fid']:.1f} | "
                   f"{float(colour_split(images).mean()):.3f} |")
+    if len(models) > 1:
+        print(kid_difference_table(real, features))
     return 0
+
+
+def kid_difference_table(real: np.ndarray, features: dict[str, dict[str, np.ndarray]]) -> str:
+    """Markdown: each later model's KID minus the first model's, per condition, with a 90% paired
+    bootstrap interval over the drawings (``evaluation.fid.paired_kid_difference``)."""
+    first, *others = features
+    lines = [f"\nKID×10³ minus {first}'s, 90% paired bootstrap interval over the drawings (1,000 draws):\n",
+             "| model | condition | ΔKID×10³ | 90% interval |", "|---|---|---|---|"]
+    for model in others:
+        for name in features[model]:
+            delta = paired_kid_difference(real, features[first][name], features[model][name], draws=1000, rng=0)
+            lines.append(f"| {model} | {name} | {1000 * delta['difference']:+.1f} | "
+                         f"[{1000 * delta['low']:+.1f}, {1000 * delta['high']:+.1f}] |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

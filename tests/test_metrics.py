@@ -21,6 +21,7 @@ from sketch2anime.evaluation.fid import (
     frechet_distance,
     kernel_inception_distance,
     make_feature_extractor,
+    paired_kid_difference,
 )
 from sketch2anime.evaluation.lines import chamfer_distance, edge_map, line_fidelity, line_fscore, sketch_ink
 from sketch2anime.evaluation.ssim import l1, psnr, ssim
@@ -128,6 +129,27 @@ def test_kid_near_zero_for_same_distribution_and_larger_when_shifted():
     # subset_size larger than the sets is clamped, and the result is reproducible from a seed.
     assert kernel_inception_distance(f[:50], other[:40], subsets=3, rng=7) == \
         kernel_inception_distance(f[:50], other[:40], subsets=3, rng=np.random.default_rng(7))
+
+
+def test_paired_kid_difference_matches_kid_and_says_which_model_is_further():
+    """The point estimate is KID(b) − KID(a) exactly; the interval sits above 0 when b is further from
+    the reals, below when the roles swap, and around 0 for two draws of the same distribution."""
+    rng = np.random.default_rng(5)
+    real = rng.random((60, 16))
+    near, far = rng.random((60, 16)), rng.random((60, 16)) + 0.25
+    kid = {name: kernel_inception_distance(f, real, subsets=1, subset_size=1000, rng=0)[0]
+           for name, f in (("near", near), ("far", far))}
+    worse = paired_kid_difference(real, near, far, draws=300, rng=0)
+    assert worse["difference"] == pytest.approx(kid["far"] - kid["near"])
+    assert 0 < worse["low"] < worse["difference"] < worse["high"]
+    better = paired_kid_difference(real, far, near, draws=300, rng=0)
+    assert better["difference"] == pytest.approx(-worse["difference"]) and better["high"] < 0
+    same = paired_kid_difference(real, near, rng.random((60, 16)), draws=300, rng=0)
+    assert same["low"] < 0 < same["high"]
+    identical = paired_kid_difference(real, near, near, draws=20, rng=0)
+    assert identical["difference"] == 0 and identical["low"] == 0 == identical["high"]
+    with pytest.raises(ValueError, match="paired"):
+        paired_kid_difference(real, near, far[:50])
 
 
 def test_fid_kid_dict():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -48,3 +49,16 @@ def test_a_seed_on_a_model_without_colour_schemes_is_refused(tmp_path: Path) -> 
     folder = tiny_pipeline(tmp_path / "tiny", image_size=64)
     with pytest.raises(ValueError, match="no training colour schemes"):
         script.model_results(f"{folder}@seed=1", count=1, projection=0.5)
+
+
+def test_kid_difference_table_compares_every_later_model_with_the_first() -> None:
+    script = load_script("novice_realism")
+    rng = np.random.default_rng(0)
+    real = rng.random((40, 8))
+    features = {"default": {"no hints": rng.random((20, 8))}, "worse": {"no hints": rng.random((20, 8)) + 0.5}}
+    table = script.kid_difference_table(real, features)
+    row = next(line for line in table.splitlines() if line.startswith("| worse | no hints |"))
+    delta, interval = row.split("|")[3].strip(), row.split("|")[4].strip()
+    low, high = (float(x) for x in interval.strip("[]").split(","))
+    assert float(delta) > 0 and 0 < low < float(delta) < high  # further from the reals than the first
+    assert "| default |" not in table
