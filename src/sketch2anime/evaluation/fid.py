@@ -135,6 +135,11 @@ def _as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     return np.random.default_rng(0 if rng is None else rng)
 
 
+def _kid_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The KID kernel k(x, y) = (x·y / D + 1)^3 for every row pair: (N1, D), (N2, D) -> (N1, N2)."""
+    return (x @ y.T / x.shape[1] + 1.0) ** 3
+
+
 def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, subsets: int = 100, subset_size: int = 1000,
                               rng: np.random.Generator | int | None = None) -> tuple[float, float]:
     """KID: mean and standard deviation over ``subsets`` of the unbiased MMD².
@@ -154,21 +159,14 @@ def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, subsets: int = 100
     if m < 2:
         raise ValueError(f"KID needs at least 2 samples in each set, got {f1.shape[0]} and {f2.shape[0]}")
     generator = _as_rng(rng)
-    d = f1.shape[1]
     values = np.empty(subsets)
     for i in range(subsets):
         x = f1[generator.choice(f1.shape[0], m, replace=False)]
         y = f2[generator.choice(f2.shape[0], m, replace=False)]
-        kxx = (x @ x.T / d + 1.0) ** 3
-        kyy = (y @ y.T / d + 1.0) ** 3
-        kxy = (x @ y.T / d + 1.0) ** 3
+        kxx, kyy, kxy = _kid_kernel(x, x), _kid_kernel(y, y), _kid_kernel(x, y)
         within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
         values[i] = within - 2.0 * kxy.sum() / (m * m)
     return float(values.mean()), float(values.std())
-
-
-def _kid_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return (x @ y.T / x.shape[1] + 1.0) ** 3
 
 
 def paired_kid_difference(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarray, draws: int = 1000,
