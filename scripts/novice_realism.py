@@ -38,7 +38,8 @@ from showcase import BACKGROUND_COLOURS, HAIR_COLOURS, hint_layer, novice_face  
 from sketch2anime.data.image_io import load_rgb, rgb_to_tensor  # noqa: E402
 from sketch2anime.evaluation.color import rgb_to_lab  # noqa: E402
 from sketch2anime.evaluation.fid import fid_kid, make_feature_extractor, paired_kid_difference  # noqa: E402
-from sketch2anime.evaluation.models_under_test import check_colour_seed, split_colour_seed  # noqa: E402
+from sketch2anime.evaluation.models_under_test import check_colour_seed, parse_model_spec  # noqa: E402
+from sketch2anime.upscale.upscaler import multiply_lines  # noqa: E402
 from sketch2anime.evaluation.protocol import EvaluationProtocol, ProtocolConfig  # noqa: E402
 from sketch2anime.inference import Sketch2AnimePipeline  # noqa: E402
 
@@ -59,15 +60,17 @@ def colour_split(images: torch.Tensor) -> np.ndarray:
 
 def model_results(model: str, count: int, projection: float) -> dict[str, torch.Tensor]:
     """Each condition -> ``(count, 3, S, S)`` in [-1, 1] at the model's size."""
-    folder, colour_seed = split_colour_seed(model)  # FOLDER@seed=N: the panel's Seed N (borrowed colours)
-    pipe = Sketch2AnimePipeline.from_pretrained(folder, device="cpu")
-    check_colour_seed(pipe, model, colour_seed)
+    spec = parse_model_spec(model)  # FOLDER@seed=N: the panel's Seed N (borrowed colours); @lines=S: generate --lines
+    pipe = Sketch2AnimePipeline.from_pretrained(spec.folder, device="cpu")
+    check_colour_seed(pipe, model, spec.colour_seed)
     results: dict[str, list[torch.Tensor]] = {name: [] for name in CONDITIONS}
     for i in range(count):
         sketch = novice_face(i)
         hint = hint_layer(sketch.width, HAIR_COLOURS[i % len(HAIR_COLOURS)], BACKGROUND_COLOURS[i % len(BACKGROUND_COLOURS)])
         for name, layer in zip(CONDITIONS, (None, hint)):
-            picture = pipe(sketch, layer, projection=projection, seed=colour_seed, output_size="model")
+            picture = pipe(sketch, layer, projection=projection, seed=spec.colour_seed, output_size="model")
+            if spec.lines:
+                picture = multiply_lines(picture, sketch, spec.lines)
             results[name].append(rgb_to_tensor(picture))
     return {name: torch.stack(pictures) for name, pictures in results.items()}
 
@@ -82,7 +85,8 @@ def real_images(data: Path, count: int, size: int) -> torch.Tensor:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", default=None, help="pipeline folder or 'default' (repeatable); FOLDER@seed=N scores the panel's Seed N")
+    parser.add_argument("--model", action="append", default=None, help="pipeline folder or 'default' (repeatable); FOLDER@seed=N scores the panel's Seed N, "
+                             "FOLDER@lines=S the result with the sketch's lines multiplied over it")
     parser.add_argument("--data", type=Path, default=Path("~/s2a-runs/data/faces128").expanduser(),
                         help="prepared dataset whose training colour images are the real set")
     parser.add_argument("--count", type=int, default=64, help="novice faces (seeds 0..count-1)")

@@ -198,12 +198,12 @@ def test_model_at_seed_scores_the_panels_seed(dataset: Path, pipelines: dict[str
     """``FOLDER@seed=N`` runs the pipeline exactly as the panel's Seed N does (borrowed colours), not
     its own colours; bad seeds and pipelines without colour schemes are refused."""
     from sketch2anime.evaluation.eval_model import Batch
-    from sketch2anime.evaluation.models_under_test import _model_name, _pipeline_model, split_colour_seed
+    from sketch2anime.evaluation.models_under_test import ModelSpec, _model_name, _pipeline_model, parse_model_spec
     from sketch2anime.inference import Sketch2AnimePipeline
 
     folder = _guided_with_palettes(tmp_path / "guided" / "model")
-    assert split_colour_seed(f"{folder}@seed=3") == (str(folder), 3)
-    assert split_colour_seed(str(folder)) == (str(folder), None)
+    assert parse_model_spec(f"{folder}@seed=3") == ModelSpec(str(folder), 3)
+    assert parse_model_spec(str(folder)) == ModelSpec(str(folder))
     taken: set[str] = set()
     assert _model_name(str(folder), taken) == "guided" and _model_name(f"{folder}@seed=2", taken) == "guided-seed2"
     assert _model_name("runs/long/snapshots/step_0006000", taken) == "long-step_0006000"
@@ -225,6 +225,40 @@ def test_model_at_seed_scores_the_panels_seed(dataset: Path, pipelines: dict[str
             _pipeline_model(f"{folder}{bad}", "cpu", (0.0,), "bad")
     with pytest.raises(ValueError, match="no training colour schemes"):
         _pipeline_model(f"{pipelines['s2a']}@seed=1", "cpu", (0.0,), "no-palettes")
+
+
+def test_model_at_lines_multiplies_the_sketch_over_the_result(dataset: Path, pipelines: dict[str, Path]) -> None:
+    """``FOLDER@lines=S`` scores what ``generate --lines S`` saves: paper pixels keep the model's colour,
+    full ink turns black, half strength halves the darkening; marks combine, bad ones are refused."""
+    from sketch2anime.evaluation.eval_model import Batch
+    from sketch2anime.evaluation.models_under_test import ModelSpec, _model_name, _pipeline_model, parse_model_spec
+
+    folder = str(pipelines["s2a"])
+    assert parse_model_spec(f"{folder}@lines=0.5") == ModelSpec(folder, None, 0.5)
+    assert parse_model_spec(f"{folder}@lines=1@seed=2") == ModelSpec(folder, 2, 1.0)
+    assert parse_model_spec(f"{folder}@seed=2@lines=1") == ModelSpec(folder, 2, 1.0)
+    assert _model_name(f"{folder}@lines=1", set()) == _model_name(folder, set()) + "-lines1"
+    for bad, message in (("@lines=2", "line strength"), ("@lines=x", "line strength"),
+                         ("@lines=1@lines=1", "twice")):
+        with pytest.raises(ValueError, match=message):
+            parse_model_spec(f"{folder}{bad}")
+    with pytest.raises(ValueError, match="before the marks"):
+        parse_model_spec("@lines=1")
+    protocol = EvaluationProtocol(dataset, ProtocolConfig(hint_levels=("sparse",), roughness=("none",), limit=3))
+    indices = list(range(3))
+    sketch = protocol.sketch_tensor("none", indices)
+    sketch[:, :, :4] = -1.0  # full ink on the top rows, the rest as extracted
+    sketch[:, :, -4:] = 1.0  # bare paper on the bottom rows
+    batch = Batch(sketch, protocol.hint_tensor("sparse", indices), protocol.target_tensor(indices),
+                  [str(i) for i in indices])
+    own = _pipeline_model(folder, "cpu", (0.0,), "own").run(batch, 0.0, 0)
+    full = _pipeline_model(f"{folder}@lines=1", "cpu", (0.0,), "full").run(batch, 0.0, 0)
+    half = _pipeline_model(f"{folder}@lines=0.5", "cpu", (0.0,), "half").run(batch, 0.0, 0)
+    assert torch.allclose(full[:, :, -4:], own[:, :, -4:], atol=1e-6)  # paper: the model's colour
+    assert torch.allclose(full[:, :, :4], torch.full_like(full[:, :, :4], -1.0), atol=1e-6)  # ink: black
+    own01, full01, half01 = (own + 1) / 2, (full + 1) / 2, (half + 1) / 2
+    assert torch.allclose(own01 - half01, (own01 - full01) / 2, atol=1e-5)
+    assert float((own01 - full01).min()) >= -1e-6 and float((own01 - full01)[:, :, :4].mean()) > 0.05
 
 
 def test_display_script_agrees_with_the_evaluations_display_column(dataset: Path, pipelines: dict[str, Path],

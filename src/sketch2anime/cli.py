@@ -201,7 +201,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score models on a prepared dataset's validation split")
     p.add_argument("--model", action="append", required=True,
                    help="model folder, 'default', 'style-transfer' or 'oracle' (repeatable); FOLDER@seed=N "
-                        "scores the panel's Seed N (a training image's colours) instead of the model's own")
+                        "scores the panel's Seed N (a training image's colours) instead of the model's own; "
+                        "FOLDER@lines=S the result with the sketch's lines multiplied over it (generate --lines S)")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--inception-weights", type=Path, default=None,

@@ -3,10 +3,12 @@ Gatys style-transfer baseline (``style-transfer``) and the ``oracle`` (returns t
 
 A pipeline folder is scored with the model's own colours; ``FOLDER@seed=N`` (N > 0) scores what the
 panel's Seed gives instead: hint dabs of a training image's colours (``variations._borrowed_colours``),
-only for pipelines that ship training colour schemes."""
+only for pipelines that ship training colour schemes. ``FOLDER@lines=S`` scores the result with the
+user's sketch multiplied over it (``generate --lines S``); the marks combine."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,21 +21,58 @@ from .protocol import EvaluationProtocol
 STYLE_TRANSFER = "style-transfer"
 ORACLE = "oracle"
 SEED_MARK = "@seed="
+LINES_MARK = "@lines="
 
 
-def split_colour_seed(source: str) -> tuple[str, int | None]:
-    """``"runs/x/model@seed=3"`` -> ``("runs/x/model", 3)``; without the mark, ``(source, None)``."""
-    if SEED_MARK not in source:
-        return source, None
-    path, _, value = source.rpartition(SEED_MARK)
-    try:
-        seed = int(value)
-    except ValueError:
-        seed = 0
-    if not path or seed < 1:
-        raise ValueError(f"--model {source!r}: after {SEED_MARK} give a positive integer (the panel's Seed), "
-                         f"e.g. {path or 'default'}{SEED_MARK}1")
-    return path, seed
+@dataclass(frozen=True)
+class ModelSpec:
+    """A ``--model`` argument taken apart: ``FOLDER[@seed=N][@lines=S]``. colour_seed: the panel's
+    Seed N (> 0; None = the model's own colours). lines: the user's sketch multiplied over the result
+    at strength S in [0, 1], as ``sketch2anime generate --lines`` does (0 = off)."""
+
+    folder: str
+    colour_seed: int | None = None
+    lines: float = 0.0
+
+    @property
+    def suffix(self) -> str:
+        """What the spec adds to a model's name in the tables, e.g. ``-seed2-lines1``."""
+        return (f"-seed{self.colour_seed}" if self.colour_seed is not None else "") + \
+            (f"-lines{self.lines:g}" if self.lines else "")
+
+
+def parse_model_spec(source: str) -> ModelSpec:
+    """``"runs/x/model@seed=3@lines=1"`` -> ``ModelSpec("runs/x/model", 3, 1.0)``; marks in any order,
+    each at most once; without marks, ``ModelSpec(source)``."""
+    from ..upscale.upscaler import check_lines
+
+    folder, values = source, {}
+    while True:
+        cut = max(folder.rfind(SEED_MARK), folder.rfind(LINES_MARK))
+        if cut < 0:
+            break
+        mark = SEED_MARK if folder.startswith(SEED_MARK, cut) else LINES_MARK
+        if mark in values:
+            raise ValueError(f"--model {source!r}: {mark} is given twice")
+        folder, values[mark] = folder[:cut], folder[cut + len(mark):]
+    colour_seed, lines = None, 0.0
+    if SEED_MARK in values:
+        try:
+            colour_seed = int(values[SEED_MARK])
+        except ValueError:
+            colour_seed = 0
+        if colour_seed < 1:
+            raise ValueError(f"--model {source!r}: after {SEED_MARK} give a positive integer (the panel's Seed), "
+                             f"e.g. {folder or 'default'}{SEED_MARK}1")
+    if LINES_MARK in values:
+        try:
+            lines = check_lines(float(values[LINES_MARK]))
+        except ValueError:
+            raise ValueError(f"--model {source!r}: after {LINES_MARK} give the line strength, a number in [0, 1], "
+                             f"e.g. {folder or 'default'}{LINES_MARK}1") from None
+    if not folder:
+        raise ValueError(f"--model {source!r}: give the model before the marks, e.g. default{LINES_MARK}1")
+    return ModelSpec(folder, colour_seed, lines)
 
 
 def check_colour_seed(pipe, source: str, colour_seed: int | None) -> None:
@@ -42,6 +81,17 @@ def check_colour_seed(pipe, source: str, colour_seed: int | None) -> None:
     if colour_seed is not None and getattr(pipe, "palettes", None) is None:
         raise ValueError(f"--model {source!r}: {pipe.folder} ships no training colour schemes (palettes.*), so its "
                          f"Seed changes nothing; score it without {SEED_MARK}")
+
+
+def lay_lines(image: torch.Tensor, sketch: torch.Tensor, strength: float) -> torch.Tensor:
+    """``image`` (B, 3, S, S) in [-1, 1] with ``sketch`` (B, 1, S, S) in [-1, 1] (paper 1) multiplied
+    over it, as ``generate --lines`` does on the saved picture."""
+    from ..upscale.upscaler import ink_multiply
+
+    if not strength:
+        return image
+    ink = (1.0 - (sketch.to(image.dtype) + 1.0) / 2.0).clamp(0.0, 1.0)
+    return ink_multiply((image + 1.0) / 2.0, ink, strength) * 2.0 - 1.0
 
 
 def _fit_hint(hint: torch.Tensor, size: int) -> torch.Tensor:
@@ -56,8 +106,9 @@ def _fit_hint(hint: torch.Tensor, size: int) -> torch.Tensor:
 def _pipeline_model(source: str, device: str, projections: tuple[float, ...], name: str) -> EvalModel:
     from ..inference import Sketch2AnimePipeline
 
-    folder, colour_seed = split_colour_seed(source)
-    pipe = Sketch2AnimePipeline.from_pretrained(folder, device=device)
+    spec = parse_model_spec(source)
+    colour_seed = spec.colour_seed
+    pipe = Sketch2AnimePipeline.from_pretrained(spec.folder, device=device)
     check_colour_seed(pipe, source, colour_seed)
 
     def run(batch: Batch, projection: float | None, seed: int) -> torch.Tensor:
@@ -66,16 +117,19 @@ def _pipeline_model(source: str, device: str, projections: tuple[float, ...], na
         kwargs = {"projection": projection} if projection is not None else {}
         # ``seed`` is the protocol's; the pipeline's own seed only picks borrowed colours (None: the
         # model's own), and no pipeline here is otherwise stochastic.
-        image = pipe.generate_tensors(sketch, hint, seed=colour_seed, **kwargs)["image"]
-        return image.float().cpu()  # native size: scored at the dataset and display sizes by the caller
+        image = pipe.generate_tensors(sketch, hint, seed=colour_seed, **kwargs)["image"].float().cpu()
+        return lay_lines(image, resize_images(sketch.float().cpu(), image.shape[-1]), spec.lines)  # native size: scored at the dataset and display sizes by the caller
 
     uses = bool(getattr(pipe, "uses_projection", pipe.pipeline_type == "sketch2anime"))
     label = pipe.pipeline_type if colour_seed is None else \
         f"{pipe.pipeline_type}, Seed {colour_seed}: a training image's colours as extra hint dabs"
+    if spec.lines:
+        label += f", the sketch's lines multiplied over the result at strength {spec.lines:g}"
     return EvalModel(name=name, source=str(pipe.folder), kind=pipe.pipeline_type, run=run,
                      projections=tuple(projections) if uses else (None,),
                      label=label, info={"image_size": pipe.image_size, "hint_size": pipe.hint_size,
-                                        "device": str(pipe.device), "colour_seed": colour_seed})
+                                        "device": str(pipe.device), "colour_seed": colour_seed,
+                                        "lines": spec.lines})
 
 
 def _style_transfer_model(protocol: EvaluationProtocol, device: torch.device, steps: int, seed: int) -> EvalModel:
@@ -113,13 +167,12 @@ def oracle_model() -> EvalModel:
 
 
 def _model_name(source: str, taken: set[str]) -> str:
-    folder, colour_seed = split_colour_seed(source)
-    path = Path(folder)
-    base = path.parent.name if path.name == "model" and path.parent.name else path.name or folder
+    spec = parse_model_spec(source)
+    path = Path(spec.folder)
+    base = path.parent.name if path.name == "model" and path.parent.name else path.name or spec.folder
     if path.parent.name == "snapshots" and path.parent.parent.name:  # RUN/snapshots/step_N -> RUN-step_N
         base = f"{path.parent.parent.name}-{path.name}"
-    if colour_seed is not None:
-        base = f"{base}-seed{colour_seed}"
+    base += spec.suffix
     name, i = base, 2
     while name in taken:
         name, i = f"{base}-{i}", i + 1

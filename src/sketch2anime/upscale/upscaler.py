@@ -156,7 +156,13 @@ def multiply_lines(picture: Image.Image, sketch: ImageInput, strength: float = 1
         lines = lines.resize(picture.size, Image.Resampling.LANCZOS if shrinking else Image.Resampling.BICUBIC)
     ink = 1.0 - np.asarray(lines, dtype=np.float32)[..., None] / 255.0
     colour = np.asarray(picture.convert("RGB"), dtype=np.float32)
-    return Image.fromarray(np.clip(colour * (1.0 - float(strength) * ink) + 0.5, 0, 255).astype(np.uint8), "RGB")
+    return Image.fromarray(np.clip(ink_multiply(colour, ink, strength) + 0.5, 0, 255).astype(np.uint8), "RGB")
+
+
+def ink_multiply(colour, ink, strength: float):
+    """The line-art multiply, for numpy arrays and tensors alike: ``colour`` (any scale, paper = its
+    maximum) darkened by ``ink`` in [0, 1] (0 paper, 1 full ink) at ``strength`` in [0, 1]."""
+    return colour * (1.0 - float(strength) * ink)
 
 
 def enlarge(picture: ImageInput, factor: int, sketch: ImageInput | None = None, lines: float = 0.0,
