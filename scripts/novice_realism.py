@@ -39,9 +39,9 @@ from sketch2anime.data.image_io import load_rgb, rgb_to_tensor  # noqa: E402
 from sketch2anime.evaluation.color import rgb_to_lab  # noqa: E402
 from sketch2anime.evaluation.fid import fid_kid, make_feature_extractor, paired_kid_difference  # noqa: E402
 from sketch2anime.evaluation.models_under_test import check_colour_seed, parse_model_spec  # noqa: E402
-from sketch2anime.upscale.upscaler import multiply_lines  # noqa: E402
 from sketch2anime.evaluation.protocol import EvaluationProtocol, ProtocolConfig  # noqa: E402
 from sketch2anime.inference import Sketch2AnimePipeline  # noqa: E402
+from sketch2anime.upscale.upscaler import multiply_lines  # noqa: E402
 
 CONDITIONS = ("no hints", "hair + background hints")
 CHROMA_MIN = 12.0  # a*b* magnitude below which a pixel counts as grey (lines, paper, skin shadows)

@@ -117,8 +117,9 @@ def _pipeline_model(source: str, device: str, projections: tuple[float, ...], na
         kwargs = {"projection": projection} if projection is not None else {}
         # ``seed`` is the protocol's; the pipeline's own seed only picks borrowed colours (None: the
         # model's own), and no pipeline here is otherwise stochastic.
+        # native size: scored at the dataset and display sizes by the caller
         image = pipe.generate_tensors(sketch, hint, seed=colour_seed, **kwargs)["image"].float().cpu()
-        return lay_lines(image, resize_images(sketch.float().cpu(), image.shape[-1]), spec.lines)  # native size: scored at the dataset and display sizes by the caller
+        return lay_lines(image, resize_images(sketch.float().cpu(), image.shape[-1]), spec.lines)
 
     uses = bool(getattr(pipe, "uses_projection", pipe.pipeline_type == "sketch2anime"))
     label = pipe.pipeline_type if colour_seed is None else \
