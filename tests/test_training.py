@@ -216,6 +216,18 @@ def test_resume_continues_to_more_steps_and_refuses_model_changes(tiny_dataset: 
     with pytest.raises(ConfigError, match="generator"):
         train_experiment(_config("test_simple_gan.toml", tiny_dataset, out, "train.steps=6",
                                  "generator.base_channels=4"), resume=True)
+    # A run saved before a setting existed (here the discriminator's scales) resumes at its default,
+    # and still refuses a real change of it.
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["discriminator"].pop("scales") == 1
+    (out / "config.json").write_text(json.dumps(saved))
+    train_experiment(_config("test_simple_gan.toml", tiny_dataset, out, "train.steps=6"), resume=True)
+    assert [r["step"] for r in _metrics(out)] == [2, 4, 6]
+    saved["discriminator"].pop("scales", None)
+    (out / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match="discriminator.scales"):
+        train_experiment(_config("test_simple_gan.toml", tiny_dataset, out, "train.steps=8",
+                                 "discriminator.scales=2"), resume=True)
 
 
 @pytest.mark.parametrize("config_name", ["test_autoencoder.toml", "test_simple_gan.toml"])

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from ..checkpoint import atomic_write_text, remove_stale_temporaries
 from ..config import ConfigError
-from .config import ExperimentConfig, experiment_to_dict, load_experiment, to_toml
+from .config import ExperimentConfig, experiment_from_dict, experiment_to_dict, load_experiment, to_toml
 from .run_lock import RunLock
 
 
@@ -108,6 +108,16 @@ def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") ->
     return keys
 
 
+def _with_current_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """A run's saved config with every setting added since it was written at its default: settings are
+    added with a default that keeps the old behaviour (e.g. ``discriminator.scales = 1``), so such a
+    run trained with exactly that. A config that no longer parses is compared as it was saved."""
+    try:
+        return experiment_to_dict(experiment_from_dict(saved))
+    except (ConfigError, TypeError, KeyError):
+        return saved
+
+
 def train_experiment(config: ExperimentConfig, resume: bool = False,
                      callback: Callable[[int], None] | None = None) -> Path:
     """Train one experiment; returns the run folder. ``callback(step)`` runs after every step.
@@ -138,7 +148,7 @@ def _train_locked(config: ExperimentConfig, run_dir: Path, resolved: dict[str, A
             )
         saved_path = run_dir / "config.json"
         if saved_path.is_file():
-            saved = json.loads(saved_path.read_text(encoding="utf-8"))
+            saved = _with_current_defaults(json.loads(saved_path.read_text(encoding="utf-8")))
             changed = _changed_keys(saved, resolved)
             fixed = [k for k in changed if any(k == f or k.startswith(f + ".") for f in _FIXED_ON_RESUME)]
             if fixed:
