@@ -32,6 +32,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..hint_format import hint_to_tensor
+from .cutout import random_cut_out
 from .hints import HintConfig, simulate_hints
 from .image_io import rgb_to_tensor, sketch_to_tensor
 from .manifest import DatasetInfo, ManifestRecord, read_dataset_info, read_manifest
@@ -51,7 +52,9 @@ class DatasetConfig:
     from (empty = all the dataset has). rough_probability: share of items whose ``rough_sketch`` is
     roughened. line_style_probability: share whose ``rough_sketch`` is restyled. flip: random
     horizontal flips. zoom_out_probability / zoom_out_scale: share of items shrunk by a factor in
-    that range onto white paper (``zoom.py``), picture and clean sketch alike. in_memory: decode
+    that range onto white paper (``zoom.py``), picture and clean sketch alike. cutout_probability:
+    share of items cut to a random outlined silhouette on white paper (``cutout.py``), after the
+    zoom-out, so the model learns that paper outside a figure's outline stays paper. in_memory: decode
     every PNG once at start (15k 64 px images take ~300 MB). fixed: evaluation mode (randomness
     from (seed, index) only). limit: use only the first N images of the split (by id).
     """
@@ -67,6 +70,7 @@ class DatasetConfig:
     flip: bool = True
     zoom_out_probability: float = 0.0
     zoom_out_scale: tuple[float, float] = (0.45, 0.9)
+    cutout_probability: float = 0.0
     seed: int = 0
     in_memory: bool = True
     fixed: bool = False
@@ -81,6 +85,8 @@ class DatasetConfig:
             raise ValueError(f"line_style_probability must lie in [0, 1], got {self.line_style_probability}")
         if not 0.0 <= self.zoom_out_probability <= 1.0:
             raise ValueError(f"zoom_out_probability must lie in [0, 1], got {self.zoom_out_probability}")
+        if not 0.0 <= self.cutout_probability <= 1.0:
+            raise ValueError(f"cutout_probability must lie in [0, 1], got {self.cutout_probability}")
         low, high = self.zoom_out_scale
         if not 0.1 <= low <= high <= 1.0:
             raise ValueError(f"zoom_out_scale must be [low, high] with 0.1 <= low <= high <= 1, "
@@ -177,18 +183,18 @@ class PairedSketchDataset(Dataset):
         return _read_sketch(self.root / path, self.image_size)  # type: ignore[operator]
 
     def generators(self, index: int) -> list[np.random.Generator]:
-        """Independent generators (extractor choice, flip, rough, hint, style, zoom) for item ``index``."""
+        """Independent generators (extractor choice, flip, rough, hint, style, zoom, cut-out) for item ``index``."""
         cfg = self.config
         key = [_STREAM_TAG, cfg.seed, index] if cfg.fixed else [_STREAM_TAG + 1, cfg.seed, self.epoch, index]
         # Children are indexed, so adding a stream later leaves the first ones unchanged.
-        return [np.random.default_rng(child) for child in np.random.SeedSequence(key).spawn(6)]
+        return [np.random.default_rng(child) for child in np.random.SeedSequence(key).spawn(7)]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} images")
         index = int(index) % len(self)
         cfg = self.config
-        rng_choice, rng_flip, rng_rough, rng_hint, rng_style, rng_zoom = self.generators(index)
+        rng_choice, rng_flip, rng_rough, rng_hint, rng_style, rng_zoom, rng_cutout = self.generators(index)
         choices = self._choices[index]
         extractor = self.extractors[choices[int(rng_choice.integers(len(choices)))]]
         color = self.color(index)
@@ -198,6 +204,8 @@ class PairedSketchDataset(Dataset):
         color, sketch = np.ascontiguousarray(color), np.ascontiguousarray(sketch)
         if cfg.zoom_out_probability > 0 and rng_zoom.random() < cfg.zoom_out_probability:
             color, sketch = random_zoom_out(color, sketch, cfg.zoom_out_scale, rng_zoom)
+        if cfg.cutout_probability > 0 and rng_cutout.random() < cfg.cutout_probability:
+            color, sketch = random_cut_out(color, sketch, rng_cutout)
         rough = roughen(sketch, cfg.rough, rng_rough) if rng_rough.random() < cfg.rough_probability else sketch
         if cfg.line_style_probability > 0 and rng_style.random() < cfg.line_style_probability:
             rough = restyle(rough, cfg.line_style, rng_style)
