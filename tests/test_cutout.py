@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from conftest import scene
-from sketch2anime.data.cutout import cut_out, random_cut_out, random_silhouette
+from sketch2anime.data.cutout import add_backdrop_hints, cut_out, random_cut_out, random_silhouette
 from sketch2anime.data.dataset import DatasetConfig, PairedSketchDataset
+from sketch2anime.data.hints import HintConfig
 from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
 
 
@@ -69,9 +70,35 @@ def test_random_silhouettes_are_seeded_centred_blobs_of_a_sensible_size() -> Non
         assert not mask[:4].any()  # paper above the head
         a = random_cut_out(color, sketch, np.random.default_rng(seed))
         b = random_cut_out(color, sketch, np.random.default_rng(seed))
-        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+        assert all(np.array_equal(x, y) for x, y in zip(a[:3], b[:3])) and a[3] is None
     assert 0.15 < min(shares) and max(shares) < 0.85
     assert max(shares) - min(shares) > 0.15  # different shapes, not one template
+
+
+def test_a_backdrop_fills_the_outside_and_its_dabs_ask_for_it_only_there() -> None:
+    color, sketch = _pair()
+    disc = _disc()
+    page_color, page_sketch = cut_out(color, sketch, disc, backdrop=(10, 200, 90))
+    assert (page_color[~disc] == (10, 200, 90)).all() and (page_sketch[~_disc(radius=21)] > 245).all()
+    assert np.array_equal(page_color[disc], color[disc])
+    # dabs land on the outside at the hint resolution (64 px page, hints at 16 px), keep earlier hints
+    hint_rgb = np.zeros((16, 16, 3), np.uint8)
+    mask = np.zeros((16, 16), bool)
+    hint_rgb[8, 8], mask[8, 8] = (0, 0, 180), True  # a hint on the figure
+    for seed in range(10):
+        new_rgb, new_mask = add_backdrop_hints(hint_rgb, mask, ~disc, (10, 200, 90), np.random.default_rng(seed))
+        added = new_mask & ~mask
+        assert added.any()
+        assert (new_rgb[added] == (10, 200, 90)).all()
+        assert new_mask[8, 8] and (new_rgb[8, 8] == (0, 0, 180)).all()
+        inside_small = _disc(16, 5)  # the figure at 16 px: radius 20/4
+        assert not (added & inside_small).any()
+    with pytest.raises(ValueError, match="backdrop"):
+        cut_out(color, sketch, disc, backdrop=(10, 300, 90))
+    with pytest.raises(ValueError, match="backdrop_probability"):
+        random_cut_out(color, sketch, np.random.default_rng(0), backdrop_probability=2.0)
+    _, _, outside, backdrop = random_cut_out(color, sketch, np.random.default_rng(0), backdrop_probability=1.0)
+    assert backdrop is not None and outside.any() and outside.dtype == np.bool_
 
 
 @pytest.fixture(scope="module")
@@ -101,5 +128,19 @@ def test_dataset_cuts_picture_and_sketch_together(prepared: Path) -> None:
         assert (b["sketch"][0][rim] < -0.3).float().mean() > 0.6  # the outline is inked along the rim
         assert kept.float().mean() > 0.15
         assert (b["image"][:, kept] == a["image"][:, kept]).all()
+
+    backdrop = PairedSketchDataset(DatasetConfig(root=str(prepared), flip=False, rough_probability=0.0,
+                                                 cutout_probability=1.0, cutout_backdrop_probability=1.0,
+                                                 hints=HintConfig(stroke_count=(0, 0))))  # only the dabs
+    for index in range(len(plain)):
+        item = backdrop[index]
+        corner = item["image"][:, 0, 0]
+        assert not (corner == 1).all()  # a colour, not paper
+        assert (item["image"][:, 0, :] == corner[:, None]).all()  # flat along the top row
+        hint, mask = item["hint"][:3], item["hint"][3] > 0
+        asked = mask & (hint - corner[:, None, None]).abs().amax(dim=0).lt(0.02)
+        assert asked.any() and (asked == mask).all()  # the dabs, in the backdrop colour
+    with pytest.raises(ValueError, match="cutout_backdrop_probability"):
+        DatasetConfig(root=str(prepared), cutout_backdrop_probability=-0.1)
     with pytest.raises(ValueError, match="cutout_probability"):
         DatasetConfig(root=str(prepared), cutout_probability=1.5)

@@ -32,7 +32,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..hint_format import hint_to_tensor
-from .cutout import random_cut_out
+from .cutout import add_backdrop_hints, random_cut_out
 from .hints import HintConfig, simulate_hints
 from .image_io import rgb_to_tensor, sketch_to_tensor
 from .manifest import DatasetInfo, ManifestRecord, read_dataset_info, read_manifest
@@ -54,7 +54,9 @@ class DatasetConfig:
     horizontal flips. zoom_out_probability / zoom_out_scale: share of items shrunk by a factor in
     that range onto white paper (``zoom.py``), picture and clean sketch alike. cutout_probability:
     share of items cut to a random outlined silhouette on white paper (``cutout.py``), after the
-    zoom-out, so the model learns that paper outside a figure's outline stays paper. in_memory: decode
+    zoom-out, so the model learns that paper outside a figure's outline stays paper;
+    cutout_backdrop_probability: share of those whose outside is a flat colour asked for by hint
+    dabs instead. in_memory: decode
     every PNG once at start (15k 64 px images take ~300 MB). fixed: evaluation mode (randomness
     from (seed, index) only). limit: use only the first N images of the split (by id).
     """
@@ -71,6 +73,7 @@ class DatasetConfig:
     zoom_out_probability: float = 0.0
     zoom_out_scale: tuple[float, float] = (0.45, 0.9)
     cutout_probability: float = 0.0
+    cutout_backdrop_probability: float = 0.0
     seed: int = 0
     in_memory: bool = True
     fixed: bool = False
@@ -85,8 +88,9 @@ class DatasetConfig:
             raise ValueError(f"line_style_probability must lie in [0, 1], got {self.line_style_probability}")
         if not 0.0 <= self.zoom_out_probability <= 1.0:
             raise ValueError(f"zoom_out_probability must lie in [0, 1], got {self.zoom_out_probability}")
-        if not 0.0 <= self.cutout_probability <= 1.0:
-            raise ValueError(f"cutout_probability must lie in [0, 1], got {self.cutout_probability}")
+        for name in ("cutout_probability", "cutout_backdrop_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         low, high = self.zoom_out_scale
         if not 0.1 <= low <= high <= 1.0:
             raise ValueError(f"zoom_out_scale must be [low, high] with 0.1 <= low <= high <= 1, "
@@ -204,12 +208,16 @@ class PairedSketchDataset(Dataset):
         color, sketch = np.ascontiguousarray(color), np.ascontiguousarray(sketch)
         if cfg.zoom_out_probability > 0 and rng_zoom.random() < cfg.zoom_out_probability:
             color, sketch = random_zoom_out(color, sketch, cfg.zoom_out_scale, rng_zoom)
+        outside, backdrop = None, None
         if cfg.cutout_probability > 0 and rng_cutout.random() < cfg.cutout_probability:
-            color, sketch = random_cut_out(color, sketch, rng_cutout)
+            color, sketch, outside, backdrop = random_cut_out(color, sketch, rng_cutout,
+                                                              cfg.cutout_backdrop_probability)
         rough = roughen(sketch, cfg.rough, rng_rough) if rng_rough.random() < cfg.rough_probability else sketch
         if cfg.line_style_probability > 0 and rng_style.random() < cfg.line_style_probability:
             rough = restyle(rough, cfg.line_style, rng_style)
         hint_rgb, mask = simulate_hints(color, cfg.hints, rng_hint)
+        if backdrop is not None:
+            hint_rgb, mask = add_backdrop_hints(hint_rgb, mask, outside, backdrop, rng_cutout)
         return {
             "image": rgb_to_tensor(color),
             "sketch": sketch_to_tensor(sketch),
