@@ -48,6 +48,24 @@ def scene(size: int, seed: int) -> Image.Image:
     return image
 
 
+def prepare_scenes(tmp_path_factory: pytest.TempPathFactory, count: int = 6, size: int = 80) -> Path:
+    """A dataset made by ``prepare`` from ``count`` scenes (detail sketches, no validation split)."""
+    from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
+
+    src = tmp_path_factory.mktemp("src")
+    for i in range(count):
+        scene(size, i).save(src / f"s{i:02d}.png")
+    out = tmp_path_factory.mktemp("data") / "ds"
+    prepare_dataset(src, out, PrepareConfig(extractors=("detail",), workers=1, val_fraction=0.0, seed=1),
+                    progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def prepared_scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return prepare_scenes(tmp_path_factory)
+
+
 @pytest.fixture
 def face_rgb() -> np.ndarray:
     return np.asarray(draw_face(64, 0))

@@ -8,11 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import scene
 from sketch2anime.data.cutout import add_backdrop_hints, cut_out, random_cut_out, random_silhouette
 from sketch2anime.data.dataset import DatasetConfig, PairedSketchDataset
 from sketch2anime.data.hints import HintConfig
-from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
 
 
 def _pair(side: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -101,20 +99,9 @@ def test_a_backdrop_fills_the_outside_and_its_dabs_ask_for_it_only_there() -> No
     assert backdrop is not None and outside.any() and outside.dtype == np.bool_
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    src = tmp_path_factory.mktemp("src")
-    for i in range(6):
-        scene(80, i).save(src / f"s{i:02d}.png")
-    out = tmp_path_factory.mktemp("data") / "ds"
-    prepare_dataset(src, out, PrepareConfig(extractors=("detail",), workers=1, val_fraction=0.0, seed=1),
-                    progress=False)
-    return out
-
-
-def test_dataset_cuts_picture_and_sketch_together(prepared: Path) -> None:
-    plain = PairedSketchDataset(DatasetConfig(root=str(prepared), flip=False, rough_probability=0.0))
-    cut = PairedSketchDataset(DatasetConfig(root=str(prepared), flip=False, rough_probability=0.0,
+def test_dataset_cuts_picture_and_sketch_together(prepared_scenes: Path) -> None:
+    plain = PairedSketchDataset(DatasetConfig(root=str(prepared_scenes), flip=False, rough_probability=0.0))
+    cut = PairedSketchDataset(DatasetConfig(root=str(prepared_scenes), flip=False, rough_probability=0.0,
                                             cutout_probability=1.0))
     for index in range(len(plain)):
         a, b = plain[index], cut[index]
@@ -129,7 +116,7 @@ def test_dataset_cuts_picture_and_sketch_together(prepared: Path) -> None:
         assert kept.float().mean() > 0.15
         assert (b["image"][:, kept] == a["image"][:, kept]).all()
 
-    backdrop = PairedSketchDataset(DatasetConfig(root=str(prepared), flip=False, rough_probability=0.0,
+    backdrop = PairedSketchDataset(DatasetConfig(root=str(prepared_scenes), flip=False, rough_probability=0.0,
                                                  cutout_probability=1.0, cutout_backdrop_probability=1.0,
                                                  hints=HintConfig(stroke_count=(0, 0))))  # only the dabs
     for index in range(len(plain)):
@@ -141,6 +128,6 @@ def test_dataset_cuts_picture_and_sketch_together(prepared: Path) -> None:
         asked = mask & (hint - corner[:, None, None]).abs().amax(dim=0).lt(0.02)
         assert asked.any() and (asked == mask).all()  # the dabs, in the backdrop colour
     with pytest.raises(ValueError, match="cutout_backdrop_probability"):
-        DatasetConfig(root=str(prepared), cutout_backdrop_probability=-0.1)
+        DatasetConfig(root=str(prepared_scenes), cutout_backdrop_probability=-0.1)
     with pytest.raises(ValueError, match="cutout_probability"):
-        DatasetConfig(root=str(prepared), cutout_probability=1.5)
+        DatasetConfig(root=str(prepared_scenes), cutout_probability=1.5)

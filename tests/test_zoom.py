@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import scene
 from sketch2anime.data.dataset import DatasetConfig, PairedSketchDataset
-from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
 from sketch2anime.data.zoom import random_zoom_out, zoom_out
 
 
@@ -60,20 +58,9 @@ def test_random_zoom_out_is_seeded_and_stays_in_range() -> None:
         assert 0.4 ** 2 * 64 * 64 <= kept <= 0.91 ** 2 * 64 * 64
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    src = tmp_path_factory.mktemp("src")
-    for i in range(6):
-        scene(80, i).save(src / f"s{i:02d}.png")
-    out = tmp_path_factory.mktemp("data") / "ds"
-    prepare_dataset(src, out, PrepareConfig(extractors=("detail",), workers=1, val_fraction=0.0, seed=1),
-                    progress=False)
-    return out
-
-
-def test_dataset_zooms_picture_and_sketch_together(prepared: Path) -> None:
-    plain = PairedSketchDataset(DatasetConfig(root=str(prepared), flip=False, rough_probability=0.0))
-    zoomed = PairedSketchDataset(DatasetConfig(root=str(prepared), flip=False, rough_probability=0.0,
+def test_dataset_zooms_picture_and_sketch_together(prepared_scenes: Path) -> None:
+    plain = PairedSketchDataset(DatasetConfig(root=str(prepared_scenes), flip=False, rough_probability=0.0))
+    zoomed = PairedSketchDataset(DatasetConfig(root=str(prepared_scenes), flip=False, rough_probability=0.0,
                                                zoom_out_probability=1.0, zoom_out_scale=(0.5, 0.5)))
     for index in range(len(plain)):
         a, b = plain[index], zoomed[index]
@@ -85,6 +72,6 @@ def test_dataset_zooms_picture_and_sketch_together(prepared: Path) -> None:
         # Same item, same hints stream: only the zoom stream is new, so flips/rough/hints match plain's.
         assert a["id"] == b["id"] and a["extractor"] == b["extractor"]
     with pytest.raises(ValueError, match="zoom_out_probability"):
-        DatasetConfig(root=str(prepared), zoom_out_probability=1.5)
+        DatasetConfig(root=str(prepared_scenes), zoom_out_probability=1.5)
     with pytest.raises(ValueError, match="zoom_out_scale"):
-        DatasetConfig(root=str(prepared), zoom_out_scale=(0.9, 0.5))
+        DatasetConfig(root=str(prepared_scenes), zoom_out_scale=(0.9, 0.5))

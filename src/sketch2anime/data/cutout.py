@@ -23,16 +23,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .image_io import check_color_and_sketch
+
 PAPER = 255
-
-
-def _check(color: np.ndarray, sketch: np.ndarray) -> int:
-    if color.dtype != np.uint8 or color.ndim != 3 or color.shape[2] != 3:
-        raise ValueError(f"colour must be an HxWx3 uint8 array, got {color.dtype} {color.shape}")
-    if sketch.dtype != np.uint8 or sketch.shape != color.shape[:2]:
-        raise ValueError(f"sketch must be an HxW uint8 array the colour's size {color.shape[:2]}, "
-                         f"got {sketch.dtype} {sketch.shape}")
-    return int(min(color.shape[:2]))
 
 
 def random_silhouette(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -68,7 +61,7 @@ def cut_out(color: np.ndarray, sketch: np.ndarray, silhouette: np.ndarray, outli
     ``backdrop``: an RGB colour for the outside of the colour image instead of paper (the sketch's
     outside stays paper either way).
     """
-    _check(color, sketch)
+    check_color_and_sketch(color, sketch)
     if silhouette.shape != sketch.shape or silhouette.dtype != np.bool_:
         raise ValueError(f"silhouette must be an HxW bool mask of the sketch's size {sketch.shape}, "
                          f"got {silhouette.dtype} {silhouette.shape}")
@@ -102,7 +95,7 @@ def random_cut_out(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generat
 
     Returns (colour, sketch, outside HxW bool, backdrop colour or None).
     """
-    side = _check(color, sketch)
+    side = min(check_color_and_sketch(color, sketch))
     if not 0.0 <= backdrop_probability <= 1.0:
         raise ValueError(f"backdrop_probability must lie in [0, 1], got {backdrop_probability}")
     silhouette = random_silhouette(sketch.shape[0], sketch.shape[1], rng)

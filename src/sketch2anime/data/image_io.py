@@ -243,6 +243,17 @@ def tensor_to_uint8(tensor: torch.Tensor) -> np.ndarray:
     return array[..., 0] if array.shape[-1] == 1 else array
 
 
+def check_color_and_sketch(color: np.ndarray, sketch: np.ndarray) -> tuple[int, int]:
+    """(H, W) of a colour array (HxWx3 uint8) and its sketch (HxW uint8), or ValueError."""
+    if not isinstance(color, np.ndarray) or color.dtype != np.uint8 or color.ndim != 3 or color.shape[2] != 3:
+        got = f"{color.dtype} {color.shape}" if isinstance(color, np.ndarray) else type(color).__name__
+        raise ValueError(f"colour must be an HxWx3 uint8 array, got {got}")
+    if not isinstance(sketch, np.ndarray) or sketch.dtype != np.uint8 or sketch.shape != color.shape[:2]:
+        got = f"{sketch.dtype} {sketch.shape}" if isinstance(sketch, np.ndarray) else type(sketch).__name__
+        raise ValueError(f"sketch must be an HxW uint8 array the colour's size {color.shape[:2]}, got {got}")
+    return int(color.shape[0]), int(color.shape[1])
+
+
 def list_images(folder: str | Path) -> list[Path]:
     """Image files under ``folder`` (recursive), sorted, by suffix.
 

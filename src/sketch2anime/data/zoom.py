@@ -18,18 +18,16 @@ import math
 import numpy as np
 from PIL import Image, ImageFilter
 
+from .image_io import check_color_and_sketch
+
 PAPER = 255
 
 
 def _check(color: np.ndarray, sketch: np.ndarray) -> int:
-    if color.dtype != np.uint8 or color.ndim != 3 or color.shape[2] != 3:
-        raise ValueError(f"colour must be an HxWx3 uint8 array, got {color.dtype} {color.shape}")
-    if sketch.dtype != np.uint8 or sketch.shape != color.shape[:2]:
-        raise ValueError(f"sketch must be an HxW uint8 array the colour's size {color.shape[:2]}, "
-                         f"got {sketch.dtype} {sketch.shape}")
-    if color.shape[0] != color.shape[1]:
-        raise ValueError(f"zoom-out needs square images, got {color.shape[1]}x{color.shape[0]}")
-    return int(color.shape[0])
+    height, width = check_color_and_sketch(color, sketch)
+    if height != width:
+        raise ValueError(f"zoom-out needs square images, got {width}x{height}")
+    return height
 
 
 def zoom_out(color: np.ndarray, sketch: np.ndarray, scale: float,
