@@ -32,15 +32,36 @@ def test_colour_split_tells_a_hedge_from_one_colouring() -> None:
 
 def test_results_follow_the_drawings_and_hints(tmp_path: Path) -> None:
     script = load_script("novice_realism")
-    folder = tiny_pipeline(tmp_path / "tiny", image_size=64)
-    results = script.model_results(str(folder), count=3, projection=0.5)
+    folder = tiny_pipeline(tmp_path / "tiny", image_size=128)
+    results, adherence = script.model_results(str(folder), count=3, projection=0.5)
     assert list(results) == list(script.CONDITIONS)
+    assert set(adherence) == {"hair", "background"} and all(np.isfinite(v) and v >= 0 for v in adherence.values())
     for images in results.values():
-        assert images.shape == (3, 3, 64, 64) and float(images.min()) >= -1 and float(images.max()) <= 1
+        assert images.shape == (3, 3, 128, 128) and float(images.min()) >= -1 and float(images.max()) <= 1
     # different characters give different pictures, and the hint layer reaches the picture
     no_hints = results[script.CONDITIONS[0]]
     assert float((no_hints[0] - no_hints[1]).abs().mean()) > 1e-4
     assert float((results[script.CONDITIONS[1]] - no_hints).abs().mean()) > 1e-4
+
+
+def test_the_hint_layer_splits_into_the_hair_stroke_and_the_background_dabs() -> None:
+    script = load_script("novice_realism")
+    from sketch2anime.hint_format import rgba_to_hint
+
+    hair, background = (40, 90, 220), (250, 230, 200)
+    layer = script.hint_layer(256, hair, background)
+    whole = rgba_to_hint(layer, 128, 4)
+    hair_part, background_part = script.split_hint(layer, hair, 128, 4)
+    on_hair, on_background = hair_part[3] > 0.5, background_part[3] > 0.5
+    assert on_hair.any() and on_background.any() and not (on_hair & on_background).any()
+    assert torch.equal(on_hair | on_background, whole[3] > 0.5)  # nothing lost, nothing added
+    blue = torch.tensor(hair, dtype=torch.float32) / 127.5 - 1
+    cream = torch.tensor(background, dtype=torch.float32) / 127.5 - 1
+    assert (hair_part[:3, on_hair] - blue[:, None]).abs().max() < 0.1
+    assert (background_part[:3, on_background] - cream[:, None]).abs().max() < 0.1
+    # the dabs sit in the top corners, the stroke across the top of the head
+    assert on_background[:4].any() and not on_background[:, 8:24].any()
+    assert on_hair[:, 8:24].any()
 
 
 def test_a_seed_on_a_model_without_colour_schemes_is_refused(tmp_path: Path) -> None:
