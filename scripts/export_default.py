@@ -322,8 +322,9 @@ GUIDED_DATA = [
     "(selfie2anime domain B as committed in the public repository zeka-io/selfie-to-anime) downscaled from 256 to "
     "128 px, 2,950 for training and 150 held out (seeded, duplicate-aware split). Sketches: the detail filter, XDoG "
     "at three sigmas and HED; on the fly: rough/partial sketches (jitter, dropout, partial drawing, thickness), "
-    "line-style changes (width, darkness, blur, binarising, noise), flips, random crops (jitter 1.08) and "
-    "round-brush colour hints.",
+    "line-style changes (width, darkness, blur, binarising, noise), flips, random crops (jitter 1.08), "
+    "zoom-out onto white paper, figure cut-outs (an outlined silhouette on white paper or on a flat backdrop "
+    "colour that hint dabs ask for; the last two fine-tunes) and round-brush colour hints.",
     "- Sketch autoencoder: the 64 px autoencoder of the previous default model, trained on `datasets/faces64` "
     "(14,896 getchu.com visual-novel faces, detail + XDoG; 2000 steps × 32 images, 0.51 h on this CPU); unchanged "
     "here. The latent bank is re-encoded from the 128 px training sketches (min-pooled to 64 px)."]
@@ -348,12 +349,15 @@ GUIDED_RETRAIN = (
     "runs/guided128_long_gan --snapshot N --soup-alpha A`, the step and alpha in the budget note above), "
     "then, with that average installed as the default, the novice-drawing fine-tune "
     "`configs/guided128_novice.toml` (it starts from the shipped model; export with `--part-bank-styles "
-    "detail,xdog`); the stage-1 autoencoder comes from `experiment.autoencoder_dir`, "
+    "detail,xdog`), then from that model the figure cut-out fine-tune `configs/guided128_cutout.toml` and, "
+    "from its model, the backdrop fine-tune `configs/guided128_backdrop.toml` (export with "
+    "`--part-bank-styles detail,xdog`); the stage-1 autoencoder comes from `experiment.autoencoder_dir`, "
     "`configs/ae64.toml` trains a new one). Add `--set train.threads=1` when another job shares the 2-core "
     "machine: one thread per job was fastest then.")
 GUIDED_LIMITS = [
-    "- 128 px face crops: it draws a face-crop composition. Full-body sketches, hands, objects and scenery are "
-    "outside what it has seen.",
+    "- 128 px face crops: it draws a face-crop composition. A figure drawn on white paper keeps the paper "
+    "outside its outline (the cut-out fine-tunes), unless a hint asks for a background colour there; but "
+    "bodies, hands, objects and scenery are outside what it has seen, and it paints them with face colours.",
     "- Trained for about {hours} hours on a 2-core CPU (the budget table's rows together): layouts and hints "
     "are followed, but flat regions still carry some colour blotches (fewer since the SSIM fine-tune; the "
     "adversarial fine-tunes add texture and some pink smudges) and fine detail is missing; the guide "
