@@ -64,6 +64,15 @@ def test_the_hint_layer_splits_into_the_hair_stroke_and_the_background_dabs() ->
     assert on_hair[:, 8:24].any()
 
 
+def test_centre_crop_keeps_the_middle() -> None:
+    script = load_script("novice_realism")
+    images = torch.zeros(2, 3, 10, 10)
+    images[:, :, 2:8, 2:8] = 1.0  # a bright middle in a dark frame
+    middle = script.centre_crop(images, 0.6)
+    assert middle.shape == (2, 3, 6, 6) and bool((middle == 1).all())
+    assert torch.equal(script.centre_crop(images, 1.0), images)
+
+
 def test_a_seed_on_a_model_without_colour_schemes_is_refused(tmp_path: Path) -> None:
     """``FOLDER@seed=N`` on a pipeline without palettes would report its own colours under a Seed's name."""
     script = load_script("novice_realism")
