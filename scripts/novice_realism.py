@@ -45,11 +45,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from showcase import BACKGROUND_COLOURS, HAIR_COLOURS, hint_layer, novice_face  # noqa: E402
 
 from sketch2anime.data.image_io import load_rgb, rgb_to_tensor  # noqa: E402
-from sketch2anime.hint_format import rgba_to_hint  # noqa: E402
 from sketch2anime.evaluation.color import hint_adherence, rgb_to_lab  # noqa: E402
 from sketch2anime.evaluation.fid import fid_kid, make_feature_extractor, paired_kid_difference  # noqa: E402
 from sketch2anime.evaluation.models_under_test import check_colour_seed, parse_model_spec  # noqa: E402
 from sketch2anime.evaluation.protocol import EvaluationProtocol, ProtocolConfig  # noqa: E402
+from sketch2anime.hint_format import rgba_to_hint  # noqa: E402
 from sketch2anime.inference import Sketch2AnimePipeline  # noqa: E402
 from sketch2anime.upscale.upscaler import multiply_lines  # noqa: E402
 

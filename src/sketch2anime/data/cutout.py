@@ -29,7 +29,7 @@ PAPER = 255
 
 
 def random_silhouette(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-    """HxW bool mask: a smooth blob of 2-4 overlapping ellipses around the centre, ~30-75% of the page.
+    """HxW bool mask: a smooth blob of 2-4 overlapping ellipses around the centre, 17-60% of the page.
 
     A head-like ellipse near the upper middle and body-like ones below it, some running off the
     bottom edge as a half-body drawing does.
@@ -113,8 +113,8 @@ def add_backdrop_hints(hint_rgb: np.ndarray, mask: np.ndarray, outside: np.ndarr
     """Round dabs of ``backdrop`` on the outside, added to simulated hints.
 
     hint_rgb (h, w, 3) uint8 and mask (h, w) bool at the hint resolution (``simulate_hints``);
-    outside: HxW bool at the image's size. A dab's centre lies where the whole hint pixel is outside,
-    so the dab asks for the backdrop, not for the figure. Returns new arrays.
+    outside: HxW bool at the image's size. Dabs cover only hint cells that lie wholly outside, so a
+    dab asks for the backdrop, not for the figure. Returns new arrays.
     """
     h, w = mask.shape
     if hint_rgb.shape != (h, w, 3) or outside.ndim != 2:
