@@ -37,7 +37,7 @@ def test_cut_out_keeps_the_inside_and_turns_the_outside_to_paper_with_an_outline
     core = _disc(radius=17)
     assert np.array_equal(page_color[core], color[core])
     assert np.array_equal(page_sketch[core], sketch[core])
-    # the outline is ink on the silhouette's rim: every rim pixel is dark, and the paper well away is not
+    # the outline is ink on the silhouette's rim: the rim is dark on average
     rim = disc & ~_disc(radius=19)
     assert page_sketch[rim].mean() < 100
 
