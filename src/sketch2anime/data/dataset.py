@@ -33,6 +33,7 @@ from torch.utils.data import Dataset
 
 from ..hint_format import hint_to_tensor
 from .cutout import add_backdrop_hints, random_cut_out
+from .figure import random_figure
 from .hints import HintConfig, simulate_hints
 from .image_io import rgb_to_tensor, sketch_to_tensor
 from .manifest import DatasetInfo, ManifestRecord, read_dataset_info, read_manifest
@@ -56,7 +57,9 @@ class DatasetConfig:
     share of items cut to a random outlined silhouette on white paper (``cutout.py``), after the
     zoom-out, so the model learns that paper outside a figure's outline stays paper;
     cutout_backdrop_probability: share of those whose outside is a flat colour asked for by hint
-    dabs instead. in_memory: decode
+    dabs instead. figure_probability: share of items drawn as the head of a flat-coloured,
+    outlined half-body figure on paper (``figure.py``; its backdrop share is
+    cutout_backdrop_probability too); those are not cut out as well. in_memory: decode
     every PNG once at start (15k 64 px images take ~300 MB). fixed: evaluation mode (randomness
     from (seed, index) only). limit: use only the first N images of the split (by id).
     """
@@ -74,6 +77,7 @@ class DatasetConfig:
     zoom_out_scale: tuple[float, float] = (0.45, 0.9)
     cutout_probability: float = 0.0
     cutout_backdrop_probability: float = 0.0
+    figure_probability: float = 0.0
     seed: int = 0
     in_memory: bool = True
     fixed: bool = False
@@ -88,7 +92,7 @@ class DatasetConfig:
             raise ValueError(f"line_style_probability must lie in [0, 1], got {self.line_style_probability}")
         if not 0.0 <= self.zoom_out_probability <= 1.0:
             raise ValueError(f"zoom_out_probability must lie in [0, 1], got {self.zoom_out_probability}")
-        for name in ("cutout_probability", "cutout_backdrop_probability"):
+        for name in ("cutout_probability", "cutout_backdrop_probability", "figure_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         low, high = self.zoom_out_scale
@@ -187,18 +191,18 @@ class PairedSketchDataset(Dataset):
         return _read_sketch(self.root / path, self.image_size)  # type: ignore[operator]
 
     def generators(self, index: int) -> list[np.random.Generator]:
-        """Independent generators (extractor choice, flip, rough, hint, style, zoom, cut-out) for item ``index``."""
+        """Independent generators (extractor choice, flip, rough, hint, style, zoom, cut-out, figure) for item ``index``."""
         cfg = self.config
         key = [_STREAM_TAG, cfg.seed, index] if cfg.fixed else [_STREAM_TAG + 1, cfg.seed, self.epoch, index]
         # Children are indexed, so adding a stream later leaves the first ones unchanged.
-        return [np.random.default_rng(child) for child in np.random.SeedSequence(key).spawn(7)]
+        return [np.random.default_rng(child) for child in np.random.SeedSequence(key).spawn(8)]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} images")
         index = int(index) % len(self)
         cfg = self.config
-        rng_choice, rng_flip, rng_rough, rng_hint, rng_style, rng_zoom, rng_cutout = self.generators(index)
+        rng_choice, rng_flip, rng_rough, rng_hint, rng_style, rng_zoom, rng_cutout, rng_figure = self.generators(index)
         choices = self._choices[index]
         extractor = self.extractors[choices[int(rng_choice.integers(len(choices)))]]
         color = self.color(index)
@@ -209,7 +213,12 @@ class PairedSketchDataset(Dataset):
         if cfg.zoom_out_probability > 0 and rng_zoom.random() < cfg.zoom_out_probability:
             color, sketch = random_zoom_out(color, sketch, cfg.zoom_out_scale, rng_zoom)
         outside, backdrop = None, None
-        if cfg.cutout_probability > 0 and rng_cutout.random() < cfg.cutout_probability:
+        extra_rng = rng_cutout
+        if cfg.figure_probability > 0 and rng_figure.random() < cfg.figure_probability:
+            color, sketch, outside, backdrop = random_figure(color, sketch, rng_figure,
+                                                             cfg.cutout_backdrop_probability)
+            extra_rng = rng_figure
+        elif cfg.cutout_probability > 0 and rng_cutout.random() < cfg.cutout_probability:
             color, sketch, outside, backdrop = random_cut_out(color, sketch, rng_cutout,
                                                               cfg.cutout_backdrop_probability)
         rough = roughen(sketch, cfg.rough, rng_rough) if rng_rough.random() < cfg.rough_probability else sketch
@@ -217,7 +226,7 @@ class PairedSketchDataset(Dataset):
             rough = restyle(rough, cfg.line_style, rng_style)
         hint_rgb, mask = simulate_hints(color, cfg.hints, rng_hint)
         if backdrop is not None:
-            hint_rgb, mask = add_backdrop_hints(hint_rgb, mask, outside, backdrop, rng_cutout)
+            hint_rgb, mask = add_backdrop_hints(hint_rgb, mask, outside, backdrop, extra_rng)
         return {
             "image": rgb_to_tensor(color),
             "sketch": sketch_to_tensor(sketch),

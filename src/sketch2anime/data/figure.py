@@ -1,0 +1,204 @@
+"""Half-body figure augmentation: the training face as the head of a drawn, flat-coloured figure.
+
+The training data are face crops, but users (and the real line-art pairs) draw whole characters: a
+head on a body in clothes, on white paper. Shown a body, the face-trained default painted blotches of
+hair and skin colours over it, because nothing it had seen was a shirt. This augmentation shrinks the
+face, cuts it to a head silhouette high on the page, and draws a body below it out of simple parts
+(neck, torso, skirt or trousers, arms, a collar), each a closed region with an inked outline and a
+flat cel colour plus one shadow tone, which is how anime clothes are coloured. Lines are multiplied
+into the colour image as well, as in coloured line art. Hints simulated on the result then land on
+the clothes too, so the model learns to fill an outlined region with the colour dabbed into it.
+
+Arrays are uint8 HxWx3 (colour) and HxW (sketch, 255 paper, 0 ink) of the same side; outputs keep it.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .cutout import PAPER, random_backdrop
+from .image_io import check_color_and_sketch
+
+# Clothes: saturated to pastel colours of any hue, and a share of white and near-black pieces.
+WHITE_SHARE, DARK_SHARE = 0.2, 0.1
+
+
+def random_cloth_colour(rng: np.random.Generator) -> np.ndarray:
+    """One RGB uint8 colour for a piece of clothing."""
+    roll = rng.random()
+    if roll < WHITE_SHARE:
+        return np.full(3, int(rng.integers(235, 256)), np.uint8)
+    if roll < WHITE_SHARE + DARK_SHARE:
+        return np.full(3, int(rng.integers(30, 70)), np.uint8)
+    hsv = np.array([[[rng.uniform(0, 180), rng.uniform(0.25, 0.9) * 255, rng.uniform(0.45, 1.0) * 255]]])
+    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0]
+
+
+def _role_colours(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One colour per role: skin for the neck, sleeves mostly in the torso's colour, legs alike."""
+    torso = random_cloth_colour(rng)
+    skin = cv2.cvtColor(np.array([[[rng.uniform(5, 15), rng.uniform(0.08, 0.3) * 255,
+                                    rng.uniform(0.9, 1.0) * 255]]]).astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0]
+    return {"torso": torso, "neck": skin, "skirt": random_cloth_colour(rng), "leg": random_cloth_colour(rng),
+            "collar": random_cloth_colour(rng),
+            "arm": torso if rng.random() < 0.6 else (skin if rng.random() < 0.5 else random_cloth_colour(rng))}
+
+
+def _poly(points: list[tuple[float, float]], height: int, width: int) -> np.ndarray:
+    mask = np.zeros((height, width), np.uint8)
+    pts = np.array([[x * width, y * height] for x, y in points], np.int32)
+    cv2.fillPoly(mask, [pts], 255, lineType=cv2.LINE_8)
+    return mask > 0
+
+
+def _ellipse(cx: float, cy: float, rx: float, ry: float, angle: float, height: int, width: int) -> np.ndarray:
+    mask = np.zeros((height, width), np.uint8)
+    cv2.ellipse(mask, (int(cx * width), int(cy * height)), (max(1, int(rx * width)), max(1, int(ry * height))),
+                angle, 0, 360, 255, thickness=-1)
+    return mask > 0
+
+
+def random_body_parts(height: int, width: int, neck_x: float, neck_y: float,
+                      rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
+    """(role, HxW bool mask) of a body's parts, back to front, hanging from the neck at (neck_x, neck_y).
+
+    Roles: "arm", "neck", "torso", "skirt", "leg", "collar".
+    Coordinates are fractions of the page. Arms (0-2) lie behind the torso or in front of it,
+    trousers or a skirt below the waist, a collar over the top of the torso; parts run off the
+    bottom of the page as in a half-body drawing.
+    """
+    if height < 16 or width < 16:
+        raise ValueError(f"a figure needs a page of at least 16x16 px, got {width}x{height}")
+    shoulder = rng.uniform(0.15, 0.3)  # half the shoulder width
+    top = neck_y + rng.uniform(0.0, 0.04)
+    waist_y = top + rng.uniform(0.22, 0.38)
+    waist = shoulder * rng.uniform(0.6, 0.95)
+    parts: list[tuple[str, np.ndarray]] = []
+    arms_front = rng.random() < 0.4
+    arms = []
+    for side in (-1, 1):
+        if rng.random() < 0.8:
+            angle = side * rng.uniform(5, 40)
+            length = rng.uniform(0.15, 0.3)
+            cx = neck_x + side * shoulder * 0.9 + side * np.sin(np.radians(abs(angle))) * length * 0.5
+            arms.append(("arm", _ellipse(cx, top + length * 0.55, rng.uniform(0.035, 0.07), length * 0.55,
+                                 -angle, height, width)))
+    if not arms_front:
+        parts += arms
+    parts.append(("neck", _ellipse(neck_x, neck_y - 0.01, rng.uniform(0.03, 0.06), rng.uniform(0.04, 0.07), 0, height, width)))
+    parts.append(("torso", _poly([(neck_x - shoulder, top + 0.03), (neck_x - shoulder * 0.7, top),
+                        (neck_x + shoulder * 0.7, top), (neck_x + shoulder, top + 0.03),
+                        (neck_x + waist, waist_y), (neck_x - waist, waist_y)], height, width)))
+    if rng.random() < 0.5:  # a skirt flaring out, else two trouser legs
+        flare = waist * rng.uniform(1.2, 2.0)
+        hem = waist_y + rng.uniform(0.15, 0.35)
+        parts.append(("skirt", _poly([(neck_x - waist, waist_y - 0.01), (neck_x + waist, waist_y - 0.01),
+                            (neck_x + flare, hem), (neck_x - flare, hem)], height, width)))
+    else:
+        gap = waist * rng.uniform(0.05, 0.2)
+        for side in (-1, 1):
+            inner, outer = neck_x + side * gap, neck_x + side * waist
+            parts.append(("leg", _poly([(inner, waist_y - 0.01), (outer, waist_y - 0.01),
+                                (outer + side * 0.02, 1.05), (inner, 1.05)], height, width)))
+    if rng.random() < 0.6:
+        parts.append(("collar", _ellipse(neck_x, top + 0.02, shoulder * rng.uniform(0.35, 0.7), rng.uniform(0.03, 0.06),
+                              0, height, width)))
+    if arms_front:
+        parts += arms
+    return [(role, mask) for role, mask in parts if mask.any()]
+
+
+def _shade(part: np.ndarray, base: np.ndarray, rng: np.random.Generator
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ys, xs, Nx3 float colours) of one part's pixels: ``base``, darker on the side away from a light."""
+    ys, xs = np.nonzero(part)
+    angle = rng.uniform(0, 2 * np.pi)
+    along = np.cos(angle) * (xs - xs.mean()) + np.sin(angle) * (ys - ys.mean())
+    cut = np.quantile(along, rng.uniform(0.5, 0.8))
+    tone = np.broadcast_to(base.astype(np.float32), (len(ys), 3)).copy()
+    tone[along > cut] *= rng.uniform(0.7, 0.88)
+    return ys, xs, tone
+
+
+def draw_figure(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generator, head_scale: float = 0.5,
+                head_x: float = 0.5, head_top: float = 0.05, outline_width: int = 1, outline_ink: int = 0,
+                backdrop: tuple[int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The face (``color``, ``sketch``) shrunk by ``head_scale`` as the head of a drawn figure.
+
+    head_x: the head's centre, head_top: its top, as fractions of the page. Returns
+    (colour, sketch, outside HxW bool): the body's parts are flat-coloured and inked, the head keeps
+    the face inside an oval silhouette, and outside the figure is paper (or ``backdrop`` in colour).
+    """
+    side = min(check_color_and_sketch(color, sketch))
+    if not 0.2 <= head_scale <= 0.9:
+        raise ValueError(f"head_scale must lie in [0.2, 0.9], got {head_scale}")
+    if outline_width < 1 or not 0 <= outline_ink <= 255:
+        raise ValueError(f"outline_width must be >= 1 and outline_ink in [0, 255], got {outline_width}, {outline_ink}")
+    h, w = sketch.shape
+    head = max(4, int(round(side * head_scale)))
+    x0 = int(round(head_x * w - head / 2))
+    y0 = int(round(head_top * h))
+    parts = random_body_parts(h, w, (x0 + head / 2) / w, (y0 + head * 0.92) / h, rng)
+
+    page = np.full((h, w, 3), PAPER, np.float32)
+    outside = np.ones((h, w), bool)
+    ink = np.full((h, w), PAPER, np.uint8)
+    colours = _role_colours(rng)
+    for role, part in parts:  # back to front: each part covers the ones before, its outline included
+        ys, xs, tone = _shade(part, colours[role], rng)
+        page[ys, xs] = tone
+        ink[part] = PAPER
+        contours, _ = cv2.findContours(part.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(ink, contours, -1, outline_ink, thickness=outline_width, lineType=cv2.LINE_AA)
+        outside &= ~part
+
+    # the head: the shrunk face inside an oval that the page clips
+    small_color = cv2.resize(color, (head, head), interpolation=cv2.INTER_AREA)
+    small_sketch = cv2.resize(sketch, (head, head), interpolation=cv2.INTER_AREA)
+    oval = np.zeros((h, w), np.uint8)
+    cv2.ellipse(oval, (x0 + head // 2, y0 + head // 2), (int(head * rng.uniform(0.42, 0.5)), int(head * 0.5)),
+                0, 0, 360, 255, thickness=-1)
+    box = np.zeros((h, w), bool)
+    ty0, tx0, ty1, tx1 = max(0, y0), max(0, x0), min(h, y0 + head), min(w, x0 + head)
+    box[ty0:ty1, tx0:tx1] = True
+    in_head = (oval > 0) & box
+    head_color = np.full((h, w, 3), PAPER, np.uint8)
+    head_sketch = np.full((h, w), PAPER, np.uint8)
+    head_color[ty0:ty1, tx0:tx1] = small_color[ty0 - y0:ty1 - y0, tx0 - x0:tx1 - x0]
+    head_sketch[ty0:ty1, tx0:tx1] = small_sketch[ty0 - y0:ty1 - y0, tx0 - x0:tx1 - x0]
+    page[in_head] = head_color[in_head]
+    ink[in_head] = head_sketch[in_head]
+    contours, _ = cv2.findContours(in_head.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    rim = np.full((h, w), PAPER, np.uint8)
+    cv2.drawContours(rim, contours, -1, outline_ink, thickness=outline_width, lineType=cv2.LINE_AA)
+    ink = np.minimum(ink, rim)
+    outside &= ~in_head
+
+    if backdrop is not None:
+        page[outside] = np.asarray(backdrop, np.float32)
+    # coloured line art carries its lines; the head's own lines are already in the face's colours
+    lines = np.where(in_head, PAPER, ink).astype(np.float32) / PAPER
+    page *= np.minimum(lines, rim.astype(np.float32) / PAPER)[..., None]
+    return np.clip(page + 0.5, 0, 255).astype(np.uint8), ink, outside
+
+
+def random_figure(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generator,
+                  backdrop_probability: float = 0.0
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int] | None]:
+    """``draw_figure`` with a random head size (35-60% of the page) and place, a pen ~1 px per 128 px
+    (dark grey to black) and, with ``backdrop_probability``, a ``random_backdrop``.
+
+    Returns (colour, sketch, outside HxW bool, backdrop colour or None), as ``random_cut_out`` does.
+    """
+    side = min(check_color_and_sketch(color, sketch))
+    if not 0.0 <= backdrop_probability <= 1.0:
+        raise ValueError(f"backdrop_probability must lie in [0, 1], got {backdrop_probability}")
+    scale = rng.uniform(0.35, 0.6)
+    width = max(1, int(round(side / 128 * rng.uniform(0.8, 1.6))))
+    ink = int(rng.integers(0, 70))
+    backdrop = random_backdrop(rng) if rng.random() < backdrop_probability else None
+    page_color, page_sketch, outside = draw_figure(
+        color, sketch, rng, head_scale=scale, head_x=rng.uniform(0.4, 0.6), head_top=rng.uniform(0.0, 0.12),
+        outline_width=width, outline_ink=ink, backdrop=backdrop)
+    return page_color, page_sketch, outside, backdrop
