@@ -7,7 +7,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from sketch2anime.data.dataset import DatasetConfig, PairedSketchDataset
 from sketch2anime.data.figure import draw_figure, random_body_parts, random_figure
