@@ -174,7 +174,13 @@ def test_simplify_in_roughen_only_when_enabled() -> None:
 
 
 def test_presets_and_validation(face_sketch: np.ndarray) -> None:
-    assert set(ROUGH_PRESETS) == {"light", "medium", "heavy"}
+    assert set(ROUGH_PRESETS) == {"light", "medium", "heavy", "unfinished"}
+    # unfinished: the lines it keeps are the clean sketch's own, and a large share of the ink is gone
+    for seed in range(5):
+        unfinished = roughen(face_sketch, RoughSketchConfig.preset("unfinished"), np.random.default_rng(seed))
+        kept, ink = unfinished < 128, face_sketch < 128
+        assert not (kept & ~ink).any()
+        assert 0.25 < kept.sum() / ink.sum() < 0.7
     assert RoughSketchConfig.preset("medium") == RoughSketchConfig()
     light, heavy = RoughSketchConfig.preset("light"), RoughSketchConfig.preset("heavy")
     assert light.dropout_share[1] < heavy.dropout_share[1]

@@ -211,7 +211,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--hint-levels", default="none,sparse,dense", help="comma list: none, sparse (1-3 strokes), dense (8-15)")
-    p.add_argument("--roughness", default="none,medium,heavy", help="sketch conditions: none (clean), light, medium, heavy")
+    p.add_argument("--roughness", default="none,medium,heavy", help="sketch conditions: none (clean), light, medium, heavy, unfinished (clean lines, only the first 35-60%% of the ink in drawing order)")
     p.add_argument("--projection", dest="projections", default="0,0.5,1",
                    help="projection strengths tried for sketch2anime models")
     p.add_argument("--fid", default="auto", choices=["auto", "inception", "hed-vgg", "none"],

@@ -18,7 +18,7 @@ A "stroke" is a connected ink component cut into pieces by a randomly offset squ
 ``segment_length``, so that one long connected outline (face + hair) does not vanish as a whole.
 Dropout and partial only ever erase ink; thickness and jitter change its shape.
 
-Presets: ``RoughSketchConfig.preset("light" | "medium" | "heavy")``; the plain defaults equal
+Presets: ``RoughSketchConfig.preset("light" | "medium" | "heavy" | "unfinished")``; the plain defaults equal
 "medium". Pixel quantities are at ``reference_size`` and scaled by ``min(H, W) / reference_size``.
 """
 
@@ -94,6 +94,10 @@ ROUGH_PRESETS: dict[str, dict[str, object]] = {
     "heavy": dict(dropout_probability=0.7, dropout_share=(0.1, 0.45), partial_probability=0.5,
                   partial_keep=(0.25, 0.9), thickness_probability=0.5, thickness_change=(-1.0, 4.0),
                   jitter_probability=1.0, jitter_amplitude=(2.5, 7.0), jitter_grid=7),
+    # a drawing in progress: clean lines, only the first 35-60% of the ink in drawing order (what the
+    # panel's live result sees while the user draws; where the projection slider should help most)
+    "unfinished": dict(dropout_probability=0.0, partial_probability=1.0, partial_keep=(0.35, 0.6),
+                       thickness_probability=0.0, jitter_probability=0.0),
 }
 
 

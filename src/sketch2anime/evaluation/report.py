@@ -66,7 +66,8 @@ def headline_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]], 
     levels = [e["hint_level"] for e in entries]
     level = "sparse" if "sparse" in levels else next((lv for lv in levels if lv != "none"), "none")
     rough = [e["roughness"] for e in entries if e["roughness"] != "none"]
-    heaviest = max(rough, key=["light", "medium", "heavy"].index) if rough else None
+    # the jittered levels by strength; "unfinished" (clean lines, ink missing) only when alone
+    heaviest = max(rough, key=["unfinished", "light", "medium", "heavy"].index) if rough else None
     by_key = {(e["model"], e["projection"], e["condition"]): e for e in entries if e["hint_level"] == level}
     headers = ["model", "projection", "SSIM ↑", _display_header(result), "FID ↓", "KID×10³ ↓", "ΔE00 med ↓",
                "line F ↑", "chamfer px ↓", "sensitivity"]
