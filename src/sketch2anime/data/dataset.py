@@ -213,11 +213,11 @@ class PairedSketchDataset(Dataset):
         if cfg.zoom_out_probability > 0 and rng_zoom.random() < cfg.zoom_out_probability:
             color, sketch = random_zoom_out(color, sketch, cfg.zoom_out_scale, rng_zoom)
         outside, backdrop = None, None
-        extra_rng = rng_cutout
+        backdrop_rng = rng_cutout
         if cfg.figure_probability > 0 and rng_figure.random() < cfg.figure_probability:
             color, sketch, outside, backdrop = random_figure(color, sketch, rng_figure,
                                                              cfg.cutout_backdrop_probability)
-            extra_rng = rng_figure
+            backdrop_rng = rng_figure
         elif cfg.cutout_probability > 0 and rng_cutout.random() < cfg.cutout_probability:
             color, sketch, outside, backdrop = random_cut_out(color, sketch, rng_cutout,
                                                               cfg.cutout_backdrop_probability)
@@ -226,7 +226,7 @@ class PairedSketchDataset(Dataset):
             rough = restyle(rough, cfg.line_style, rng_style)
         hint_rgb, mask = simulate_hints(color, cfg.hints, rng_hint)
         if backdrop is not None:
-            hint_rgb, mask = add_backdrop_hints(hint_rgb, mask, outside, backdrop, extra_rng)
+            hint_rgb, mask = add_backdrop_hints(hint_rgb, mask, outside, backdrop, backdrop_rng)
         return {
             "image": rgb_to_tensor(color),
             "sketch": sketch_to_tensor(sketch),
