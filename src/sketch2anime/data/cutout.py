@@ -87,6 +87,18 @@ def random_backdrop(rng: np.random.Generator) -> tuple[int, int, int]:
     return int(r), int(g), int(b)
 
 
+def random_pen(side: int, rng: np.random.Generator, backdrop_probability: float
+               ) -> tuple[int, int, tuple[int, int, int] | None]:
+    """(outline width ~1 px per 128 px of page, ink 0-69 (black to dark grey), a ``random_backdrop`` with
+    ``backdrop_probability`` or None): the outline pen and outside of the cut-outs and the figures."""
+    if not 0.0 <= backdrop_probability <= 1.0:
+        raise ValueError(f"backdrop_probability must lie in [0, 1], got {backdrop_probability}")
+    width = max(1, int(round(side / 128 * rng.uniform(0.8, 1.6))))
+    ink = int(rng.integers(0, 70))
+    backdrop = random_backdrop(rng) if rng.random() < backdrop_probability else None
+    return width, ink, backdrop
+
+
 def random_cut_out(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generator,
                    backdrop_probability: float = 0.0
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int] | None]:
@@ -96,12 +108,8 @@ def random_cut_out(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generat
     Returns (colour, sketch, outside HxW bool, backdrop colour or None).
     """
     side = min(check_color_and_sketch(color, sketch))
-    if not 0.0 <= backdrop_probability <= 1.0:
-        raise ValueError(f"backdrop_probability must lie in [0, 1], got {backdrop_probability}")
     silhouette = random_silhouette(sketch.shape[0], sketch.shape[1], rng)
-    width = max(1, int(round(side / 128 * rng.uniform(0.8, 1.6))))
-    ink = int(rng.integers(0, 70))
-    backdrop = random_backdrop(rng) if rng.random() < backdrop_probability else None
+    width, ink, backdrop = random_pen(side, rng, backdrop_probability)
     page_color, page_sketch = cut_out(color, sketch, silhouette, outline_width=width, outline_ink=ink,
                                       backdrop=backdrop)
     return page_color, page_sketch, ~silhouette, backdrop

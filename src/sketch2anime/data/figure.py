@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .cutout import PAPER, random_backdrop
+from .cutout import PAPER, random_pen
 from .image_io import check_color_and_sketch
 
 # Clothes: saturated to pastel colours of any hue, and a share of white and near-black pieces.
@@ -192,12 +192,8 @@ def random_figure(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generato
     Returns (colour, sketch, outside HxW bool, backdrop colour or None), as ``random_cut_out`` does.
     """
     side = min(check_color_and_sketch(color, sketch))
-    if not 0.0 <= backdrop_probability <= 1.0:
-        raise ValueError(f"backdrop_probability must lie in [0, 1], got {backdrop_probability}")
     scale = rng.uniform(0.35, 0.6)
-    width = max(1, int(round(side / 128 * rng.uniform(0.8, 1.6))))
-    ink = int(rng.integers(0, 70))
-    backdrop = random_backdrop(rng) if rng.random() < backdrop_probability else None
+    width, ink, backdrop = random_pen(side, rng, backdrop_probability)
     page_color, page_sketch, outside = draw_figure(
         color, sketch, rng, head_scale=scale, head_x=rng.uniform(0.4, 0.6), head_top=rng.uniform(0.0, 0.12),
         outline_width=width, outline_ink=ink, backdrop=backdrop)
