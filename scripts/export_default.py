@@ -354,7 +354,8 @@ GUIDED_RETRAIN = (
     "from its model, the backdrop fine-tune `configs/guided128_backdrop.toml` (export with "
     "`--part-bank-styles detail,xdog`), then, with that installed as the default, the half-body figure "
     "fine-tune `configs/guided128_figure.toml`, shipped at the snapshot named in the budget note above "
-    "(`scripts/export_default.py runs/guided128_figure --snapshot N --part-bank-styles detail,xdog`); the stage-1 autoencoder comes from `experiment.autoencoder_dir`, "
+    "(`scripts/export_default.py runs/guided128_figure --snapshot N --part-bank-styles detail,xdog`); the "
+    "stage-1 autoencoder comes from `experiment.autoencoder_dir`, "
     "`configs/ae64.toml` trains a new one). Add `--set train.threads=1` when another job shares the 2-core "
     "machine: one thread per job was fastest then.")
 GUIDED_LIMITS = [
