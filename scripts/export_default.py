@@ -325,7 +325,7 @@ GUIDED_DATA = [
     "line-style changes (width, darkness, blur, binarising, noise), flips, random crops (jitter 1.08), "
     "zoom-out onto white paper, figure cut-outs (an outlined silhouette on white paper or on a flat backdrop "
     "colour that hint dabs ask for; two fine-tunes), half-body figures (the face shrunk to the head of a drawn "
-    "figure in flat-coloured, outlined clothes; the last fine-tune) and round-brush colour hints.",
+    "figure in flat-coloured, outlined clothes; the last two fine-tunes) and round-brush colour hints.",
     "- Sketch autoencoder: the 64 px autoencoder of the previous default model, trained on `datasets/faces64` "
     "(14,896 getchu.com visual-novel faces, detail + XDoG; 2000 steps × 32 images, 0.51 h on this CPU); unchanged "
     "here. The latent bank is re-encoded from the 128 px training sketches (min-pooled to 64 px)."]
@@ -353,15 +353,18 @@ GUIDED_RETRAIN = (
     "detail,xdog`), then from that model the figure cut-out fine-tune `configs/guided128_cutout.toml` and, "
     "from its model, the backdrop fine-tune `configs/guided128_backdrop.toml` (export with "
     "`--part-bank-styles detail,xdog`), then, with that installed as the default, the half-body figure "
-    "fine-tune `configs/guided128_figure.toml`, shipped at the snapshot named in the budget note above "
-    "(`scripts/export_default.py runs/guided128_figure --snapshot N --part-bank-styles detail,xdog`); the "
+    "fine-tune `configs/guided128_figure.toml`, exported at its step-2,400 snapshot "
+    "(`scripts/export_default.py runs/guided128_figure --snapshot 2400 --part-bank-styles detail,xdog`), then, "
+    "with that installed as the default, the texture fine-tune `configs/guided128_texture.toml`, shipped "
+    "averaged with its start (`scripts/export_default.py runs/guided128_texture --soup-alpha A "
+    "--part-bank-styles detail,xdog`, the alpha in the budget note above); the "
     "stage-1 autoencoder comes from `experiment.autoencoder_dir`, "
     "`configs/ae64.toml` trains a new one). Add `--set train.threads=1` when another job shares the 2-core "
     "machine: one thread per job was fastest then.")
 GUIDED_LIMITS = [
     "- 128 px face crops: it draws a face-crop composition. A figure drawn on white paper keeps the paper "
     "outside its outline (the cut-out fine-tunes), unless a hint asks for a background colour there. Bodies "
-    "it has seen only as the simple flat-coloured figures of the last fine-tune: real clothes, hands, objects "
+    "it has seen only as the simple flat-coloured figures of the last two fine-tunes: real clothes, hands, objects "
     "and scenery still get blotchy face colours where no hint says otherwise.",
     "- Trained for about {hours} hours on a 2-core CPU (the budget table's rows together): layouts and hints "
     "are followed, but flat regions still carry some colour blotches (fewer since the SSIM fine-tune; the "
