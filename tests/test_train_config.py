@@ -123,3 +123,51 @@ def test_python_dash_m_cli_works() -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "--resume" in result.stdout and "--dry-run" in result.stdout
+
+
+def test_base_config_is_merged_under_the_changes(tmp_path: Path) -> None:
+    (tmp_path / "parent.toml").write_text((CONFIGS / "test_autoencoder.toml").read_text())
+    parent = load_experiment(tmp_path / "parent.toml")
+    (tmp_path / "child.toml").write_text('base = "parent.toml"\n[experiment]\nname = "child"\n[train]\nlr = 0.123\n')
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "grandchild.toml").write_text('base = "../child.toml"\n[train]\nsteps = 7\n')
+    child = load_experiment(tmp_path / "sub" / "grandchild.toml", ["train.log_every=3"])
+    # the changes win, table by table; everything else is the parent's
+    assert (child.experiment.name, child.train.lr, child.train.steps, child.train.log_every) == ("child", 0.123, 7, 3)
+    assert parent.train.lr != 0.123 and parent.train.steps != 7
+    assert child.data == parent.data and child.autoencoder == parent.autoencoder
+    assert child.experiment.stage == parent.experiment.stage and child.train.betas == parent.train.betas
+    # the dry run prints the resolved settings, without the base key
+    printed = subprocess.run([sys.executable, "-m", "sketch2anime.cli", "train", str(tmp_path / "sub" / "grandchild.toml"),
+                              "--dry-run"], capture_output=True, text=True, timeout=60)
+    assert printed.returncode == 0, printed.stderr
+    resolved = tomllib.loads(printed.stdout)
+    assert "base" not in resolved and resolved["train"]["steps"] == 7 and resolved["data"]["root"]
+
+
+def test_bad_base_configs_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "loop_a.toml").write_text('base = "loop_b.toml"\n')
+    (tmp_path / "loop_b.toml").write_text('base = "loop_a.toml"\n')
+    with pytest.raises(ConfigError, match="circle"):
+        load_experiment(tmp_path / "loop_a.toml")
+    (tmp_path / "self.toml").write_text('base = "self.toml"\n')
+    with pytest.raises(ConfigError, match="circle"):
+        load_experiment(tmp_path / "self.toml")
+    (tmp_path / "orphan.toml").write_text('base = "nowhere.toml"\n')
+    with pytest.raises(ConfigError, match="nowhere.toml.*not found"):
+        load_experiment(tmp_path / "orphan.toml")
+    (tmp_path / "number.toml").write_text("base = 3\n")
+    with pytest.raises(ConfigError, match="path of the config"):
+        load_experiment(tmp_path / "number.toml")
+    with pytest.raises(ConfigError, match="unknown setting base"):
+        load_experiment(CONFIGS / "test_autoencoder.toml", ["base=x.toml"])
+
+
+def test_fine_tune_configs_name_their_parent_run() -> None:
+    # each fine-tune is written as the settings it changes over the run it continues
+    texture = tomllib.loads((CONFIGS / "guided128_texture.toml").read_text())
+    assert texture["base"] == "guided128_figure.toml" and "data" not in texture
+    figure = load_experiment(CONFIGS / "guided128_figure.toml")
+    resolved = load_experiment(CONFIGS / "guided128_texture.toml")
+    assert resolved.data == figure.data and resolved.guided_unet == figure.guided_unet
+    assert (resolved.train.l1_weight, figure.train.l1_weight) == (25.0, 45.0)

@@ -2,7 +2,8 @@
 
 Every component has its own small frozen dataclass config (in its own module). This module holds
 the generic machinery only: turning a nested dict (from TOML or config.json) into such a dataclass,
-refusing unknown keys, and applying ``--set section.key=value`` overrides.
+refusing unknown keys, applying ``--set section.key=value`` overrides, and resolving a config file's
+``base = "other.toml"`` (a fine-tune written as the few settings it changes).
 """
 
 from __future__ import annotations
@@ -156,3 +157,44 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
+BASE_KEY = "base"
+
+
+def merge_tables(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` laid over it: tables merge key by key, any other value replaces."""
+    merged = json.loads(json.dumps(base))
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_tables(merged[key], value)
+        else:
+            merged[key] = json.loads(json.dumps(value))
+    return merged
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config, resolving a top-level ``base = "other.toml"`` (a path relative to this file):
+    the base's settings (itself resolved the same way) with this file's settings merged over them.
+
+    The fully resolved settings are what a run records in its folder, so editing a base later changes
+    the configs built on it but never the record of a run already made."""
+    return _load_layered(Path(path), ())
+
+
+def _load_layered(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    data = load_toml(path)
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f'{path}: {BASE_KEY} must be the path of the config this one changes, '
+                          f'e.g. {BASE_KEY} = "guided128.toml", got {base!r}')
+    base_path = path.parent / base
+    here = path.resolve()
+    if base_path.resolve() in chain + (here,):
+        names = " -> ".join(str(p.name) for p in chain + (here, base_path.resolve()))
+        raise ConfigError(f"{path}: {BASE_KEY} = {base!r} goes round in a circle ({names})")
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: {BASE_KEY} = {base!r} not found (looked for {base_path})")
+    return merge_tables(_load_layered(base_path, chain + (here,)), data)

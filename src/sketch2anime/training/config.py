@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..config import ConfigError, apply_overrides, from_dict, load_toml, to_dict
+from ..config import ConfigError, apply_overrides, from_dict, load_config_file, to_dict
 from ..data.dataset import DatasetConfig
 from ..models.autoencoder import AutoencoderConfig
 from ..models.cyclegan import ResnetGeneratorConfig
@@ -260,8 +260,8 @@ def experiment_from_dict(raw: dict[str, Any]) -> ExperimentConfig:
 
 
 def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
-    """Read ``path`` (TOML), apply ``section.key=value`` overrides, validate."""
-    raw = apply_overrides(load_toml(path), list(overrides))
+    """Read ``path`` (TOML, resolving its ``base``), apply ``section.key=value`` overrides, validate."""
+    raw = apply_overrides(load_config_file(path), list(overrides))
     try:
         return experiment_from_dict(raw)
     except ConfigError as exc:
