@@ -49,6 +49,7 @@ from sketch2anime.evaluation.color import hint_adherence, rgb_to_lab  # noqa: E4
 from sketch2anime.evaluation.fid import fid_kid, make_feature_extractor, paired_kid_difference  # noqa: E402
 from sketch2anime.evaluation.models_under_test import check_colour_seed, parse_model_spec  # noqa: E402
 from sketch2anime.evaluation.protocol import EvaluationProtocol, ProtocolConfig  # noqa: E402
+from sketch2anime.flatten import flatten_picture  # noqa: E402
 from sketch2anime.hint_format import rgba_to_hint  # noqa: E402
 from sketch2anime.inference import Sketch2AnimePipeline  # noqa: E402
 from sketch2anime.upscale.upscaler import multiply_lines  # noqa: E402
@@ -87,7 +88,7 @@ def split_hint(layer: Image.Image, hair: tuple[int, int, int], image_size: int,
 def model_results(model: str, count: int, projection: float) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """Each condition -> ``(count, 3, S, S)`` in [-1, 1] at the model's size; and the hinted results'
     median ΔE00 at the hair and at the background hints."""
-    spec = parse_model_spec(model)  # FOLDER@seed=N: the panel's Seed N (borrowed colours); @lines=S: generate --lines
+    spec = parse_model_spec(model)  # FOLDER@seed=N: the panel's Seed N (borrowed colours); @lines=S / @flat=F: generate --lines / --flatten
     pipe = Sketch2AnimePipeline.from_pretrained(spec.folder, device="cpu")
     check_colour_seed(pipe, model, spec.colour_seed)
     results: dict[str, list[torch.Tensor]] = {name: [] for name in CONDITIONS}
@@ -101,6 +102,8 @@ def model_results(model: str, count: int, projection: float) -> tuple[dict[str, 
         background_hints.append(background_part)
         for name, layer in zip(CONDITIONS, (None, hint)):
             picture = pipe(sketch, layer, projection=projection, seed=spec.colour_seed, output_size="model")
+            if spec.flatten:
+                picture = flatten_picture(picture, sketch, spec.flatten)
             if spec.lines:
                 picture = multiply_lines(picture, sketch, spec.lines)
             results[name].append(rgb_to_tensor(picture))

@@ -261,6 +261,34 @@ def test_model_at_lines_multiplies_the_sketch_over_the_result(dataset: Path, pip
     assert float((own01 - full01).min()) >= -1e-6 and float((own01 - full01)[:, :, :4].mean()) > 0.05
 
 
+def test_model_at_flat_scores_the_flattened_result(dataset: Path, pipelines: dict[str, Path]) -> None:
+    """``FOLDER@flat=F`` scores what ``generate --flatten F`` saves: the model's picture flattened by the
+    regions of the sketch it was given, before any ``@lines``; bad strengths are refused."""
+    from sketch2anime.evaluation.eval_model import Batch, resize_images
+    from sketch2anime.evaluation.models_under_test import ModelSpec, _model_name, _pipeline_model, parse_model_spec
+    from sketch2anime.flatten import flatten_tensor
+
+    folder = str(pipelines["s2a"])
+    assert parse_model_spec(f"{folder}@flat=1@lines=0.5") == ModelSpec(folder, None, 0.5, 1.0)
+    assert parse_model_spec(f"{folder}@flat=0.5") == ModelSpec(folder, flatten=0.5)
+    assert _model_name(f"{folder}@flat=1", set()) == _model_name(folder, set()) + "-flat1"
+    for bad, message in (("@flat=3", "flattening strength"), ("@flat=", "flattening strength"),
+                         ("@flat=1@flat=1", "twice")):
+        with pytest.raises(ValueError, match=message):
+            parse_model_spec(f"{folder}{bad}")
+    protocol = EvaluationProtocol(dataset, ProtocolConfig(hint_levels=("sparse",), roughness=("none",), limit=3))
+    indices = list(range(3))
+    batch = Batch(protocol.sketch_tensor("none", indices), protocol.hint_tensor("sparse", indices),
+                  protocol.target_tensor(indices), [str(i) for i in indices])
+    own = _pipeline_model(folder, "cpu", (0.0,), "own").run(batch, 0.0, 0)
+    flat = _pipeline_model(f"{folder}@flat=1", "cpu", (0.0,), "flat")
+    assert "one colour per closed region" in flat.label
+    lines = resize_images(batch.sketch.float(), own.shape[-1])
+    flattened = flat.run(batch, 0.0, 0)
+    assert torch.allclose(flattened, flatten_tensor(own, lines, 1.0), atol=1e-6)
+    assert float((flattened - own).abs().mean()) > 1e-3  # the regions were really filled
+
+
 def test_display_script_agrees_with_the_evaluations_display_column(dataset: Path, pipelines: dict[str, Path],
                                                                    tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:

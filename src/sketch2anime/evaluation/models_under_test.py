@@ -4,7 +4,8 @@ Gatys style-transfer baseline (``style-transfer``) and the ``oracle`` (returns t
 A pipeline folder is scored with the model's own colours; ``FOLDER@seed=N`` (N > 0) scores what the
 panel's Seed gives instead: hint dabs of a training image's colours (``variations._borrowed_colours``),
 only for pipelines that ship training colour schemes. ``FOLDER@lines=S`` scores the result with the
-user's sketch multiplied over it (``generate --lines S``); the marks combine."""
+user's sketch multiplied over it (``generate --lines S``); ``FOLDER@flat=F`` with one colour per closed
+region of the sketch at strength F (``generate --flatten F``, ``flatten.py``); the marks combine."""
 
 from __future__ import annotations
 
@@ -22,40 +23,45 @@ STYLE_TRANSFER = "style-transfer"
 ORACLE = "oracle"
 SEED_MARK = "@seed="
 LINES_MARK = "@lines="
+FLAT_MARK = "@flat="
+MARKS = (SEED_MARK, LINES_MARK, FLAT_MARK)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A ``--model`` argument taken apart: ``FOLDER[@seed=N][@lines=S]``. colour_seed: the panel's
-    Seed N (> 0; None = the model's own colours). lines: the user's sketch multiplied over the result
-    at strength S in [0, 1], as ``sketch2anime generate --lines`` does (0 = off)."""
+    """A ``--model`` argument taken apart: ``FOLDER[@seed=N][@lines=S][@flat=F]``. colour_seed: the
+    panel's Seed N (> 0; None = the model's own colours). lines: the user's sketch multiplied over the
+    result at strength S in [0, 1], as ``sketch2anime generate --lines`` does (0 = off). flatten: the
+    cel flattening of ``generate --flatten`` at strength F in [0, 1] (0 = off), applied before the lines."""
 
     folder: str
     colour_seed: int | None = None
     lines: float = 0.0
+    flatten: float = 0.0
 
     @property
     def suffix(self) -> str:
         """What the spec adds to a model's name in the tables, e.g. ``-seed2-lines1``."""
         return (f"-seed{self.colour_seed}" if self.colour_seed is not None else "") + \
-            (f"-lines{self.lines:g}" if self.lines else "")
+            (f"-lines{self.lines:g}" if self.lines else "") + (f"-flat{self.flatten:g}" if self.flatten else "")
 
 
 def parse_model_spec(source: str) -> ModelSpec:
     """``"runs/x/model@seed=3@lines=1"`` -> ``ModelSpec("runs/x/model", 3, 1.0)``; marks in any order,
     each at most once; without marks, ``ModelSpec(source)``."""
+    from ..flatten import check_flatten
     from ..upscale.upscaler import check_lines
 
     folder, values = source, {}
     while True:
-        cut = max(folder.rfind(SEED_MARK), folder.rfind(LINES_MARK))
+        cut = max(folder.rfind(mark) for mark in MARKS)
         if cut < 0:
             break
-        mark = SEED_MARK if folder.startswith(SEED_MARK, cut) else LINES_MARK
+        mark = next(mark for mark in MARKS if folder.startswith(mark, cut))
         if mark in values:
             raise ValueError(f"--model {source!r}: {mark} is given twice")
         folder, values[mark] = folder[:cut], folder[cut + len(mark):]
-    colour_seed, lines = None, 0.0
+    colour_seed, lines, flatten = None, 0.0, 0.0
     if SEED_MARK in values:
         try:
             colour_seed = int(values[SEED_MARK])
@@ -70,9 +76,15 @@ def parse_model_spec(source: str) -> ModelSpec:
         except ValueError:
             raise ValueError(f"--model {source!r}: after {LINES_MARK} give the line strength, a number in [0, 1], "
                              f"e.g. {folder or 'default'}{LINES_MARK}1") from None
+    if FLAT_MARK in values:
+        try:
+            flatten = check_flatten(float(values[FLAT_MARK]))
+        except ValueError:
+            raise ValueError(f"--model {source!r}: after {FLAT_MARK} give the flattening strength, a number in "
+                             f"[0, 1], e.g. {folder or 'default'}{FLAT_MARK}1") from None
     if not folder:
         raise ValueError(f"--model {source!r}: give the model before the marks, e.g. default{LINES_MARK}1")
-    return ModelSpec(folder, colour_seed, lines)
+    return ModelSpec(folder, colour_seed, lines, flatten)
 
 
 def check_colour_seed(pipe, source: str, colour_seed: int | None) -> None:
@@ -104,6 +116,7 @@ def _fit_hint(hint: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _pipeline_model(source: str, device: str, projections: tuple[float, ...], name: str) -> EvalModel:
+    from ..flatten import flatten_tensor
     from ..inference import Sketch2AnimePipeline
 
     spec = parse_model_spec(source)
@@ -119,13 +132,16 @@ def _pipeline_model(source: str, device: str, projections: tuple[float, ...], na
         # model's own), and no pipeline here is otherwise stochastic.
         # native size: scored at the dataset and display sizes by the caller
         image = pipe.generate_tensors(sketch, hint, seed=colour_seed, **kwargs)["image"].float().cpu()
-        return lay_lines(image, resize_images(sketch.float().cpu(), image.shape[-1]), spec.lines)
+        own_lines = resize_images(sketch.float().cpu(), image.shape[-1])
+        return lay_lines(flatten_tensor(image, own_lines, spec.flatten), own_lines, spec.lines)
 
     uses = bool(getattr(pipe, "uses_projection", pipe.pipeline_type == "sketch2anime"))
     label = pipe.pipeline_type if colour_seed is None else \
         f"{pipe.pipeline_type}, Seed {colour_seed}: a training image's colours as extra hint dabs"
     if spec.lines:
         label += f", the sketch's lines multiplied over the result at strength {spec.lines:g}"
+    if spec.flatten:
+        label += f", one colour per closed region of the sketch at strength {spec.flatten:g}"
     return EvalModel(name=name, source=str(pipe.folder), kind=pipe.pipeline_type, run=run,
                      projections=tuple(projections) if uses else (None,),
                      label=label, info={"image_size": pipe.image_size, "hint_size": pipe.hint_size,

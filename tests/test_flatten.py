@@ -1,0 +1,131 @@
+"""Cel flattening (flatten.py): one colour per closed region, smoothing in open ones, small ones kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from sketch2anime.flatten import FlattenConfig, flatten_array, flatten_picture, flatten_tensor
+
+SIZE = 96
+
+
+def _sketch() -> Image.Image:
+    """A big closed ring (a face), a tiny closed ring (an eye) and open paper around them."""
+    sketch = Image.new("L", (SIZE, SIZE), 255)
+    draw = ImageDraw.Draw(sketch)
+    draw.ellipse((20, 20, 76, 76), outline=0, width=2)
+    draw.ellipse((4, 4, 12, 12), outline=0, width=1)
+    return sketch
+
+
+def _masks() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    inside = (yy - 48) ** 2 + (xx - 48) ** 2 < 24 ** 2
+    eye = (yy - 8) ** 2 + (xx - 8) ** 2 < 2 ** 2
+    outside = (yy - 48) ** 2 + (xx - 48) ** 2 > 32 ** 2
+    outside &= ~((yy < 16) & (xx < 16))
+    return inside, eye, outside
+
+
+def _blotchy_picture(seed: int = 0) -> np.ndarray:
+    """Inside the ring: magenta and green blotches; outside: red on the left fading to blue on the
+    right, with pixel noise; the eye: a checkerboard."""
+    rng = np.random.default_rng(seed)
+    picture = np.zeros((SIZE, SIZE, 3), np.float32)
+    _, eye, _ = _masks()
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    inside = (yy - 48) ** 2 + (xx - 48) ** 2 < 27 ** 2  # up to the ring's ink
+    blotches = rng.random((SIZE // 8, SIZE // 8)) > 0.3  # mostly magenta: a clear median
+    blotches = np.kron(blotches, np.ones((8, 8), bool))
+    picture[inside & blotches] = (200, 60, 200)
+    picture[inside & ~blotches] = (60, 200, 60)
+    ramp = np.linspace(0.0, 1.0, SIZE, dtype=np.float32)[None, :]
+    background = np.stack([220 * (1 - ramp), np.full_like(ramp, 40), 220 * ramp], -1)
+    background = np.broadcast_to(background, (SIZE, SIZE, 3)) + rng.normal(0, 25, (SIZE, SIZE, 3))
+    picture[~inside] = background[~inside]
+    checker = ((np.indices((SIZE, SIZE)).sum(0) % 2) * 255).astype(np.float32)[..., None]
+    picture[eye] = np.broadcast_to(checker, (SIZE, SIZE, 3))[eye]
+    return np.clip(picture, 0, 255)
+
+
+def _ink() -> np.ndarray:
+    return 1.0 - np.asarray(_sketch(), np.float32) / 255.0
+
+
+def test_closed_regions_become_one_colour_and_strength_blends() -> None:
+    picture, ink = _blotchy_picture(), _ink()
+    inside, _, _ = _masks()
+    full = flatten_array(picture, ink, 1.0)
+    assert picture[inside].std(axis=0).max() > 50  # the blotches
+    assert full[inside].std(axis=0).max() < 0.05  # one colour
+    # the median of the blotches, not some unrelated colour
+    assert np.allclose(full[inside][0], np.median(picture[inside], axis=0), atol=20)
+    half = flatten_array(picture, ink, 0.5)
+    assert np.allclose(half, picture + 0.5 * (full - picture), atol=1e-3)
+    assert np.array_equal(flatten_array(picture, ink, 0.0), picture)
+
+
+def test_small_regions_keep_the_models_colours() -> None:
+    picture, ink = _blotchy_picture(), _ink()
+    _, eye, _ = _masks()
+    full = flatten_array(picture, ink, 1.0)
+    assert np.array_equal(full[eye], picture[eye])
+    # with a threshold below the eye's area, the eye is flattened too
+    tiny = flatten_array(picture, ink, 1.0, FlattenConfig(min_region=0.001))
+    assert tiny[eye].std(axis=0).max() < 0.05
+
+
+def test_open_regions_are_smoothed_not_filled_flat() -> None:
+    picture, ink = _blotchy_picture(), _ink()
+    _, _, outside = _masks()
+    full = flatten_array(picture, ink, 1.0)
+    left, right = outside.copy(), outside.copy()
+    left[:, 12:] = False
+    right[:, :-12] = False
+    # the red-to-blue fade survives (a fill would make both sides one colour) ...
+    assert full[left][:, 0].mean() > full[right][:, 0].mean() + 100
+    assert full[right][:, 2].mean() > full[left][:, 2].mean() + 100
+    # ... the pixel noise does not
+    noise_before = np.abs(np.diff(picture[30:66, :, 1], axis=1)).mean()
+    band = np.abs(np.diff(full[30:66, :, 1], axis=1))[outside[30:66, 1:] & outside[30:66, :-1]]
+    assert band.mean() < noise_before / 4
+
+
+def test_ink_keeps_the_models_line_pixels() -> None:
+    picture, ink = _blotchy_picture(), _ink()
+    picture[ink > 0.99] = (10, 10, 10)  # the model drew the line dark
+    full = flatten_array(picture, ink, 1.0)
+    assert np.allclose(full[ink > 0.99], 10, atol=1e-3)
+
+
+def test_picture_and_tensor_forms_agree() -> None:
+    picture = _blotchy_picture()
+    sketch = _sketch()
+    as_picture = np.asarray(flatten_picture(Image.fromarray(picture.astype(np.uint8)), sketch), np.float32)
+    image = torch.from_numpy(picture.astype(np.uint8).astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+    lines = torch.from_numpy(np.asarray(sketch, np.float32) / 127.5 - 1.0)[None, None]
+    as_tensor = (flatten_tensor(image, lines, 1.0)[0].permute(1, 2, 0).numpy() + 1.0) * 127.5
+    assert np.abs(as_picture - as_tensor).max() <= 1.0
+    # a larger sketch is resized to the picture
+    big = sketch.resize((SIZE * 4, SIZE * 4), Image.Resampling.NEAREST)
+    resized = np.asarray(flatten_picture(Image.fromarray(picture.astype(np.uint8)), big), np.float32)
+    inside, _, _ = _masks()
+    assert resized[inside].std(axis=0).max() < 1.0
+
+
+def test_bad_input_is_refused() -> None:
+    picture, ink = _blotchy_picture(), _ink()
+    for bad in (1.5, -0.1, True, "1"):
+        with pytest.raises(ValueError, match="flatten must be a number"):
+            flatten_array(picture, ink, bad)
+    with pytest.raises(ValueError, match="same size"):
+        flatten_array(picture, ink[:10], 1.0)
+    with pytest.raises(ValueError, match="min_region"):
+        FlattenConfig(min_region=2.0)
+    with pytest.raises(ValueError, match="sketch at the picture's size"):
+        flatten_tensor(torch.zeros(1, 3, 8, 8), torch.zeros(1, 1, 4, 4))
+    blank = flatten_array(picture, np.zeros_like(ink), 1.0)  # no lines: one open region, smoothed
+    assert blank.shape == picture.shape and np.isfinite(blank).all()
