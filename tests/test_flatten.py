@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -129,3 +131,38 @@ def test_bad_input_is_refused() -> None:
         flatten_tensor(torch.zeros(1, 3, 8, 8), torch.zeros(1, 1, 4, 4))
     blank = flatten_array(picture, np.zeros_like(ink), 1.0)  # no lines: one open region, smoothed
     assert blank.shape == picture.shape and np.isfinite(blank).all()
+
+
+def _face_sketch() -> Image.Image:
+    sketch = Image.new("L", (160, 160), 255)
+    draw = ImageDraw.Draw(sketch)
+    draw.ellipse((30, 30, 130, 140), outline=0, width=3)  # face
+    draw.arc((20, 10, 140, 110), 180, 360, fill=0, width=3)  # hair, open below
+    draw.ellipse((55, 70, 70, 85), outline=0, width=2)
+    draw.ellipse((90, 70, 105, 85), outline=0, width=2)
+    return sketch
+
+
+def test_pipeline_and_generate_flatten_the_saved_picture(tmp_path: Path) -> None:
+    from sketch2anime.cli import main
+    from sketch2anime.inference import Sketch2AnimePipeline
+
+    pipe = Sketch2AnimePipeline.from_pretrained("default", device="cpu")
+    sketch = _face_sketch()
+    plain = pipe(sketch, seed=0)
+    flat = pipe(sketch, seed=0, flatten=1.0)
+    assert flat.size == plain.size == sketch.size
+    expected = np.asarray(flatten_picture(plain, sketch, 1.0), np.int16)
+    assert np.abs(np.asarray(flat, np.int16) - expected).max() <= 1
+    # inside the face (a closed region) the colours are one, where the model's vary
+    face = np.asarray(plain, np.float32)[95:120, 60:100].reshape(-1, 3)
+    assert face.std(axis=0).max() > 2.0
+    assert np.asarray(flat, np.float32)[95:120, 60:100].reshape(-1, 3).std(axis=0).max() < 0.6
+    sketch.save(tmp_path / "face.png")
+    assert main(["generate", str(tmp_path / "face.png"), "-o", str(tmp_path / "out.png"), "--seed", "0",
+                 "--flatten"]) == 0
+    assert np.abs(np.asarray(Image.open(tmp_path / "out.png"), np.int16) - np.asarray(flat, np.int16)).max() <= 1
+    assert main(["generate", str(tmp_path / "face.png"), "-o", str(tmp_path / "bad.png"), "--flatten", "2"]) != 0
+    assert not (tmp_path / "bad.png").exists()
+    with pytest.raises(ValueError, match="flatten must be a number"):
+        pipe(sketch, flatten=-0.5)

@@ -183,6 +183,9 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                         "Needs `sketch2anime weights upscaler` once")
     p.add_argument("--lines", type=float, nargs="?", const=1.0, default=0.0, metavar="STRENGTH",
                    help="multiply your own sketch lines over the result (STRENGTH 0-1, default 1), so they stay crisp")
+    p.add_argument("--flatten", type=float, nargs="?", const=1.0, default=0.0, metavar="STRENGTH",
+                   help="cel colours: one colour per region your lines close (hair, face, clothes), smoothed "
+                        "in regions open to the edge, eyes and small parts kept (STRENGTH 0-1, default 1)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N")
 
 
@@ -192,7 +195,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     config = GenerateConfig(
         sketch=args.sketch, out=args.out, hint=args.hint, projection=args.projection, model=args.model,
         seed=args.seed, save_projected=args.save_projected, overwrite=args.overwrite, upscale=args.upscale,
-        lines=args.lines, device=args.device,
+        lines=args.lines, flatten=args.flatten, device=args.device,
     )
     return run_generate(config)
 
@@ -202,7 +205,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", action="append", required=True,
                    help="model folder, 'default', 'style-transfer' or 'oracle' (repeatable); FOLDER@seed=N "
                         "scores the panel's Seed N (a training image's colours) instead of the model's own; "
-                        "FOLDER@lines=S the result with the sketch's lines multiplied over it (generate --lines S)")
+                        "FOLDER@lines=S the result with the sketch's lines multiplied over it (generate --lines S), "
+                        "FOLDER@flat=F with one colour per closed region (generate --flatten F)")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--inception-weights", type=Path, default=None,

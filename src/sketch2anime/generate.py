@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .data.image_io import IMAGE_SUFFIXES, list_images
 from .inference import Sketch2AnimePipeline
+from .flatten import check_flatten
 from .upscale.upscaler import check_factor, check_lines
 
 
@@ -31,6 +32,7 @@ class GenerateConfig:
     overwrite: bool = False
     upscale: int = 1
     lines: float = 0.0
+    flatten: float = 0.0
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -43,6 +45,7 @@ class GenerateConfig:
         object.__setattr__(self, "seed", Sketch2AnimePipeline._check_seed(self.seed))
         object.__setattr__(self, "upscale", check_factor(self.upscale))
         object.__setattr__(self, "lines", check_lines(self.lines))
+        object.__setattr__(self, "flatten", check_flatten(self.flatten))
         if not str(self.device).strip():
             raise ValueError("device must be auto, cpu, cuda or cuda:N, got an empty string")
 
@@ -149,7 +152,8 @@ def run_generate(config: GenerateConfig) -> int:
             hint = hints.get(sketch_path.stem) if hint_arg.is_dir() else hint_arg
         try:
             picture, projected = pipeline(sketch_path, hint=hint, projection=projection, seed=config.seed,
-                                          return_projected=True, upscale=upscale, lines=lines)
+                                          return_projected=True, upscale=upscale, lines=lines,
+                                          flatten=config.flatten)
             target.parent.mkdir(parents=True, exist_ok=True)
             picture.save(target)
             if save_projected and projected is not None:

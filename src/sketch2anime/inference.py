@@ -323,7 +323,7 @@ class Sketch2AnimePipeline:
     def __call__(self, sketch: ImageInput | list[ImageInput], hint: ImageInput | list[ImageInput] | None = None,
                  projection: float = 0.5, seed: int | None = None, return_projected: bool = False,
                  output_size: str = "input", max_side: int | None = None, upscale: int = 1,
-                 lines: float = 0.0) -> Any:
+                 lines: float = 0.0, flatten: float = 0.0) -> Any:
         """Colour ``sketch`` (path, PIL or numpy, any size); ``hint`` is an RGBA layer whose alpha marks
         hinted pixels (a layer without any transparent pixel: white = no hint). Returns a PIL RGB image
         of the sketch's size, or with ``output_size="model"`` of the model's resolution (same
@@ -336,17 +336,18 @@ class Sketch2AnimePipeline:
 
         ``upscale`` (2, 4 or 8) enlarges the model-resolution result with the anime upscalers (the
         picture is then ``upscale`` x the model's size); ``lines`` in [0, 1] multiplies the sketch's
-        own lines over the result (``sketch2anime.upscale.pipeline``).
+        own lines over the result (``sketch2anime.upscale.pipeline``); ``flatten`` in [0, 1] gives each
+        region the sketch's lines close one colour, the model's median there (``sketch2anime.flatten``).
 
         ``seed``: for pipelines with training colour schemes (``palettes.*``), any seed other than
         None or 0 borrows the colours of one of the training images whose sketches are nearest to
         yours (dabs where you gave no hint); None or 0 gives the model's own colours."""
         output_size = self._check_output_size(output_size)
         max_side = self._check_max_side(max_side)
-        if upscale != 1 or lines:  # the model's result -> anime upscalers (+ the user's lines over it)
+        if upscale != 1 or lines or flatten:  # the model's result -> upscalers, flat colours, the user's lines
             from .upscale.pipeline import upscaled_call
 
-            return upscaled_call(self, sketch, hint, projection, seed, return_projected, upscale, lines)
+            return upscaled_call(self, sketch, hint, projection, seed, return_projected, upscale, lines, flatten)
         if isinstance(sketch, (list, tuple)):
             return self._call_many(list(sketch), hint, projection, seed, return_projected, output_size, max_side)
         sketch_tensor, hint_tensor, size = self.prepare(sketch, hint)
