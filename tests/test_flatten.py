@@ -166,3 +166,11 @@ def test_pipeline_and_generate_flatten_the_saved_picture(tmp_path: Path) -> None
     assert not (tmp_path / "bad.png").exists()
     with pytest.raises(ValueError, match="flatten must be a number"):
         pipe(sketch, flatten=-0.5)
+    # at the model's size and for a list of sketches alike: the same flattening of the same picture
+    wide = sketch.resize((200, 160))
+    small = pipe(wide, seed=0, output_size="model", flatten=1.0)
+    assert small.size[0] == pipe.image_size and small.size != (pipe.image_size, pipe.image_size)
+    expected = flatten_picture(pipe(wide, seed=0, output_size="model"), wide, 1.0)
+    assert np.array_equal(np.asarray(small), np.asarray(expected))
+    many = pipe([wide, wide], seed=0, output_size="model", flatten=1.0)
+    assert all(np.array_equal(np.asarray(one), np.asarray(small)) for one in many)

@@ -132,6 +132,27 @@ def test_generate_json_and_png(client: TestClient) -> None:
     assert decode_data_url(plain["image"]).size == (96, 96)
 
 
+def test_generate_and_variations_flatten_on_request(client: TestClient, tiny: dict) -> None:
+    """``flatten`` gives the pipeline's picture flattened by the sketch's regions (flatten.py), for the
+    live update and the candidates alike; out-of-range values are a 422, not a 500."""
+    from sketch2anime.flatten import flatten_picture
+
+    data = {"projection": "0.3", "seed": "5", "output_size": "model"}
+    plain = decode_data_url(client.post("/api/generate", files=files(sketch_png(512)), data=data).json()["image"])
+    body = client.post("/api/generate", files=files(sketch_png(512)), data={**data, "flatten": "1"}).json()
+    flat = decode_data_url(body["image"])
+    assert body["flatten"] == 1.0
+    expected = flatten_picture(tiny["tiny"](sketch_png(512), projection=0.3, seed=5, output_size="model"),
+                               sketch_png(512), 1.0)
+    assert np.array_equal(np.asarray(flat), np.asarray(expected))
+    assert not np.array_equal(np.asarray(flat), np.asarray(plain))
+    variations = client.post("/api/variations", files=files(sketch_png(512)),
+                             data={"count": "2", "flatten": "1", **data}).json()["images"]
+    assert np.array_equal(np.asarray(decode_data_url(variations[0])), np.asarray(flat))
+    for bad in ("2", "-0.1", "flat"):
+        assert client.post("/api/generate", files=files(), data={"flatten": bad}).status_code == 422
+
+
 def test_output_size_model_sends_the_model_resolution(client: TestClient, tiny: dict) -> None:
     # What the panel asks for: the same picture, at the model's 64 px, as the upscaled 512 px one.
     data = {"projection": "0.3", "seed": "5", "output_size": "model"}

@@ -41,6 +41,7 @@ from PIL import Image
 
 from .checkpoint import CheckpointError
 from .data.image_io import ImageInput, load_sketch, sketch_to_tensor, tensor_to_uint8
+from .flatten import check_flatten, flatten_picture
 from .geometry import OUTPUT_SIZES, back_to_input, fit_square, pad_to_square, shrink_sketch
 from .part_cache import PartCache
 from .pipeline_format import (  # noqa: F401  (PIPELINE_FILE ... re-exported: older imports)
@@ -344,21 +345,26 @@ class Sketch2AnimePipeline:
         yours (dabs where you gave no hint); None or 0 gives the model's own colours."""
         output_size = self._check_output_size(output_size)
         max_side = self._check_max_side(max_side)
-        if upscale != 1 or lines or flatten:  # the model's result -> upscalers, flat colours, the user's lines
+        flatten = check_flatten(flatten)
+        if upscale != 1 or lines:  # the model's result -> anime upscalers (+ flat colours, the user's lines)
             from .upscale.pipeline import upscaled_call
 
             return upscaled_call(self, sketch, hint, projection, seed, return_projected, upscale, lines, flatten)
         if isinstance(sketch, (list, tuple)):
-            return self._call_many(list(sketch), hint, projection, seed, return_projected, output_size, max_side)
+            return self._call_many(list(sketch), hint, projection, seed, return_projected, output_size, max_side,
+                                   flatten)
         sketch_tensor, hint_tensor, size = self.prepare(sketch, hint)
         result = self.generate_tensors(sketch_tensor, hint_tensor, projection, seed)
         picture, projected = self._to_pictures(result, size, output_size, max_side)
+        if flatten:
+            picture = flatten_picture(picture, sketch, flatten)
         return (picture, projected) if return_projected else picture
 
     BATCH_SIZE = 16  # sketches per forward pass when __call__ gets a list
 
     def _call_many(self, sketches: list[ImageInput], hints: Any, projection: float, seed: int | None,
-                   return_projected: bool, output_size: str, max_side: int | None) -> list[Any]:
+                   return_projected: bool, output_size: str, max_side: int | None,
+                   flatten: float = 0.0) -> list[Any]:
         if not sketches:
             raise ValueError("got an empty list of sketches")
         if isinstance(hints, (list, tuple)):
@@ -381,6 +387,8 @@ class Sketch2AnimePipeline:
                                            projection, seed)
             for row, (_, _, size) in enumerate(prepared):
                 picture, projected = self._to_pictures(result, size, output_size, max_side, index=row)
+                if flatten:
+                    picture = flatten_picture(picture, sketches[start + row], flatten)
                 results.append((picture, projected) if return_projected else picture)
         return results
 

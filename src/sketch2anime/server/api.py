@@ -27,6 +27,7 @@ from fastapi.responses import Response
 from PIL import Image
 
 from ..data.image_io import IMAGE_FORMATS
+from ..flatten import flatten_picture
 
 log = logging.getLogger("sketch2anime.server")
 
@@ -52,6 +53,8 @@ HINT_HELP = ("optional colour hints: an image whose alpha marks hinted pixels (R
 PROJECTION_HELP = "manifold projection strength: 0 follows the lines exactly, 1 snaps to the nearest training sketches"
 SEED_HELP = f"0 to {MAX_SEED}; the same inputs and seed give the same picture (the panel keeps it until asked for another)"
 MODEL_HELP = "model name from GET /api/models (default: the first one)"
+FLATTEN_HELP = ("flat colours, 0 to 1: each region your lines close (hair, face, clothes) gets one colour, regions "
+                "open to the edge are smoothed, eyes and small parts kept (0 = the model's picture as it is)")
 # Uploads arrive as these; browsers send "application/octet-stream" for some blobs.
 ACCEPTED_TYPES = ("image/", "application/octet-stream")
 
@@ -236,6 +239,7 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
         seed: int | None = Form(None, ge=0, le=MAX_SEED, description=SEED_HELP),
         model: str | None = Form(None, description=MODEL_HELP),
         output_size: Literal["input", "model"] = Form("input", description=OUTPUT_SIZE_HELP),
+        flatten: float = Form(0.0, ge=0.0, le=1.0, description=FLATTEN_HELP),
         format: Literal["json", "png"] = Query("json", description="json: data URLs and timings; png: the picture only"),
     ) -> Response | dict[str, Any]:
         """JSON reply: ``image`` and ``projected_sketch`` (PNG data URLs; the projected sketch is null
@@ -258,6 +262,8 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
                                  seed=seed, return_projected=True, output_size=output_size,
                                  max_side=MAX_OUTPUT_SIDE)
         image, projected = _unpack(result)
+        if flatten:  # outside the model's lock: the next live update need not wait for it
+            image = flatten_picture(image, sketch_data, flatten)
         if format == "png":
             return Response(png_bytes(image), media_type="image/png",
                             headers={"X-Model": slot.name, "X-Elapsed-Ms": str(elapsed_ms)})
@@ -269,6 +275,7 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
             "height": image.height,
             "projection": projection,
             "seed": seed,
+            "flatten": flatten,
             "elapsed_ms": elapsed_ms,
             "server_ms": round((time.perf_counter() - started) * 1000.0, 1),
         }
@@ -282,6 +289,7 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
         count: int = Form(4, ge=1, le=MAX_VARIATIONS, description="number of candidates"),
         model: str | None = Form(None, description=MODEL_HELP),
         output_size: Literal["input", "model"] = Form("input", description=OUTPUT_SIZE_HELP),
+        flatten: float = Form(0.0, ge=0.0, le=1.0, description=FLATTEN_HELP),
     ) -> dict[str, Any]:
         """``images``: ``count`` PNG data URLs; the first is what /api/generate gives for the same
         inputs, the others borrow from different training sketches."""
@@ -290,6 +298,8 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
         hint_data = _image_upload(hint, "the hint layer")
         images, elapsed_ms = run(slot, "variations", sketch=sketch_data, hint=hint_data, projection=projection,
                                  count=count, seed=seed, output_size=output_size, max_side=variation_side(count))
+        if flatten:
+            images = [flatten_picture(image, sketch_data, flatten) for image in images]
         return {
             "images": [data_url(image) for image in images],
             "model": slot.name,
