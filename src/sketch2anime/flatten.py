@@ -29,6 +29,7 @@ from PIL import Image
 from scipy import ndimage
 
 from .data.image_io import ImageInput, load_sketch
+from .geometry import shrink_sketch
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,9 @@ def flatten_picture(picture: Image.Image, sketch: ImageInput, strength: float = 
     """``picture`` (PIL RGB) flattened by the regions of ``sketch`` (any size: resized to the picture)."""
     strength = check_flatten(strength)
     lines = load_sketch(sketch)
-    if lines.size != picture.size:
-        shrinking = lines.size[0] > picture.size[0]
-        lines = lines.resize(picture.size, Image.Resampling.LANCZOS if shrinking else Image.Resampling.BICUBIC)
+    if lines.size != picture.size:  # shrunk as the model reads it: thin pen lines stay closed walls
+        lines = shrink_sketch(lines, picture.size) if lines.size[0] > picture.size[0] else \
+            lines.resize(picture.size, Image.Resampling.BICUBIC)
     ink = 1.0 - np.asarray(lines, dtype=np.float32) / 255.0
     colour = np.asarray(picture.convert("RGB"), dtype=np.float32)
     flat = flatten_array(colour, ink, strength, config)
