@@ -192,6 +192,15 @@ def test_draw_hint_undo_download(page, pipeline) -> None:
     page.fill("#projection", "0.8")
     now = wait_idle(page, now)
     assert pipeline.calls[-1]["projection"] == pytest.approx(0.8)
+
+    # Flat colours: the server flattens the same picture by the sketch's regions; unticked, it is back.
+    before_flat = page.evaluate(LAYER_STATS, "result")
+    page.check("#flatten")
+    now = wait_idle(page, now)
+    assert page.evaluate(LAYER_STATS, "result") != before_flat
+    page.uncheck("#flatten")
+    now = wait_idle(page, now)
+    assert page.evaluate(LAYER_STATS, "result") == before_flat
     page.click("#variations-button")
     page.wait_for_selector("#variations img:nth-child(4)", timeout=15000)
     page.click("#variations img:nth-child(3)")

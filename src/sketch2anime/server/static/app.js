@@ -150,6 +150,7 @@ async function inputForm() {
   form.append("hint", state.hintBlob, "hint.png");
   form.append("projection", $("projection").value);
   form.append("seed", String(currentSeed()));
+  form.append("flatten", $("flatten").checked ? "1" : "0");
   if (state.model) form.append("model", state.model);
   // The result comes at the model's resolution and the canvas scales it up: an upscaled 512 px PNG
   // would cost the server more time than the model itself.
@@ -270,7 +271,8 @@ async function exportZip() {
   form.append("hint", await drawing.hintBlob(), "hint.png");
   if (state.result) form.append("result", await canvasBlob(resultCanvas), "result.png");
   if (state.result?.projected) form.append("projected", state.result.projected, "projected.png");
-  form.append("settings", JSON.stringify({ model: state.model, projection: Number($("projection").value), seed: currentSeed() }));
+  form.append("settings", JSON.stringify({ model: state.model, projection: Number($("projection").value), seed: currentSeed(),
+                                          flatten: $("flatten").checked ? 1 : 0 }));
   const res = await fetch("/api/export", { method: "POST", body: form });
   if (!res.ok) throw new Error(errorText(res, await readJson(res)));
   download(await res.blob(), "sketch2anime.zip");
@@ -380,6 +382,7 @@ function wire() {
     edited();
   });
   $("seed").addEventListener("change", edited);
+  $("flatten").addEventListener("change", edited);
   $("dice").addEventListener("click", () => { $("seed").value = String(Math.floor(Math.random() * 1e9)); edited(); });
   $("variations-button").addEventListener("click", showVariations);
   $("model-select").addEventListener("change", (e) => {
