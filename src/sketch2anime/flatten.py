@@ -7,9 +7,11 @@ median of what the model painted there:
 
 * closed regions at least ``min_region`` of the picture (hair, face, clothes) become one colour;
 * regions touching the picture's edge (the background, and long hair whose outline stays open at
-  the bottom) are not one thing, so they are only smoothed within themselves (a Gaussian of
-  ``open_sigma`` × side, normalised over the region), which removes the blotches but keeps the
-  hair apart from the paper beside it;
+  the bottom) are not one thing, so they are only smoothed: a guided filter (He et al., 2010) with
+  the picture's own lightness as guide, radius ``open_radius`` × side, makes the colour a local
+  linear function of lightness there, which averages away blotches of one lightness and another
+  hue (magenta and green in one strand) but keeps the edge between dark hair and light paper that
+  no line closes;
 * small regions (eyes, mouths, the cells of hatching in a tonal sketch) keep the model's colours,
   where its detail is the point;
 * the lines and the thin band around them take the colour of the nearest region, and the model's
@@ -39,10 +41,11 @@ class FlattenConfig:
     ink_threshold: float = 0.5    # sketch darkness in [0, 1] from which a pixel is a line
     gap: float = 1.0 / 256.0      # lines thickened by this × side (at least 1 px): closes small gaps
     min_region: float = 0.015     # closed regions smaller than this × area keep the model's colours
-    open_sigma: float = 0.04      # smoothing inside regions that touch the picture's edge, × side
+    open_radius: float = 0.04     # guided-filter window in regions that touch the picture's edge, × side
+    open_eps: float = 0.003       # its regulariser (lightness variance, [0, 1] scale): larger smooths more
 
     def __post_init__(self) -> None:
-        for name in ("ink_threshold", "gap", "min_region", "open_sigma"):
+        for name in ("ink_threshold", "gap", "min_region", "open_radius", "open_eps"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"FlattenConfig.{name} must be in [0, 1], got {value!r}")
@@ -58,7 +61,7 @@ def check_flatten(strength: Any) -> float:
 
 def flatten_array(colour: np.ndarray, ink: np.ndarray, strength: float = 1.0,
                   config: FlattenConfig = FlattenConfig()) -> np.ndarray:
-    """``colour`` (H, W, 3) float, any scale; ``ink`` (H, W) in [0, 1] (0 paper, 1 full ink) at the same
+    """``colour`` (H, W, 3) float in [0, 1]; ``ink`` (H, W) in [0, 1] (0 paper, 1 full ink) at the same
     size. Returns the flattened (H, W, 3) float array."""
     strength = check_flatten(strength)
     if colour.ndim != 3 or colour.shape[2] != 3 or ink.shape != colour.shape[:2]:
@@ -79,18 +82,18 @@ def flatten_array(colour: np.ndarray, ink: np.ndarray, strength: float = 1.0,
     touches_edge = np.zeros(count + 1, dtype=bool)
     touches_edge[edge] = True
     filled = colour.astype(np.float32).copy()
-    sigma = config.open_sigma * side
+    radius = round(config.open_radius * side)
+    smoothed = None
     for region in np.flatnonzero(areas >= config.min_region * height * width):
         if region == 0:
             continue
         mask = labels == region
         if touches_edge[region]:
-            if sigma <= 0:
+            if radius < 1:
                 continue
-            weight = ndimage.gaussian_filter(mask.astype(np.float32), sigma)
-            for channel in range(3):
-                blurred = ndimage.gaussian_filter(colour[..., channel].astype(np.float32) * mask, sigma)
-                filled[..., channel][mask] = blurred[mask] / np.maximum(weight[mask], 1e-6)
+            if smoothed is None:
+                smoothed = lightness_guided_filter(filled, radius, config.open_eps)
+            filled[mask] = smoothed[mask]
         else:
             filled[mask] = np.median(colour[mask], axis=0)
     # The walls (lines and their band) take the nearest region's colour; real ink keeps the model's line.
@@ -102,6 +105,30 @@ def flatten_array(colour: np.ndarray, ink: np.ndarray, strength: float = 1.0,
     return colour + strength * (filled - colour)
 
 
+def lightness_guided_filter(colour: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """Guided filter of ``colour`` (H, W, 3) in [0, 1] with its own mean lightness as guide; box windows
+    of side 2 ``radius`` + 1. Returns (H, W, 3)."""
+    import cv2
+
+    picture = colour.astype(np.float32)
+    guide = picture.mean(axis=2)
+    window = (2 * radius + 1, 2 * radius + 1)
+
+    def box(x: np.ndarray) -> np.ndarray:
+        return cv2.blur(x, window, borderType=cv2.BORDER_REFLECT)
+
+    mean_guide = box(guide)
+    variance = box(guide * guide) - mean_guide ** 2
+    out = np.empty_like(picture)
+    for channel in range(3):
+        values = picture[..., channel]
+        mean_values = box(values)
+        slope = (box(guide * values) - mean_guide * mean_values) / (variance + eps)
+        offset = mean_values - slope * mean_guide
+        out[..., channel] = box(slope) * guide + box(offset)
+    return out
+
+
 def flatten_picture(picture: Image.Image, sketch: ImageInput, strength: float = 1.0,
                     config: FlattenConfig = FlattenConfig()) -> Image.Image:
     """``picture`` (PIL RGB) flattened by the regions of ``sketch`` (any size: resized to the picture)."""
@@ -111,9 +138,9 @@ def flatten_picture(picture: Image.Image, sketch: ImageInput, strength: float = 
         lines = shrink_sketch(lines, picture.size) if lines.size[0] > picture.size[0] else \
             lines.resize(picture.size, Image.Resampling.BICUBIC)
     ink = 1.0 - np.asarray(lines, dtype=np.float32) / 255.0
-    colour = np.asarray(picture.convert("RGB"), dtype=np.float32)
+    colour = np.asarray(picture.convert("RGB"), dtype=np.float32) / 255.0
     flat = flatten_array(colour, ink, strength, config)
-    return Image.fromarray(np.clip(flat + 0.5, 0, 255).astype(np.uint8), "RGB")
+    return Image.fromarray(np.clip(flat * 255.0 + 0.5, 0, 255).astype(np.uint8), "RGB")
 
 
 def flatten_tensor(image: torch.Tensor, sketch: torch.Tensor, strength: float = 1.0,
