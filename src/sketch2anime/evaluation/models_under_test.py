@@ -61,7 +61,7 @@ def parse_model_spec(source: str) -> ModelSpec:
         if mark in values:
             raise ValueError(f"--model {source!r}: {mark} is given twice")
         folder, values[mark] = folder[:cut], folder[cut + len(mark):]
-    colour_seed, lines, flatten = None, 0.0, 0.0
+    colour_seed = None
     if SEED_MARK in values:
         try:
             colour_seed = int(values[SEED_MARK])
@@ -70,18 +70,17 @@ def parse_model_spec(source: str) -> ModelSpec:
         if colour_seed < 1:
             raise ValueError(f"--model {source!r}: after {SEED_MARK} give a positive integer (the panel's Seed), "
                              f"e.g. {folder or 'default'}{SEED_MARK}1")
-    if LINES_MARK in values:
+    def strength(mark: str, what: str, check) -> float:
+        if mark not in values:
+            return 0.0
         try:
-            lines = check_lines(float(values[LINES_MARK]))
+            return check(float(values[mark]))
         except ValueError:
-            raise ValueError(f"--model {source!r}: after {LINES_MARK} give the line strength, a number in [0, 1], "
-                             f"e.g. {folder or 'default'}{LINES_MARK}1") from None
-    if FLAT_MARK in values:
-        try:
-            flatten = check_flatten(float(values[FLAT_MARK]))
-        except ValueError:
-            raise ValueError(f"--model {source!r}: after {FLAT_MARK} give the flattening strength, a number in "
-                             f"[0, 1], e.g. {folder or 'default'}{FLAT_MARK}1") from None
+            raise ValueError(f"--model {source!r}: after {mark} give the {what}, a number in [0, 1], "
+                             f"e.g. {folder or 'default'}{mark}1") from None
+
+    lines = strength(LINES_MARK, "line strength", check_lines)
+    flatten = strength(FLAT_MARK, "flattening strength", check_flatten)
     if not folder:
         raise ValueError(f"--model {source!r}: give the model before the marks, e.g. default{LINES_MARK}1")
     return ModelSpec(folder, colour_seed, lines, flatten)
