@@ -1,6 +1,6 @@
 """The drawing panel's update time as a user gets it: a real server, a real browser, mouse strokes.
 
-    python benchmarks/panel_latency.py [--model default] [--strokes 30]
+    python benchmarks/panel_latency.py [--model default] [--strokes 30] [--flatten]
 
 Starts ``sketch2anime serve`` (uvicorn on 127.0.0.1) and Debian's headless Chromium through
 Playwright, draws ``--strokes`` strokes with the mouse (one result per stroke), and reads what the
@@ -16,6 +16,9 @@ Consistency while drawing: after each update the result is read back at the mode
 compared with the previous one (mean absolute difference per channel, 0-255, and the share of pixels
 that moved by more than 32). The reference for "a different face" is the panel's own variations of
 the final drawing (candidate 1 against candidates 2-4).
+
+``--flatten`` ticks the panel's Flat colours first (the server flattens each result, ``flatten.py``,
+counted in the server row but not in the model row) and writes its own section.
 """
 
 from __future__ import annotations
@@ -72,13 +75,19 @@ def change(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(diff.mean()), float((diff.max(axis=-1) > 32).mean())
 
 
-def measure(model: str, strokes: int, hint_every: int, timeout_s: float) -> tuple[dict[str, list[float]], dict[str, list]]:
+def measure(model: str, strokes: int, hint_every: int, timeout_s: float,
+            flatten: bool = False) -> tuple[dict[str, list[float]], dict[str, list]]:
     """Per update: each part in ms (``PARTS``); consistency: change against the previous update,
     split by the kind of stroke, and the variations reference."""
     samples: dict[str, list[float]] = {key: [] for key in PARTS}
     consistency: dict[str, list] = {"pen": [], "hint": [], "repeat": [], "variations": []}
     with panel_page(model, timeout_s) as page:
         side = int(page.evaluate(MODEL_SIZE))
+        if flatten:
+            before = int(page.get_attribute("#result", "data-generation"))
+            page.check("#flatten")
+            page.wait_for_function("(n) => Number(document.getElementById('result').dataset.generation) > n"
+                                   " && document.getElementById('busy').hidden", arg=before, timeout=timeout_s * 1000)
         previous = rgb(page.evaluate(READ_RESULT, side), side)
         for index in range(strokes):
             hint = hint_every and index % hint_every == hint_every - 1
@@ -157,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strokes", type=int, default=30, help="strokes drawn (one update each)")
     parser.add_argument("--hint-every", type=int, default=4, help="every N-th stroke is a hint stroke (0: none)")
     parser.add_argument("--timeout-s", type=float, default=60.0)
+    parser.add_argument("--flatten", action="store_true", help="with the panel's Flat colours ticked")
     parser.add_argument("--doc", default="docs/benchmarks.md")
     parser.add_argument("--no-write", action="store_true", help="print only; leave the doc alone")
     args = parser.parse_args(argv)
@@ -166,11 +176,12 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
 
     hardware = describe_hardware([2])
-    samples, consistency = measure(args.model, args.strokes, args.hint_every, args.timeout_s)
+    samples, consistency = measure(args.model, args.strokes, args.hint_every, args.timeout_s, args.flatten)
     table, update, pen_up = latency_table(samples)
     met = "MET" if update.p95 * 1000 < TARGET_MS else "NOT MET"
     verdict = (f"Panel target < {TARGET_MS:.0f} ms per update on a 2-core CPU, whole update in the browser: "
-               f"**{met}** (p95 {update.p95 * 1000:.1f} ms, p50 {update.p50 * 1000:.1f} ms, model {args.model}); "
+               f"**{met}** (p95 {update.p95 * 1000:.1f} ms, p50 {update.p50 * 1000:.1f} ms, model {args.model}"
+               f"{', Flat colours' if args.flatten else ''}); "
                f"pen-up to pixels p95 {pen_up.p95 * 1000:.1f} ms.")
     steady = consistency_table(consistency)
     print(table, verdict, "", steady, sep="\n")
@@ -184,9 +195,11 @@ def main(argv: list[str] | None = None) -> int:
         body = (table + "\n\n" + verdict + "\n\n### Consistency while drawing\n\n" + steady
                 + "\n\nThe seed stays fixed until the user presses ↻ Random, so each update changes only "
                   "what the new stroke changes; the variations row shows what a jump to another face looks like.")
-        section = section_text(SECTION, "Panel update latency (real browser)", hardware,
+        name, title = (SECTION + "_flat", "Panel update latency with Flat colours (real browser)") if args.flatten \
+            else (SECTION, "Panel update latency (real browser)")
+        section = section_text(name, title, hardware,
                                command_line(None if argv is None else [__file__, *argv]), body, notes)
-        print(f"wrote {write_section(Path(args.doc), SECTION, section)}")
+        print(f"wrote {write_section(Path(args.doc), name, section)}")
     return 0
 
 

@@ -109,3 +109,23 @@ def test_panel_latency_in_a_real_browser(tmp_path: Path, capsys: pytest.CaptureF
     repeat = next(r for r in rows if r[0].startswith("the final drawing sent again"))
     assert float(repeat[2]) == 0.0  # same drawing, same seed: the same picture
     assert "Consistency while drawing" in doc.read_text(encoding="utf-8")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(panel_latency.CHROMIUM).exists(), reason="needs Chromium at /usr/bin/chromium")
+def test_panel_latency_with_flat_colours_writes_its_own_section(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("playwright.sync_api")
+    from test_server_api import build_tiny_pipeline
+
+    folder = build_tiny_pipeline(tmp_path / "tiny")
+    doc = tmp_path / "bench.md"
+    assert panel_latency.main(["--model", str(folder), "--strokes", "2", "--hint-every", "0", "--doc", str(doc),
+                               "--flatten"]) == 0
+    out = capsys.readouterr().out
+    _, rows = _table_rows(out, "what")
+    update, server, model = (float(rows[i][2]) for i in (0, 3, 4))
+    assert update >= server >= model > 0
+    assert "Flat colours" in out
+    text = doc.read_text(encoding="utf-8")
+    assert "with Flat colours" in text and "Panel update latency (real browser)" not in text
