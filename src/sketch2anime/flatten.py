@@ -92,7 +92,7 @@ def flatten_array(colour: np.ndarray, ink: np.ndarray, strength: float = 1.0,
             if radius < 1:
                 continue
             if smoothed is None:
-                smoothed = lightness_guided_filter(filled, radius, config.open_eps)
+                smoothed = lightness_guided_filter(colour, radius, config.open_eps)  # the model's own picture
             filled[mask] = smoothed[mask]
         else:
             filled[mask] = np.median(colour[mask], axis=0)
