@@ -88,10 +88,21 @@ def test_small_regions_keep_the_models_colours() -> None:
     assert tiny[eye].std(axis=0).max() < 0.05
 
 
+SMOOTH_OPEN = FlattenConfig(open_radius=0.04)
+
+
+def test_open_regions_keep_the_models_colours_by_default() -> None:
+    picture, ink = _blotchy_picture(), _ink()
+    inside, _, outside = _masks()
+    full = flatten_array(picture, ink, 1.0)
+    assert np.allclose(full[outside], picture[outside], atol=1e-3)
+    assert full[inside].std(axis=0).max() < 0.05  # while the closed region is still filled
+
+
 def test_open_regions_are_smoothed_not_filled_flat() -> None:
     picture, ink = _blotchy_picture(), _ink()
     _, _, outside = _masks()
-    full = flatten_array(picture, ink, 1.0)
+    full = flatten_array(picture, ink, 1.0, SMOOTH_OPEN)
     left, right = outside.copy(), outside.copy()
     left[:, 12:] = False
     right[:, :-12] = False
@@ -195,7 +206,7 @@ def test_thin_lines_of_a_large_sketch_still_close_their_regions() -> None:
     yy, xx = np.mgrid[:128, :128]
     radius = np.hypot(yy - 64, xx - 64)
     assert flat[radius < 35].std(axis=0).max() < 0.6
-    assert flat[radius > 45].std(axis=0).max() > 5.0  # the open outside is smoothed, not filled
+    assert flat[radius > 45].std(axis=0).max() > 5.0  # the open outside is not filled
 
 
 def test_open_regions_keep_an_edge_of_lightness_that_no_line_closes() -> None:
@@ -203,6 +214,6 @@ def test_open_regions_keep_an_edge_of_lightness_that_no_line_closes() -> None:
     # keeps the edge, where a plain blur would spread a halo of grey over both sides.
     picture = np.full((SIZE, SIZE, 3), 240.0, np.float32)
     picture[:, : SIZE // 2] = (70, 40, 40)
-    full = flatten_array(picture, np.zeros((SIZE, SIZE), np.float32), 1.0)
+    full = flatten_array(picture, np.zeros((SIZE, SIZE), np.float32), 1.0, SMOOTH_OPEN)
     assert np.abs(full[:, SIZE // 2 - 2] - (70, 40, 40)).max() < 20
     assert np.abs(full[:, SIZE // 2 + 1] - 240).max() < 20

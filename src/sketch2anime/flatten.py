@@ -7,11 +7,12 @@ median of what the model painted there:
 
 * closed regions at least ``min_region`` of the picture (hair, face, clothes) become one colour;
 * regions touching the picture's edge (the background, and long hair whose outline stays open at
-  the bottom) are not one thing, so they are only smoothed: a guided filter (He et al., 2010) with
-  the picture's own lightness as guide, radius ``open_radius`` × side, makes the colour a local
-  linear function of lightness there, which averages away blotches of one lightness and another
-  hue (magenta and green in one strand) but keeps the edge between dark hair and light paper that
-  no line closes;
+  the bottom) are not one thing: by default they keep the model's colours. With ``open_radius`` > 0
+  they are smoothed by a guided filter (He et al., 2010) with the picture's own lightness as guide,
+  window ``open_radius`` × side, which averages away blotches of one lightness and another hue but
+  keeps the edge between dark hair and light paper that no line closes. It is off by default
+  because it made novice drawings much less like the training pictures (README, "Flat colours"):
+  the model's shading there is worth more than its blotches cost;
 * small regions (eyes, mouths, the cells of hatching in a tonal sketch) keep the model's colours,
   where its detail is the point;
 * the lines and the thin band around them take the colour of the nearest region, and the model's
@@ -41,7 +42,7 @@ class FlattenConfig:
     ink_threshold: float = 0.5    # sketch darkness in [0, 1] from which a pixel is a line
     gap: float = 1.0 / 256.0      # lines thickened by this × side (at least 1 px): closes small gaps
     min_region: float = 0.015     # closed regions smaller than this × area keep the model's colours
-    open_radius: float = 0.04     # guided-filter window in regions that touch the picture's edge, × side
+    open_radius: float = 0.0      # guided-filter window in regions that touch the picture's edge, × side (0: off)
     open_eps: float = 0.003       # its regulariser (lightness variance, [0, 1] scale): larger smooths more
 
     def __post_init__(self) -> None:
