@@ -184,8 +184,8 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lines", type=float, nargs="?", const=1.0, default=0.0, metavar="STRENGTH",
                    help="multiply your own sketch lines over the result (STRENGTH 0-1, default 1), so they stay crisp")
     p.add_argument("--flatten", type=float, nargs="?", const=1.0, default=0.0, metavar="STRENGTH",
-                   help="cel colours: one colour per region your lines close (hair, face, clothes), smoothed "
-                        "in regions open to the edge, eyes and small parts kept (STRENGTH 0-1, default 1)")
+                   help="flat colours: one colour per region your lines close (face, fringe, clothes); eyes, "
+                        "small parts and regions open to the edge keep the model's (STRENGTH 0-1, default 1)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N")
 
 

@@ -53,8 +53,8 @@ HINT_HELP = ("optional colour hints: an image whose alpha marks hinted pixels (R
 PROJECTION_HELP = "manifold projection strength: 0 follows the lines exactly, 1 snaps to the nearest training sketches"
 SEED_HELP = f"0 to {MAX_SEED}; the same inputs and seed give the same picture (the panel keeps it until asked for another)"
 MODEL_HELP = "model name from GET /api/models (default: the first one)"
-FLATTEN_HELP = ("flat colours, 0 to 1: each region your lines close (hair, face, clothes) gets one colour, regions "
-                "open to the edge are smoothed, eyes and small parts kept (0 = the model's picture as it is)")
+FLATTEN_HELP = ("flat colours, 0 to 1: each region your lines close (face, fringe, clothes) gets one colour; eyes, "
+                "small parts and regions open to the edge keep the model's (0 = the model's picture as it is)")
 # Uploads arrive as these; browsers send "application/octet-stream" for some blobs.
 ACCEPTED_TYPES = ("image/", "application/octet-stream")
 
