@@ -49,7 +49,6 @@ from sketch2anime.evaluation.color import hint_adherence, rgb_to_lab  # noqa: E4
 from sketch2anime.evaluation.fid import fid_kid, make_feature_extractor, paired_kid_difference  # noqa: E402
 from sketch2anime.evaluation.models_under_test import check_colour_seed, parse_model_spec  # noqa: E402
 from sketch2anime.evaluation.protocol import EvaluationProtocol, ProtocolConfig  # noqa: E402
-from sketch2anime.flatten import flatten_picture  # noqa: E402
 from sketch2anime.hint_format import rgba_to_hint  # noqa: E402
 from sketch2anime.inference import Sketch2AnimePipeline  # noqa: E402
 from sketch2anime.upscale.upscaler import multiply_lines  # noqa: E402
@@ -101,9 +100,8 @@ def model_results(model: str, count: int, projection: float) -> tuple[dict[str, 
         hair_hints.append(hair_part)
         background_hints.append(background_part)
         for name, layer in zip(CONDITIONS, (None, hint)):
-            picture = pipe(sketch, layer, projection=projection, seed=spec.colour_seed, output_size="model")
-            if spec.flatten:
-                picture = flatten_picture(picture, sketch, spec.flatten)
+            picture = pipe(sketch, layer, projection=projection, seed=spec.colour_seed, output_size="model",
+                           flatten=spec.flatten)
             if spec.lines:
                 picture = multiply_lines(picture, sketch, spec.lines)
             results[name].append(rgb_to_tensor(picture))

@@ -19,7 +19,8 @@ from .upscaler import check_factor, check_lines, enlarge, multiply_lines
 
 def upscaled_call(pipe: Any, sketch: ImageInput, hint: ImageInput | None, projection: float, seed: int | None,
                   return_projected: bool, upscale: int, lines: float, flatten: float = 0.0) -> Any:
-    """What ``pipe.__call__`` returns for ``upscale`` > 1, ``lines`` > 0 or ``flatten`` > 0 (one sketch).
+    """What ``pipe.__call__`` returns for ``upscale`` > 1 or ``lines`` > 0 (one sketch), flattened first
+    when ``flatten`` > 0 (flat colours alone stay on ``__call__``'s own path, which honours ``output_size``).
 
     The picture is ``upscale`` x the model's resolution (framed like the sketch); the projected
     sketch, if asked for, is resized to the same size.
