@@ -32,6 +32,7 @@ from PIL import Image
 from scipy import ndimage
 
 from .data.image_io import ImageInput, load_sketch
+from .data.regions import line_regions
 from .geometry import shrink_sketch
 
 
@@ -72,16 +73,10 @@ def flatten_array(colour: np.ndarray, ink: np.ndarray, strength: float = 1.0,
         return colour
     height, width = ink.shape
     side = max(height, width)
-    lines = ink > config.ink_threshold
-    band = max(1, round(config.gap * side))
-    walls = ndimage.binary_dilation(lines, iterations=band) if lines.any() else lines
-    labels, count = ndimage.label(~walls)
-    if count == 0:
+    regions = line_regions(ink, config.ink_threshold, config.gap)
+    labels, walls, areas, touches_edge = regions.labels, regions.walls, regions.areas, regions.touches_edge
+    if regions.count == 0:
         return colour
-    areas = np.bincount(labels.ravel(), minlength=count + 1)
-    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    touches_edge = np.zeros(count + 1, dtype=bool)
-    touches_edge[edge] = True
     filled = colour.astype(np.float32).copy()
     radius = round(config.open_radius * side)
     smoothed = None

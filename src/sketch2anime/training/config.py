@@ -100,8 +100,10 @@ class TrainConfig:
     ``adversarial`` = "hinge" | "nonsaturating", ``feature_matching_weight`` (D features),
     ``perceptual_weight`` (HED-VGG features, needs ``sketch2anime weights hed``), ``hint_weight``
     (masked L1 at hint resolution), ``ssim_weight`` (1 - SSIM at the model's size and at the panel's
-    2x display size: penalises texture where the true image is flat), ``r1_gamma`` (R1 on real
-    images every ``r1_every`` steps).
+    2x display size: penalises texture where the true image is flat), ``flatness_weight`` (the
+    output's excess colour variance over the true image's inside each region the input sketch's lines
+    enclose, regions of at least ``flatness_min_region`` × the picture; guided stage only),
+    ``r1_gamma`` (R1 on real images every ``r1_every`` steps).
     Stage 1 feeds a rough sketch instead of the clean one with probability ``rough_fraction``.
     ``threads``: CPU threads for torch (0 keeps torch's default; 1 is fastest on a busy machine).
     ``snapshot_every``: also keep the exported model of every such step as ``snapshots/step_NNNNNNN/``
@@ -133,6 +135,8 @@ class TrainConfig:
     perceptual_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3")
     hint_weight: float = 10.0
     ssim_weight: float = 0.0
+    flatness_weight: float = 0.0
+    flatness_min_region: float = 0.005
     r1_gamma: float = 0.0
     r1_every: int = 16
 
@@ -162,13 +166,17 @@ class TrainConfig:
         for name in ("steps", "lr", "log_every", "sample_every", "checkpoint_every", "r1_every", "projection_k"):
             positive(name)
         for name in ("weight_decay", "warmup_steps", "l1_weight", "adversarial_weight", "feature_matching_weight",
-                     "perceptual_weight", "hint_weight", "ssim_weight", "r1_gamma", "snapshot_every", "max_minutes"):
+                     "perceptual_weight", "hint_weight", "ssim_weight", "flatness_weight", "r1_gamma", "snapshot_every",
+                     "max_minutes"):
             positive(name, allow_zero=True)
         # Counts of steps beyond any real run (1e20) are typos; they would also overflow int64 tensors.
         for name in ("steps", "warmup_steps", "log_every", "sample_every", "checkpoint_every", "snapshot_every",
                      "r1_every"):
             if getattr(self, name) > MAX_STEPS:
                 raise ConfigError(f"train.{name} must be at most {MAX_STEPS:,}, got {getattr(self, name)!r}")
+        if not 0.0 <= self.flatness_min_region <= 1.0:
+            raise ConfigError(f"train.flatness_min_region must be a fraction of the picture in [0, 1], "
+                              f"got {self.flatness_min_region!r}")
         if self.threads < 0:
             raise ConfigError(f"train.threads must be 0 (torch's default) or more, got {self.threads}")
         if self.lr_discriminator is not None:
@@ -229,6 +237,12 @@ class ExperimentConfig:
     cyclegan: ResnetGeneratorConfig | None = None
     patchgan: PatchGANConfig | None = None
     baseline: BaselineSection = field(default_factory=BaselineSection)
+
+    def __post_init__(self) -> None:
+        # Only the guided stage reads the region labels: elsewhere the weight would be silently ignored.
+        if self.train.flatness_weight > 0 and self.experiment.stage != "guided":
+            raise ConfigError(f"train.flatness_weight is only used by the guided stage, not by stage "
+                              f"{self.experiment.stage!r}: set it to 0")
 
     @property
     def output_dir(self) -> Path:

@@ -122,10 +122,13 @@ class ConditionalGANUpdate:
         return losses
 
     def generator_update(self, image: torch.Tensor, fake: torch.Tensor, sketch: torch.Tensor | None,
-                         d_hint: torch.Tensor | None, hint: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+                         d_hint: torch.Tensor | None, hint: torch.Tensor, step: int,
+                         regions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One G step from ``fake`` (with its graph); D is frozen and used unwrapped (no gradient sync).
-        ``sketch``/``d_hint``: what D sees (``d_inputs``); ``hint``: the hint of the masked hint loss."""
-        from .losses import feature_matching_loss, generator_adversarial_loss, masked_hint_loss, ssim_loss
+        ``sketch``/``d_hint``: what D sees (``d_inputs``); ``hint``: the hint of the masked hint loss;
+        ``regions`` (N, S, S): the input sketch's region labels for the flatness loss (None: off)."""
+        from .losses import (feature_matching_loss, generator_adversarial_loss, masked_hint_loss,
+                             region_flatness_loss, ssim_loss)
 
         train = self.config.train
         set_requires_grad(self.D, False)
@@ -152,6 +155,10 @@ class ConditionalGANUpdate:
             structure = ssim_loss(fake32, image)
             total = total + train.ssim_weight * structure
             losses["ssim"] = structure.detach()
+        if regions is not None and train.flatness_weight > 0:
+            flatness = region_flatness_loss(fake32, image, regions)
+            total = total + train.flatness_weight * flatness
+            losses["flatness"] = flatness.detach()
         losses.update({"l1": l1.detach(), "hint": hint_loss.detach(), "g_loss": total.detach()})
         optimizer_step(self.opt_g, total, self.G.parameters(), train.grad_clip)
         if self.ema is not None:

@@ -34,6 +34,7 @@ import torch
 from ..checkpoint import CheckpointError, load_model
 from ..config import ConfigError
 from ..data.palettes import PaletteBank
+from ..data.regions import region_labels
 from ..hint_format import hint_to_display, hint_upsampled, resize_hint
 from ..models.discriminator import DiscriminatorConfig, make_discriminator
 from ..models.guide import encode_sketch, guide_from_latent
@@ -218,7 +219,10 @@ class GuidedStage(GANStageBase, ConditionalGANUpdate):
         with self.engine.autocast():
             fake = self.g_net(self.as_input(user), self.as_input(guide), hint, latent)
         losses = self.discriminator_update(image, fake, d_sketch, d_hint, step)
-        losses.update(self.generator_update(image, fake, d_sketch, d_hint, hint, step))
+        regions = None
+        if self.config.train.flatness_weight > 0:  # the lines the generator was given enclose the regions
+            regions = region_labels(user, self.config.train.flatness_min_region)
+        losses.update(self.generator_update(image, fake, d_sketch, d_hint, hint, step, regions))
         self.step = step + 1
         return losses
 
