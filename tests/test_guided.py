@@ -241,6 +241,33 @@ def test_flatness_weight_adds_the_region_flatness_loss_to_the_generator_update(
     assert added == pytest.approx(50 * with_flatness["flatness"], rel=1e-3, abs=1e-5)
 
 
+@pytest.mark.parametrize("regions", ["clean", "input"])
+def test_flatness_regions_come_from_the_chosen_sketch(autoencoder64: Path, dataset128: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch, regions: str) -> None:
+    from sketch2anime.training import guided_stage
+
+    seen: dict[str, list[torch.Tensor]] = {"clean": [], "input": [], "lines": []}
+    condition, labels = guided_stage.GuidedStage.condition, guided_stage.region_labels
+
+    def recording_condition(self, clean, user, ids):
+        seen["clean"].append(clean.clone())
+        seen["input"].append(user.clone())
+        return condition(self, clean, user, ids)
+
+    def recording_labels(lines, *args):
+        seen["lines"].append(lines.clone())
+        return labels(lines, *args)
+
+    monkeypatch.setattr(guided_stage.GuidedStage, "condition", recording_condition)
+    monkeypatch.setattr(guided_stage, "region_labels", recording_labels)
+    train_experiment(_guided_config(dataset128, autoencoder64, tmp_path / "run", "train.flatness_weight=5",
+                                    f"train.flatness_regions={json.dumps(regions)}", "data.rough_probability=1"))
+    assert len(seen["lines"]) == len(seen["clean"]) >= 1
+    assert not torch.equal(seen["clean"][0], seen["input"][0])  # every input was roughened
+    for step, lines in enumerate(seen["lines"]):
+        assert torch.equal(lines, seen[regions][step])
+
+
 def test_guided_stage_fine_tunes_from_an_exported_generator(autoencoder64: Path, dataset128: Path,
                                                              tmp_path: Path) -> None:
     """init_generator starts G from a pipeline's weights: at a vanishing lr the export is those weights exactly."""

@@ -99,6 +99,7 @@ def test_flatness_loss_gradient_flattens_the_region() -> None:
 @pytest.mark.parametrize("changes, message", [
     (["train.flatness_weight=-1"], "flatness_weight must be 0 or more"),
     (["train.flatness_min_region=1.5"], "flatness_min_region must be a fraction"),
+    (['train.flatness_regions="rough"'], "flatness_regions: must be one of 'clean', 'input'"),
 ])
 def test_flatness_settings_are_checked(changes: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -102,7 +102,9 @@ class TrainConfig:
     (masked L1 at hint resolution), ``ssim_weight`` (1 - SSIM at the model's size and at the panel's
     2x display size: penalises texture where the true image is flat), ``flatness_weight`` (the
     output's excess colour variance over the true image's inside each region the input sketch's lines
-    enclose, regions of at least ``flatness_min_region`` × the picture; guided stage only),
+    enclose, regions of at least ``flatness_min_region`` × the picture; guided stage only; the regions
+    of the ``flatness_regions`` = "clean" sketch the picture was drawn from, or of the "input" the
+    generator saw, rough or not),
     ``r1_gamma`` (R1 on real images every ``r1_every`` steps).
     Stage 1 feeds a rough sketch instead of the clean one with probability ``rough_fraction``.
     ``threads``: CPU threads for torch (0 keeps torch's default; 1 is fastest on a busy machine).
@@ -137,6 +139,7 @@ class TrainConfig:
     ssim_weight: float = 0.0
     flatness_weight: float = 0.0
     flatness_min_region: float = 0.005
+    flatness_regions: Literal["clean", "input"] = "clean"
     r1_gamma: float = 0.0
     r1_every: int = 16
 

@@ -220,8 +220,11 @@ class GuidedStage(GANStageBase, ConditionalGANUpdate):
             fake = self.g_net(self.as_input(user), self.as_input(guide), hint, latent)
         losses = self.discriminator_update(image, fake, d_sketch, d_hint, step)
         regions = None
-        if self.config.train.flatness_weight > 0:  # the lines the generator was given enclose the regions
-            regions = region_labels(user, self.config.train.flatness_min_region)
+        train = self.config.train
+        if train.flatness_weight > 0:
+            # The true picture's colours follow the clean lines; a rough sketch's regions straddle them.
+            lines = clean if train.flatness_regions == "clean" else user
+            regions = region_labels(lines, train.flatness_min_region)
         losses.update(self.generator_update(image, fake, d_sketch, d_hint, hint, step, regions))
         self.step = step + 1
         return losses
