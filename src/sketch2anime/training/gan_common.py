@@ -126,7 +126,7 @@ class ConditionalGANUpdate:
                          regions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One G step from ``fake`` (with its graph); D is frozen and used unwrapped (no gradient sync).
         ``sketch``/``d_hint``: what D sees (``d_inputs``); ``hint``: the hint of the masked hint loss;
-        ``regions`` (N, S, S): the input sketch's region labels for the flatness loss (None: off)."""
+        ``regions`` (N, S, S): a sketch's region labels for the flatness loss (None: off)."""
         from .losses import (feature_matching_loss, generator_adversarial_loss, masked_hint_loss,
                              region_flatness_loss, ssim_loss)
 

@@ -103,9 +103,12 @@ def region_flatness_loss(fake: torch.Tensor, real: torch.Tensor, labels: torch.T
 
     fake, real: (N, 3, H, W); labels: (N, H, W) int64, 0 = ignored, regions numbered across the batch
     (``data.regions.region_labels``). Per region and channel the excess variance relu(var_fake -
-    var_real) is summed, weighted by the region's area, over all N*H*W pixels. A colourist fills a
-    closed region with one colour and its true shading; blotches of another hue inside it cost, the
-    target's own shading does not, and the mean colour is left to L1 and the hints.
+    var_real) is summed, weighted by the region's area, over all N*H*W pixels; regions open to the
+    picture's edge count too (the true variance of a background is its own allowance). A colourist
+    fills a region with one colour and its true shading: blotches of another hue inside it cost, the
+    target's own shading does not, and the mean colour is left to L1 and the hints. Measured (README,
+    runs 14 and 15): where nothing says which colour to commit to, the cheapest way to lower the
+    variance is the region's mean, a grey hedge.
     """
     if fake.shape != real.shape or fake.dim() != 4 or labels.shape != (fake.shape[0], *fake.shape[-2:]):
         raise ValueError(f"region flatness needs (N, C, H, W) pictures and (N, H, W) labels, got "
