@@ -149,11 +149,17 @@ def fine_tune_note(run: Path, start: Path, snapshot: int | None = None, soup_alp
     """How the fine-tune differed from the configuration it started from, read from its config.json
     (``train.steps`` is the snapshot's step when one is shipped), and, with ``soup_alpha``, that the
     shipped generator averages the fine-tune's weights with the starting model's."""
-    train = json.loads((run / "config.json").read_text())["train"]
+    config = json.loads((run / "config.json").read_text())
+    train = config["train"]
     if snapshot is not None:
         train["steps"] = snapshot
-    keys = ("steps", "lr", "l1_weight", "adversarial_weight", "ssim_weight")
-    settings = ", ".join(f"`train.{key}={train[key]}`" for key in keys if train.get(key) not in (None, 0, 0.0))
+    keys = ("steps", "lr", "l1_weight", "adversarial_weight", "ssim_weight", "flatness_weight")
+    settings = [f"`train.{key}={train[key]}`" for key in keys if train.get(key) not in (None, 0, 0.0)]
+    # Older runs' configs predate multi-scale discriminators: one scale then.
+    scales = config.get("discriminator", {}).get("scales", 1)
+    if scales != 1:
+        settings.append(f"`discriminator.scales={scales}`")
+    settings = ", ".join(settings)
     # A copied folder's path says little; the experiment that made it says which model it is.
     made_by = training_record(Path(start)).get("experiment")
     named = f"`{start}`" + (f" (experiment `{made_by}`)" if isinstance(made_by, str) else "")
@@ -357,7 +363,9 @@ GUIDED_RETRAIN = (
     "(`scripts/export_default.py runs/guided128_figure --snapshot 2400 --part-bank-styles detail,xdog`), then, "
     "with that installed as the default, the texture fine-tune `configs/guided128_texture.toml`, shipped "
     "averaged with its start (`scripts/export_default.py runs/guided128_texture --soup-alpha A "
-    "--part-bank-styles detail,xdog`, the alpha in the budget note above); the "
+    "--part-bank-styles detail,xdog`, the alpha in the budget note above), then, with that average "
+    "installed as the default, the two-scale-discriminator texture fine-tune "
+    "`configs/guided128_texture_ms.toml`, shipped averaged with its start the same way; the "
     "stage-1 autoencoder comes from `experiment.autoencoder_dir`, "
     "`configs/ae64.toml` trains a new one). Add `--set train.threads=1` when another job shares the 2-core "
     "machine: one thread per job was fastest then.")

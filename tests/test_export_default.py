@@ -75,6 +75,18 @@ def test_a_second_fine_tune_is_numbered_and_names_its_ssim_weight(export_default
     assert "ssim_weight" not in export_default.fine_tune_note(plain, tmp_path)
 
 
+def test_the_note_names_a_multi_scale_discriminator_and_only_that(export_default, tmp_path: Path) -> None:
+    run = _run(tmp_path / "ms", {"steps": 2400, "lr": 5e-5})
+    config = json.loads((run / "config.json").read_text())
+    assert "discriminator.scales" not in export_default.fine_tune_note(run, tmp_path)
+    config["discriminator"] = {"scales": 1}
+    (run / "config.json").write_text(json.dumps(config))
+    assert "discriminator.scales" not in export_default.fine_tune_note(run, tmp_path)
+    config["discriminator"] = {"scales": 2}
+    (run / "config.json").write_text(json.dumps(config))
+    assert "`discriminator.scales=2`" in export_default.fine_tune_note(run, tmp_path)
+
+
 def test_rewriting_the_card_of_a_model_fine_tuned_in_place_drops_its_own_row(export_default, tmp_path: Path) -> None:
     # The run started from the shipped folder and was exported into it: the card there is now the
     # run's own, so a --card-only rewrite must not count the run twice.
