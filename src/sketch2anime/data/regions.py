@@ -14,6 +14,10 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+# How a pen line is read, shared by the flat colours and the training loss so both see the same regions.
+DEFAULT_INK_THRESHOLD = 0.5
+DEFAULT_GAP = 1.0 / 256.0
+
 
 @dataclass(frozen=True)
 class LineRegions:
@@ -31,7 +35,8 @@ class LineRegions:
         return len(self.areas) - 1
 
 
-def line_regions(ink: np.ndarray, ink_threshold: float = 0.5, gap: float = 1.0 / 256.0) -> LineRegions:
+def line_regions(ink: np.ndarray, ink_threshold: float = DEFAULT_INK_THRESHOLD,
+                 gap: float = DEFAULT_GAP) -> LineRegions:
     """``ink`` (H, W) in [0, 1] (0 paper, 1 full ink) -> the regions between its lines."""
     if ink.ndim != 2:
         raise ValueError(f"line regions need a (H, W) ink map, got shape {ink.shape}")
@@ -47,8 +52,8 @@ def line_regions(ink: np.ndarray, ink_threshold: float = 0.5, gap: float = 1.0 /
     return LineRegions(labels, walls, areas, touches_edge)
 
 
-def region_labels(sketch: torch.Tensor, min_region: float = 0.005, ink_threshold: float = 0.5,
-                  gap: float = 1.0 / 256.0) -> torch.Tensor:
+def region_labels(sketch: torch.Tensor, min_region: float = 0.005, ink_threshold: float = DEFAULT_INK_THRESHOLD,
+                  gap: float = DEFAULT_GAP) -> torch.Tensor:
     """``sketch`` (N, 1, H, W) in [-1, 1] (paper +1) -> labels (N, H, W) int64, numbered across the batch
     (the regions of item n never share a number with item m's), 0 where no region counts: the walls and
     regions smaller than ``min_region`` × the picture's area (eyes, hatching cells)."""
