@@ -87,6 +87,39 @@ def test_random_figures_are_seeded_and_vary() -> None:
     assert backdrop is not None and away.mean() > 0.2 and (page_color[away] == backdrop).all()
 
 
+def _widest(mask: np.ndarray) -> int:
+    return int(mask.any(axis=0).sum())
+
+
+def test_a_small_build_narrows_the_body_and_a_short_skirt_shows_legs() -> None:
+    narrower, legs_seen = 0, 0
+    for seed in range(16):
+        full = dict(random_body_parts(256, 256, 0.5, 0.25, np.random.default_rng(seed), build=1.0))
+        slim = dict(random_body_parts(256, 256, 0.5, 0.25, np.random.default_rng(seed), build=0.5))
+        # the same draws with every width halved: the torso's widest row about half as wide
+        assert 0.4 < _widest(slim["torso"]) / _widest(full["torso"]) < 0.62
+        narrower += 1
+        if "skirt" in slim and "leg" in slim:
+            legs_seen += 1
+            hem = np.nonzero(slim["skirt"].any(axis=1))[0].max()
+            assert hem < 0.92 * 256 and slim["leg"][hem + 2:].any() and slim["leg"][-1].any()
+    assert narrower == 16 and legs_seen >= 2
+
+
+def test_whole_figures_have_smaller_heads() -> None:
+    color, sketch = _face()
+
+    def head_rows(scales: tuple[float, float]) -> list[int]:
+        rows = []
+        for seed in range(8):
+            page_color, _, _, _ = random_figure(color, sketch, np.random.default_rng(seed), head_scales=scales)
+            rows.append(int(_is_face(page_color).any(axis=1).sum()))
+        return rows
+
+    whole, half = head_rows((0.2, 0.25)), head_rows((0.5, 0.6))
+    assert max(whole) <= 0.26 * 128 and min(half) >= 0.45 * 128
+
+
 def test_figure_refuses_bad_input() -> None:
     color, sketch = _face()
     with pytest.raises(ValueError, match="head_scale"):
@@ -99,6 +132,12 @@ def test_figure_refuses_bad_input() -> None:
         random_body_parts(8, 128, 0.5, 0.4, np.random.default_rng(0))
     with pytest.raises(ValueError, match="backdrop_probability"):
         random_figure(color, sketch, np.random.default_rng(0), backdrop_probability=-1)
+    with pytest.raises(ValueError, match="head_scales"):
+        random_figure(color, sketch, np.random.default_rng(0), head_scales=(0.1, 0.5))
+    with pytest.raises(ValueError, match="build"):
+        random_body_parts(128, 128, 0.5, 0.4, np.random.default_rng(0), build=0.0)
+    with pytest.raises(ValueError, match="figure_head_scale"):
+        DatasetConfig(root="x", figure_head_scale=(0.6, 0.3))
 
 
 def test_dataset_draws_figures_with_paper_outside(prepared_scenes: Path) -> None:
@@ -118,3 +157,18 @@ def test_dataset_draws_figures_with_paper_outside(prepared_scenes: Path) -> None
         assert (body == scene).all(dim=0).float().mean() < 0.3
     with pytest.raises(ValueError, match="figure_probability"):
         DatasetConfig(root=str(prepared_scenes), figure_probability=1.5)
+
+
+def test_dataset_passes_its_head_sizes_to_the_figures(prepared_scenes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sketch2anime.data.dataset as dataset_module
+
+    seen = []
+
+    def recording(color, sketch, rng, backdrop_probability=0.0, head_scales=(0.35, 0.6)):
+        seen.append(tuple(head_scales))
+        return random_figure(color, sketch, rng, backdrop_probability, head_scales)
+
+    monkeypatch.setattr(dataset_module, "random_figure", recording)
+    PairedSketchDataset(DatasetConfig(root=str(prepared_scenes), figure_probability=1.0,
+                                      figure_head_scale=(0.2, 0.3)))[0]
+    assert seen == [(0.2, 0.3)]

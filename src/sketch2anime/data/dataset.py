@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 
 from ..hint_format import hint_to_tensor
 from .cutout import add_backdrop_hints, random_cut_out
-from .figure import random_figure
+from .figure import HALF_BODY_HEADS, random_figure
 from .hints import HintConfig, simulate_hints
 from .image_io import rgb_to_tensor, sketch_to_tensor
 from .manifest import DatasetInfo, ManifestRecord, read_dataset_info, read_manifest
@@ -59,7 +59,8 @@ class DatasetConfig:
     cutout_backdrop_probability: share of those whose outside is a flat colour asked for by hint
     dabs instead. figure_probability: share of items drawn as the head of a flat-coloured,
     outlined half-body figure on paper (``figure.py``; its backdrop share is
-    cutout_backdrop_probability too); those are not cut out as well. in_memory: decode
+    cutout_backdrop_probability too); those are not cut out as well. figure_head_scale: the range
+    of the figure's head size as a share of the page (0.35-0.6 half-body; from 0.2 whole figures). in_memory: decode
     every PNG once at start (15k 64 px images take ~300 MB). fixed: evaluation mode (randomness
     from (seed, index) only). limit: use only the first N images of the split (by id).
     """
@@ -78,6 +79,7 @@ class DatasetConfig:
     cutout_probability: float = 0.0
     cutout_backdrop_probability: float = 0.0
     figure_probability: float = 0.0
+    figure_head_scale: tuple[float, float] = HALF_BODY_HEADS
     seed: int = 0
     in_memory: bool = True
     fixed: bool = False
@@ -99,6 +101,10 @@ class DatasetConfig:
         if not 0.1 <= low <= high <= 1.0:
             raise ValueError(f"zoom_out_scale must be [low, high] with 0.1 <= low <= high <= 1, "
                              f"got {self.zoom_out_scale}")
+        low, high = self.figure_head_scale
+        if not 0.2 <= low <= high <= 0.9:
+            raise ValueError(f"figure_head_scale must be [low, high] with 0.2 <= low <= high <= 0.9, "
+                             f"got {self.figure_head_scale}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
 
@@ -216,7 +222,7 @@ class PairedSketchDataset(Dataset):
         backdrop_rng = rng_cutout
         if cfg.figure_probability > 0 and rng_figure.random() < cfg.figure_probability:
             color, sketch, outside, backdrop = random_figure(color, sketch, rng_figure,
-                                                             cfg.cutout_backdrop_probability)
+                                                             cfg.cutout_backdrop_probability, cfg.figure_head_scale)
             backdrop_rng = rng_figure
         elif cfg.cutout_probability > 0 and rng_cutout.random() < cfg.cutout_probability:
             color, sketch, outside, backdrop = random_cut_out(color, sketch, rng_cutout,

@@ -60,17 +60,21 @@ def _ellipse(cx: float, cy: float, rx: float, ry: float, angle: float, height: i
 
 
 def random_body_parts(height: int, width: int, neck_x: float, neck_y: float,
-                      rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
+                      rng: np.random.Generator, build: float = 1.0) -> list[tuple[str, np.ndarray]]:
     """(role, HxW bool mask) of a body's parts, back to front, hanging from the neck at (neck_x, neck_y).
 
     Roles: "arm", "neck", "torso", "skirt", "leg", "collar".
     Coordinates are fractions of the page. Arms (0-2) lie behind the torso or in front of it,
     trousers or a skirt below the waist, a collar over the top of the torso; parts run off the
-    bottom of the page as in a half-body drawing.
+    bottom of the page as in a half-body drawing. ``build`` (0, 1] narrows the widths (shoulders,
+    arms, neck) for a small head, so a whole figure keeps anime proportions; a skirt that ends
+    above the page's bottom shows legs below it.
     """
+    if not 0.0 < build <= 1.0:
+        raise ValueError(f"build must lie in (0, 1], got {build}")
     if height < 16 or width < 16:
         raise ValueError(f"a figure needs a page of at least 16x16 px, got {width}x{height}")
-    shoulder = rng.uniform(0.15, 0.3)  # half the shoulder width
+    shoulder = rng.uniform(0.15, 0.3) * build  # half the shoulder width
     top = neck_y + rng.uniform(0.0, 0.04)
     waist_y = top + rng.uniform(0.22, 0.38)
     waist = shoulder * rng.uniform(0.6, 0.95)
@@ -82,17 +86,23 @@ def random_body_parts(height: int, width: int, neck_x: float, neck_y: float,
             angle = side * rng.uniform(5, 40)
             length = rng.uniform(0.15, 0.3)
             cx = neck_x + side * shoulder * 0.9 + side * np.sin(np.radians(abs(angle))) * length * 0.5
-            arms.append(("arm", _ellipse(cx, top + length * 0.55, rng.uniform(0.035, 0.07), length * 0.55,
+            arms.append(("arm", _ellipse(cx, top + length * 0.55, rng.uniform(0.035, 0.07) * build, length * 0.55,
                                  -angle, height, width)))
     if not arms_front:
         parts += arms
-    parts.append(("neck", _ellipse(neck_x, neck_y - 0.01, rng.uniform(0.03, 0.06), rng.uniform(0.04, 0.07), 0, height, width)))
+    parts.append(("neck", _ellipse(neck_x, neck_y - 0.01, rng.uniform(0.03, 0.06) * build, rng.uniform(0.04, 0.07),
+                                   0, height, width)))
     parts.append(("torso", _poly([(neck_x - shoulder, top + 0.03), (neck_x - shoulder * 0.7, top),
                         (neck_x + shoulder * 0.7, top), (neck_x + shoulder, top + 0.03),
                         (neck_x + waist, waist_y), (neck_x - waist, waist_y)], height, width)))
     if rng.random() < 0.5:  # a skirt flaring out, else two trouser legs
         flare = waist * rng.uniform(1.2, 2.0)
         hem = waist_y + rng.uniform(0.15, 0.35)
+        if hem < 0.92:  # a whole figure: legs below the skirt, behind it
+            for side in (-1, 1):
+                x, half = neck_x + side * waist * rng.uniform(0.3, 0.6), waist * rng.uniform(0.2, 0.35)
+                parts.append(("leg", _poly([(x - half, hem - 0.05), (x + half, hem - 0.05), (x + half * 0.7, 1.05),
+                                            (x - half * 0.7, 1.05)], height, width)))
         parts.append(("skirt", _poly([(neck_x - waist, waist_y - 0.01), (neck_x + waist, waist_y - 0.01),
                             (neck_x + flare, hem), (neck_x - flare, hem)], height, width)))
     else:
@@ -121,6 +131,12 @@ def _shade(part: np.ndarray, base: np.ndarray, rng: np.random.Generator
     return ys, xs, tone
 
 
+# Head sizes (fraction of the page) at and above which the body keeps its full build; smaller heads
+# (whole figures) get proportionally narrower bodies.
+FULL_BUILD_HEAD = 0.35
+HALF_BODY_HEADS = (0.35, 0.6)
+
+
 def draw_figure(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generator, head_scale: float = 0.5,
                 head_x: float = 0.5, head_top: float = 0.05, outline_width: int = 1, outline_ink: int = 0,
                 backdrop: tuple[int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -139,7 +155,8 @@ def draw_figure(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generator,
     head = max(4, int(round(side * head_scale)))
     x0 = int(round(head_x * w - head / 2))
     y0 = int(round(head_top * h))
-    parts = random_body_parts(h, w, (x0 + head / 2) / w, (y0 + head * 0.92) / h, rng)
+    parts = random_body_parts(h, w, (x0 + head / 2) / w, (y0 + head * 0.92) / h, rng,
+                              build=min(1.0, head_scale / FULL_BUILD_HEAD))
 
     page = np.full((h, w, 3), PAPER, np.float32)
     outside = np.ones((h, w), bool)
@@ -184,15 +201,19 @@ def draw_figure(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generator,
 
 
 def random_figure(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generator,
-                  backdrop_probability: float = 0.0
+                  backdrop_probability: float = 0.0, head_scales: tuple[float, float] = HALF_BODY_HEADS
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int] | None]:
-    """``draw_figure`` with a random head size (35-60% of the page) and place, a pen ~1 px per 128 px
-    (dark grey to black) and, with ``backdrop_probability``, a ``random_backdrop``.
+    """``draw_figure`` with a random head size (``head_scales``: 35-60% of the page by default, a
+    half-body figure; down to 20% for whole figures) and place, a pen ~1 px per 128 px (dark grey to
+    black) and, with ``backdrop_probability``, a ``random_backdrop``.
 
     Returns (colour, sketch, outside HxW bool, backdrop colour or None), as ``random_cut_out`` does.
     """
     side = min(check_color_and_sketch(color, sketch))
-    scale = rng.uniform(0.35, 0.6)
+    low, high = head_scales
+    if not 0.2 <= low <= high <= 0.9:
+        raise ValueError(f"head_scales must be [low, high] with 0.2 <= low <= high <= 0.9, got {head_scales}")
+    scale = rng.uniform(low, high)
     width, ink, backdrop = random_pen(side, rng, backdrop_probability)
     page_color, page_sketch, outside = draw_figure(
         color, sketch, rng, head_scale=scale, head_x=rng.uniform(0.4, 0.6), head_top=rng.uniform(0.0, 0.12),
