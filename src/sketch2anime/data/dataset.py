@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 
 from ..hint_format import hint_to_tensor
 from .cutout import add_backdrop_hints, random_cut_out
-from .figure import HALF_BODY_HEADS, random_figure
+from .figure import HALF_BODY_HEADS, check_head_scales, random_figure
 from .hints import HintConfig, simulate_hints
 from .image_io import rgb_to_tensor, sketch_to_tensor
 from .manifest import DatasetInfo, ManifestRecord, read_dataset_info, read_manifest
@@ -101,10 +101,7 @@ class DatasetConfig:
         if not 0.1 <= low <= high <= 1.0:
             raise ValueError(f"zoom_out_scale must be [low, high] with 0.1 <= low <= high <= 1, "
                              f"got {self.zoom_out_scale}")
-        low, high = self.figure_head_scale
-        if not 0.2 <= low <= high <= 0.9:
-            raise ValueError(f"figure_head_scale must be [low, high] with 0.2 <= low <= high <= 0.9, "
-                             f"got {self.figure_head_scale}")
+        check_head_scales(self.figure_head_scale, "figure_head_scale")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
 

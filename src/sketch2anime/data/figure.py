@@ -1,4 +1,5 @@
-"""Half-body figure augmentation: the training face as the head of a drawn, flat-coloured figure.
+"""Figure augmentation: the training face as the head of a drawn, flat-coloured figure (half-body, or
+whole with a smaller head).
 
 The training data are face crops, but users (and the real line-art pairs) draw whole characters: a
 head on a body in clothes, on white paper. Shown a body, the face-trained default painted blotches of
@@ -137,6 +138,13 @@ FULL_BUILD_HEAD = 0.35
 HALF_BODY_HEADS = (0.35, 0.6)
 
 
+def check_head_scales(head_scales: tuple[float, float], name: str = "head_scales") -> None:
+    """A range of head sizes must lie within what ``draw_figure`` accepts."""
+    low, high = head_scales
+    if not 0.2 <= low <= high <= 0.9:
+        raise ValueError(f"{name} must be [low, high] with 0.2 <= low <= high <= 0.9, got {head_scales}")
+
+
 def draw_figure(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generator, head_scale: float = 0.5,
                 head_x: float = 0.5, head_top: float = 0.05, outline_width: int = 1, outline_ink: int = 0,
                 backdrop: tuple[int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -210,10 +218,8 @@ def random_figure(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generato
     Returns (colour, sketch, outside HxW bool, backdrop colour or None), as ``random_cut_out`` does.
     """
     side = min(check_color_and_sketch(color, sketch))
-    low, high = head_scales
-    if not 0.2 <= low <= high <= 0.9:
-        raise ValueError(f"head_scales must be [low, high] with 0.2 <= low <= high <= 0.9, got {head_scales}")
-    scale = rng.uniform(low, high)
+    check_head_scales(head_scales)
+    scale = rng.uniform(*head_scales)
     width, ink, backdrop = random_pen(side, rng, backdrop_probability)
     page_color, page_sketch, outside = draw_figure(
         color, sketch, rng, head_scale=scale, head_x=rng.uniform(0.4, 0.6), head_top=rng.uniform(0.0, 0.12),
