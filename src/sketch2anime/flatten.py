@@ -41,7 +41,7 @@ class FlattenConfig:
     """How regions are found and filled (fractions are of the picture's side or area)."""
 
     ink_threshold: float = DEFAULT_INK_THRESHOLD  # sketch darkness in [0, 1] from which a pixel is a line
-    gap: float = DEFAULT_GAP  # lines thickened by this × side (at least 1 px): closes small gaps
+    gap: float = DEFAULT_GAP      # lines thickened by this × side (at least 1 px): closes small gaps
     min_region: float = 0.015     # closed regions smaller than this × area keep the model's colours
     open_radius: float = 0.0      # guided-filter window in regions that touch the picture's edge, × side (0: off)
     open_eps: float = 0.003       # its regulariser (lightness variance, [0, 1] scale): larger smooths more

@@ -60,9 +60,9 @@ class DatasetConfig:
     dabs instead. figure_probability: share of items drawn as the head of a flat-coloured,
     outlined half-body figure on paper (``figure.py``; its backdrop share is
     cutout_backdrop_probability too); those are not cut out as well. figure_head_scale: the range
-    of the figure's head size as a share of the page (0.35-0.6 half-body; from 0.2 whole figures). in_memory: decode
-    every PNG once at start (15k 64 px images take ~300 MB). fixed: evaluation mode (randomness
-    from (seed, index) only). limit: use only the first N images of the split (by id).
+    of the figure's head size as a share of the page (0.35-0.6 half-body; from 0.2 whole figures).
+    in_memory: decode every PNG once at start (15k 64 px images take ~300 MB). fixed: evaluation
+    mode (randomness from (seed, index) only). limit: use only the first N images of the split (by id).
     """
 
     root: str = ""

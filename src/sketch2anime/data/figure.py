@@ -136,13 +136,14 @@ def _shade(part: np.ndarray, base: np.ndarray, rng: np.random.Generator
 # (whole figures) get proportionally narrower bodies.
 FULL_BUILD_HEAD = 0.35
 HALF_BODY_HEADS = (0.35, 0.6)
+HEAD_SCALE_LIMITS = (0.2, 0.9)  # smaller heads lose the face; larger leave no room for a body
 
 
 def check_head_scales(head_scales: tuple[float, float], name: str = "head_scales") -> None:
     """A range of head sizes must lie within what ``draw_figure`` accepts."""
-    low, high = head_scales
-    if not 0.2 <= low <= high <= 0.9:
-        raise ValueError(f"{name} must be [low, high] with 0.2 <= low <= high <= 0.9, got {head_scales}")
+    (least, most), (low, high) = HEAD_SCALE_LIMITS, head_scales
+    if not least <= low <= high <= most:
+        raise ValueError(f"{name} must be [low, high] with {least} <= low <= high <= {most}, got {head_scales}")
 
 
 def draw_figure(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generator, head_scale: float = 0.5,
@@ -155,8 +156,9 @@ def draw_figure(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generator,
     the face inside an oval silhouette, and outside the figure is paper (or ``backdrop`` in colour).
     """
     side = min(check_color_and_sketch(color, sketch))
-    if not 0.2 <= head_scale <= 0.9:
-        raise ValueError(f"head_scale must lie in [0.2, 0.9], got {head_scale}")
+    least, most = HEAD_SCALE_LIMITS
+    if not least <= head_scale <= most:
+        raise ValueError(f"head_scale must lie in [{least}, {most}], got {head_scale}")
     if outline_width < 1 or not 0 <= outline_ink <= 255:
         raise ValueError(f"outline_width must be >= 1 and outline_ink in [0, 255], got {outline_width}, {outline_ink}")
     h, w = sketch.shape

@@ -102,7 +102,8 @@ class TrainConfig:
     (masked L1 at hint resolution), ``ssim_weight`` (1 - SSIM at the model's size and at the panel's
     2x display size: penalises texture where the true image is flat), ``flatness_weight`` (the
     output's excess colour variance over the true image's inside each region a sketch's lines
-    enclose (open to the edge or not), regions of at least ``flatness_min_region`` × the picture; guided stage only; the regions
+    enclose (open to the edge or not), regions of at least ``flatness_min_region`` × the picture;
+    guided stage only; the regions
     of the ``flatness_regions`` = "clean" sketch the picture was drawn from, or of the "input" the
     generator saw, rough or not),
     ``r1_gamma`` (R1 on real images every ``r1_every`` steps).
