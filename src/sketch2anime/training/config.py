@@ -41,6 +41,7 @@ from ..models.generator import GeneratorConfig
 from ..models.guided_unet import GuidedUNetConfig
 from ..models.patchgan import PatchGANConfig
 from ..models.pix2pix import UNetConfig
+from .d_augment import DAugmentConfig
 from .losses import ADVERSARIAL_LOSSES
 
 MAX_STEPS = 10**9  # far beyond any run of this project (its configs train 10**3-10**4 steps)
@@ -106,7 +107,8 @@ class TrainConfig:
     guided stage only; the regions
     of the ``flatness_regions`` = "clean" sketch the picture was drawn from, or of the "input" the
     generator saw, rough or not),
-    ``r1_gamma`` (R1 on real images every ``r1_every`` steps).
+    ``r1_gamma`` (R1 on real images every ``r1_every`` steps), ``d_augment`` (DiffAugment: shifts
+    and cutout of what D sees, real and fake alike; ``training/d_augment.py``).
     Stage 1 feeds a rough sketch instead of the clean one with probability ``rough_fraction``.
     ``threads``: CPU threads for torch (0 keeps torch's default; 1 is fastest on a busy machine).
     ``snapshot_every``: also keep the exported model of every such step as ``snapshots/step_NNNNNNN/``
@@ -143,6 +145,7 @@ class TrainConfig:
     flatness_regions: Literal["clean", "input"] = "clean"
     r1_gamma: float = 0.0
     r1_every: int = 16
+    d_augment: DAugmentConfig = field(default_factory=DAugmentConfig)
 
     rough_fraction: float = 0.5
     latent_mix: tuple[float, float, float] = (0.25, 0.25, 0.5)

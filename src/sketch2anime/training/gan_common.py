@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import d_augment
 from .config import ExperimentConfig
 from .schedule import EMA, optimizer_step, set_lr, unwrap
 
@@ -107,8 +108,11 @@ class ConditionalGANUpdate:
         real = image.detach().requires_grad_(do_r1)
         both_sketch = torch.cat([sketch, sketch]) if sketch is not None else None
         both_hint = torch.cat([hint, hint]) if hint is not None else None
+        both, both_sketch, both_hint = d_augment.augment(train.d_augment, torch.cat([real, fake.detach().float()]),
+                                                         both_sketch, both_hint, _hint_cell(image, hint),
+                                                         self.generator)
         with self.engine.autocast():
-            logits, _ = self.d_net(self.as_input(torch.cat([real, fake.detach().float()])), both_sketch, both_hint)
+            logits, _ = self.d_net(self.as_input(both), both_sketch, both_hint)
         real_logits, fake_logits = split_real_fake(logits)
         d_loss = discriminator_loss(real_logits, fake_logits, train.adversarial)
         losses = {"d_loss": d_loss.detach(), "d_real": mean_logit(real_logits).detach(),
@@ -133,14 +137,21 @@ class ConditionalGANUpdate:
         train = self.config.train
         set_requires_grad(self.D, False)
         fake32 = fake.float()
+        # D sees the fake (and, for feature matching, the real picture) through one shared draw.
+        seen_fake, seen_real = fake32, image
+        if train.d_augment.enabled:
+            cell = _hint_cell(image, d_hint)
+            params = d_augment.draw(train.d_augment, image.shape[0], image.shape[-1], cell, self.generator)
+            seen_real = d_augment.apply(params, image, None, None, cell)[0]
+            seen_fake, sketch, d_hint = d_augment.apply(params, fake32, sketch, d_hint, cell)
         with self.engine.autocast():
-            fake_logits, fake_features = self.D(self.as_input(fake32), sketch, d_hint)
+            fake_logits, fake_features = self.D(self.as_input(seen_fake), sketch, d_hint)
             adv = generator_adversarial_loss(fake_logits, train.adversarial)
             total = train.adversarial_weight * adv
             losses = {"g_adv": adv.detach()}
             if train.feature_matching_weight > 0:
                 with torch.no_grad():
-                    _, real_features = self.D(self.as_input(image), sketch, d_hint)
+                    _, real_features = self.D(self.as_input(seen_real), sketch, d_hint)
                 fm = feature_matching_loss(fake_features, real_features)
                 total = total + train.feature_matching_weight * fm
                 losses["fm"] = fm.detach()
@@ -164,6 +175,11 @@ class ConditionalGANUpdate:
         if self.ema is not None:
             self.ema.update(self.G, step)
         return losses
+
+
+def _hint_cell(image: torch.Tensor, hint: torch.Tensor | None) -> int:
+    """Pixels per hint cell: D's shifts move pictures in whole cells so the hint stays aligned."""
+    return 1 if hint is None else image.shape[-1] // hint.shape[-1]
 
 
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
