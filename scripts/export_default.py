@@ -15,6 +15,7 @@ given, an evaluation's metrics.json, so rerunning this script after retraining r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -31,6 +32,7 @@ from sketch2anime.checkpoint import atomic_save_tensors, read_tensors
 from sketch2anime.inference import DEFAULT_MODEL_DIR, Sketch2AnimePipeline
 from sketch2anime.interpolate import interpolate_pipelines
 from sketch2anime.data.palettes import PaletteBank
+from sketch2anime.models.discriminator import DiscriminatorConfig
 from sketch2anime.models.latent_bank import LatentBank
 
 MAX_BYTES = 50_000_000  # the package-data budget for a shipped model
@@ -155,10 +157,15 @@ def fine_tune_note(run: Path, start: Path, snapshot: int | None = None, soup_alp
         train["steps"] = snapshot
     keys = ("steps", "lr", "l1_weight", "adversarial_weight", "ssim_weight", "flatness_weight")
     settings = [f"`train.{key}={train[key]}`" for key in keys if train.get(key) not in (None, 0, 0.0)]
-    # Older runs' configs predate multi-scale discriminators: one scale then.
-    scales = config.get("discriminator", {}).get("scales", 1)
-    if scales != 1:
-        settings.append(f"`discriminator.scales={scales}`")
+    # The discriminator's design, where it left the defaults (its size and inputs follow the model;
+    # older runs' configs lack the newer keys, which then had their default values).
+    defaults = dataclasses.asdict(DiscriminatorConfig())
+    for key, value in (config.get("discriminator") or {}).items():
+        if key not in ("image_size", "in_channels") and key in defaults and value != defaults[key]:
+            settings.append(f"`discriminator.{key}={json.dumps(value)}`")
+    policy = (train.get("d_augment") or {}).get("policy") or []
+    if policy:
+        settings.append(f"`train.d_augment.policy={json.dumps(list(policy))}` (DiffAugment)")
     settings = ", ".join(settings)
     # A copied folder's path says little; the experiment that made it says which model it is.
     made_by = training_record(Path(start)).get("experiment")
