@@ -154,3 +154,15 @@ def test_a_shipped_folder_and_its_fine_tune_mix_though_their_files_differ(tmp_pa
     atomic_save_tensors(weights, tensors)
     with pytest.raises(ValueError, match="differ in autoencoder/model.safetensors"):
         interpolate_pipelines(a, b, 0.5, tmp_path / "refused")
+
+
+def test_default_names_the_shipped_model_as_in_every_other_command(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import sketch2anime.inference as inference
+
+    a, b = _tiny_pair(tmp_path)
+    monkeypatch.setattr(inference, "DEFAULT_MODEL_DIR", a)
+    soup = interpolate_pipelines("default", b, 0.25, tmp_path / "soup")
+    wa, wb, ws = _weights(a), _weights(b), _weights(soup)
+    key = next(k for k, v in wa.items() if v.is_floating_point() and not torch.equal(v, wb[k]))
+    assert torch.allclose(ws[key], 0.75 * wa[key] + 0.25 * wb[key], atol=1e-6)

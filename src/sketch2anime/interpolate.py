@@ -29,6 +29,10 @@ GENERATOR_DIR = "generator"
 
 
 def _folder(path: str | Path) -> Path:
+    if str(path) == "default":  # the shipped model, as every other command names it
+        from .inference import resolve_model_path
+
+        return resolve_model_path(path)
     folder = find_pipeline_folder(path)
     if folder is None:
         raise ValueError(f"{path} is not a model folder (no {PIPELINE_FILE}, nor in its model/)")
