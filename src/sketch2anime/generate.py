@@ -16,6 +16,7 @@ from .data.image_io import IMAGE_SUFFIXES, list_images
 from .inference import Sketch2AnimePipeline
 from .flatten import check_flatten
 from .upscale.upscaler import check_factor, check_lines
+from .work_scale import check_work_scale
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class GenerateConfig:
     upscale: int = 1
     lines: float = 0.0
     flatten: float = 0.0
+    work_scale: int = 1  # run the generator at this multiple of its size (work_scale.py)
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -46,6 +48,7 @@ class GenerateConfig:
         object.__setattr__(self, "upscale", check_factor(self.upscale))
         object.__setattr__(self, "lines", check_lines(self.lines))
         object.__setattr__(self, "flatten", check_flatten(self.flatten))
+        object.__setattr__(self, "work_scale", check_work_scale(self.work_scale))
         if not str(self.device).strip():
             raise ValueError("device must be auto, cpu, cuda or cuda:N, got an empty string")
 
@@ -112,7 +115,7 @@ def run_generate(config: GenerateConfig) -> int:
     source, out, projection = config.sketch, config.out, config.projection
     if not source.exists():
         raise ValueError(f"no such sketch file or folder: {source}")
-    pipeline = Sketch2AnimePipeline.from_pretrained(config.model, device=config.device)
+    pipeline = Sketch2AnimePipeline.from_pretrained(config.model, device=config.device).at_scale(config.work_scale)
     upscale, lines = config.upscale, config.lines
     if upscale != 1 or lines:  # a missing upscaler stops here, naming the command, not once per file
         from .upscale.upscaler import prepare_upscaling

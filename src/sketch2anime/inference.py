@@ -143,6 +143,8 @@ class Sketch2AnimePipeline:
         Weights are saved as float32 (a float16-stored folder grows but its values are unchanged);
         ``bank_storage="float16"`` halves the latent banks, ``"int8"`` quarters them (as the shipped model
         stores them: it has four banks with the part guide)."""
+        if self.work_base is not None:  # a view at another work size: the model is the one trained
+            return self.work_base.save_pretrained(folder, bank_storage)
         models = {"generator": self.generator}
         if self.autoencoder is not None:
             models["autoencoder"] = self.autoencoder
@@ -151,6 +153,16 @@ class Sketch2AnimePipeline:
                                meta=self.metas.get("parts/autoencoder", {}), bank_storage=bank_storage)
         return write_pipeline_folder(folder, self.description, models, bank=self.bank, palettes=self.palettes,
                                      meta=self.metas, bank_storage=bank_storage)
+
+    work_scale: int = 1  # set by at_scale(): the generator runs at this multiple of the trained size
+    work_base: "Sketch2AnimePipeline | None" = None
+
+    def at_scale(self, factor: int) -> "Sketch2AnimePipeline":
+        """This model run at ``factor`` (1, 2 or 4) x its size, sharing the weights: for large, detailed
+        line art (full-length characters), at ``factor``² the compute (``sketch2anime.work_scale``)."""
+        from .work_scale import at_work_scale
+
+        return at_work_scale(self, factor)
 
     @property
     def uses_projection(self) -> bool:
