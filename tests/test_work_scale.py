@@ -12,7 +12,6 @@ from PIL import Image
 
 from conftest import draw_face
 from sketch2anime.cli import main
-from sketch2anime.data.extractors import make_extractor
 from sketch2anime.generate import GenerateConfig
 from sketch2anime.inference import Sketch2AnimePipeline
 from sketch2anime.models.autoencoder import AutoencoderConfig, SketchAutoencoder
@@ -87,21 +86,13 @@ def test_bad_work_scales_are_refused(tiny: Path, monkeypatch: pytest.MonkeyPatch
         pipe.at_scale(2)
 
 
-def _full_length_line_art(path: Path, side: int = 512) -> Image.Image:
-    sprite = Image.open(path).convert("RGBA")
-    sprite = sprite.crop(sprite.getbbox())
-    scale = side / max(sprite.size)
-    sprite = sprite.resize((round(sprite.width * scale), round(sprite.height * scale)), Image.Resampling.LANCZOS)
-    page = Image.new("RGBA", (side, side), (255, 255, 255, 255))
-    page.alpha_composite(sprite, ((side - sprite.width) // 2, (side - sprite.height) // 2))
-    return Image.fromarray(make_extractor("detail")(np.asarray(page.convert("RGB"))), "L")
-
-
 def test_the_default_at_twice_its_size_paints_a_full_length_figure_in_finer_detail(tmp_path: Path) -> None:
     """A whole sprite on a 512 px page: at 128 px its head is ~30 px and the picture is a soft blur;
     at 256 px the same weights draw eyes, hair strands and folds. Fine detail = the variance of the
     Laplacian of the picture at 256 px (the 128 px result enlarged as a viewer would)."""
-    sketch = _full_length_line_art(SPRITES / "eileen_happy.png")
+    from conftest import load_script
+
+    sketch = load_script("work_scale_figure").full_length_line_art(SPRITES / "eileen_happy.png")
     pipe = Sketch2AnimePipeline.from_pretrained("default", device="cpu")
     small = pipe(sketch, seed=0, output_size="model").resize((256, 256), Image.Resampling.BICUBIC)
     large = pipe.at_scale(2)(sketch, seed=0, output_size="model")
