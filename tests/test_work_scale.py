@@ -135,3 +135,38 @@ def test_the_pairs_script_scores_both_sizes_against_the_same_targets(tiny: Path,
                      f"{tiny} at 128 px (work scale 2)"]
     scores = [float(r[1]) for r in rows]
     assert all(-1 <= s <= 1 for s in scores) and scores[0] != scores[1]
+
+
+def test_the_http_api_runs_a_guided_model_at_twice_its_size_on_request(tiny: Path, tmp_path: Path) -> None:
+    import base64
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from sketch2anime.server.app import create_app
+    from sketch2anime.testing import tiny_pipeline
+    from sketch2anime.testing.images import sketch_png
+
+    guided = Sketch2AnimePipeline.from_pretrained(tiny, device="cpu")
+    plain = Sketch2AnimePipeline.from_pretrained(tiny_pipeline(tmp_path / "plain", "simple_gan"), device="cpu")
+    client = TestClient(create_app({"guided": guided, "plain": plain}), base_url="http://127.0.0.1")
+    sketch = sketch_png(256)
+    form = {"projection": "0.3", "seed": "5", "output_size": "model"}
+
+    def picture(body: dict) -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(body["image"].split(",", 1)[1]))))
+
+    res = client.post("/api/generate", files={"sketch": ("s.png", sketch, "image/png")}, data={**form, "work_scale": "2"})
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["work_scale"] == 2
+    expected = guided.at_scale(2)(Image.open(io.BytesIO(sketch)), projection=0.3, seed=5, output_size="model")
+    assert picture(body).shape == (128, 128, 3) and np.array_equal(picture(body), np.asarray(expected))
+    own = client.post("/api/generate", files={"sketch": ("s.png", sketch, "image/png")}, data=form).json()
+    assert own["work_scale"] == 1 and picture(own).shape == (64, 64, 3)  # by default the model's own size
+    refused = client.post("/api/generate", files={"sketch": ("s.png", sketch, "image/png")},
+                          data={**form, "work_scale": "2", "model": "plain"})
+    assert refused.status_code == 400 and "only guided pipelines" in refused.json()["detail"]
+    for bad in ("3", "0", "big"):
+        assert client.post("/api/generate", files={"sketch": ("s.png", sketch, "image/png")},
+                           data={**form, "work_scale": bad}).status_code == 422
