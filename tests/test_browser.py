@@ -7,9 +7,11 @@ Needs the Debian ``chromium`` package at /usr/bin/chromium and the ``playwright`
 from __future__ import annotations
 
 import io
+import json
 import socket
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +195,9 @@ def test_draw_hint_undo_download(page, pipeline) -> None:
     now = wait_idle(page, now)
     assert pipeline.calls[-1]["projection"] == pytest.approx(0.8)
 
+    # This model is not a guided one: it cannot run at another size, so the switch is not offered.
+    assert page.is_hidden("#work-scale-choice")
+
     # Flat colours: the server flattens the same picture by the sketch's regions; unticked, it is back.
     before_flat = page.evaluate(LAYER_STATS, "result")
     page.check("#flatten")
@@ -297,6 +302,43 @@ def test_default_model_draws_a_face_that_takes_the_hair_hint(browser) -> None:
         assert after[2] > after[0] + 40, after
         update_ms = float(page.get_attribute("#result", "data-update-ms"))
         assert update_ms > 0  # the panel measures each update (benchmarks/panel_latency.py reports it)
+    finally:
+        context.close()
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_large_line_art_runs_the_default_at_twice_its_size(browser) -> None:
+    """The "Large line art (2x)" switch (guided models only) makes the server run the model at 256 px:
+    the result and the exported settings say so, and unticking it brings back the 128 px picture."""
+    from sketch2anime.inference import Sketch2AnimePipeline
+    from sketch2anime.server.app import create_app
+
+    server, thread, url = _start_server(create_app({"default": Sketch2AnimePipeline.from_pretrained("default")}))
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+    try:
+        page = context.new_page()
+        page.goto(url + "/")
+        now = wait_idle(page, 0)
+        for points in FACE[:2]:
+            stroke(page, points)
+            now = wait_idle(page, now)
+        status = "() => document.getElementById('status').textContent"
+        assert "128×128 px" in page.evaluate(status)
+        small = page.evaluate(LAYER_STATS, "result")
+        assert page.is_visible("#work-scale-choice")
+        page.check("#work-scale")
+        now = wait_idle(page, now)
+        assert "256×256 px" in page.evaluate(status)
+        assert page.evaluate(LAYER_STATS, "result") != small
+        with page.expect_download() as info:
+            page.click("#download-zip")
+        with zipfile.ZipFile(info.value.path()) as archive:
+            assert json.loads(archive.read("settings.json"))["work_scale"] == 2
+        page.uncheck("#work-scale")
+        now = wait_idle(page, now)
+        assert "128×128 px" in page.evaluate(status)
+        assert page.evaluate(LAYER_STATS, "result") == small
     finally:
         context.close()
         server.should_exit = True

@@ -162,6 +162,9 @@ def test_the_http_api_runs_a_guided_model_at_twice_its_size_on_request(tiny: Pat
     assert body["work_scale"] == 2
     expected = guided.at_scale(2)(Image.open(io.BytesIO(sketch)), projection=0.3, seed=5, output_size="model")
     assert picture(body).shape == (128, 128, 3) and np.array_equal(picture(body), np.asarray(expected))
+    variations = client.post("/api/variations", files={"sketch": ("s.png", sketch, "image/png")},
+                             data={**form, "work_scale": "2", "count": "2"}).json()["images"]
+    assert np.array_equal(picture({"image": variations[0]}), picture(body))  # the candidates at the same size
     own = client.post("/api/generate", files={"sketch": ("s.png", sketch, "image/png")}, data=form).json()
     assert own["work_scale"] == 1 and picture(own).shape == (64, 64, 3)  # by default the model's own size
     refused = client.post("/api/generate", files={"sketch": ("s.png", sketch, "image/png")},

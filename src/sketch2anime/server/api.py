@@ -298,6 +298,7 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
         model: str | None = Form(None, description=MODEL_HELP),
         output_size: Literal["input", "model"] = Form("input", description=OUTPUT_SIZE_HELP),
         flatten: float = Form(0.0, ge=0.0, le=1.0, description=FLATTEN_HELP),
+        work_scale: int = Form(1, ge=1, le=2, description=WORK_SCALE_HELP),
     ) -> dict[str, Any]:
         """``images``: ``count`` PNG data URLs; the first is what /api/generate gives for the same
         inputs, the others borrow from different training sketches."""
@@ -305,7 +306,8 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
         sketch_data = _image_upload(sketch, "the sketch")
         hint_data = _image_upload(hint, "the hint layer")
         images, elapsed_ms = run(slot, "variations", sketch=sketch_data, hint=hint_data, projection=projection,
-                                 count=count, seed=seed, output_size=output_size, max_side=variation_side(count))
+                                 count=count, seed=seed, output_size=output_size, max_side=variation_side(count),
+                                 work_scale=work_scale)
         if flatten:
             images = [flatten_picture(image, sketch_data, flatten) for image in images]
         return {

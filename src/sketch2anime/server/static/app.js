@@ -143,6 +143,11 @@ function hintUploadSize() {
   return Math.min(SIZE, Math.max(HINT_UPLOAD_SIZE, m ? m.hint_size : 0));
 }
 
+function workScale() {
+  // Only guided models run at another size; the switch is hidden for the others.
+  return !$("work-scale-choice").hidden && $("work-scale").checked ? 2 : 1;
+}
+
 async function inputForm() {
   const form = new FormData();
   form.append("sketch", drawing.sketchPgm(sketchUploadSize()), "sketch.pgm");
@@ -151,6 +156,7 @@ async function inputForm() {
   form.append("projection", $("projection").value);
   form.append("seed", String(currentSeed()));
   form.append("flatten", $("flatten").checked ? "1" : "0");
+  if (workScale() !== 1) form.append("work_scale", String(workScale()));
   if (state.model) form.append("model", state.model);
   // The result comes at the model's resolution and the canvas scales it up: an upscaled 512 px PNG
   // would cost the server more time than the model itself.
@@ -272,7 +278,7 @@ async function exportZip() {
   if (state.result) form.append("result", await canvasBlob(resultCanvas), "result.png");
   if (state.result?.projected) form.append("projected", state.result.projected, "projected.png");
   form.append("settings", JSON.stringify({ model: state.model, projection: Number($("projection").value), seed: currentSeed(),
-                                          flatten: $("flatten").checked ? 1 : 0 }));
+                                          flatten: $("flatten").checked ? 1 : 0, work_scale: workScale() }));
   const res = await fetch("/api/export", { method: "POST", body: form });
   if (!res.ok) throw new Error(errorText(res, await readJson(res)));
   download(await res.blob(), "sketch2anime.zip");
@@ -383,6 +389,7 @@ function wire() {
   });
   $("seed").addEventListener("change", edited);
   $("flatten").addEventListener("change", edited);
+  $("work-scale").addEventListener("change", edited);
   $("dice").addEventListener("click", () => { $("seed").value = String(Math.floor(Math.random() * 1e9)); edited(); });
   $("variations-button").addEventListener("click", showVariations);
   $("model-select").addEventListener("change", (e) => {
@@ -403,6 +410,7 @@ function wire() {
 function applyModel() {
   const m = currentModel();
   $("projection").disabled = !!m && !m.projection;
+  $("work-scale-choice").hidden = !m || m.pipeline_type !== "guided";
   $("projection-control").title = m && !m.projection
     ? `the ${m.pipeline_type} model draws exactly from your lines (no projection)`
     : "0 = follow my lines exactly, 1 = snap fully to learned faces";
