@@ -1,6 +1,6 @@
 """The drawing panel's update time as a user gets it: a real server, a real browser, mouse strokes.
 
-    python benchmarks/panel_latency.py [--model default] [--strokes 30] [--flatten]
+    python benchmarks/panel_latency.py [--model default] [--strokes 30] [--flatten] [--work-scale 2]
 
 Starts ``sketch2anime serve`` (uvicorn on 127.0.0.1) and Debian's headless Chromium through
 Playwright, draws ``--strokes`` strokes with the mouse (one result per stroke), and reads what the
@@ -18,7 +18,8 @@ that moved by more than 32). The reference for "a different face" is the panel's
 the final drawing (candidate 1 against candidates 2-4).
 
 ``--flatten`` ticks the panel's Flat colours first (the server flattens each result, ``flatten.py``,
-counted in the server row but not in the model row) and writes its own section.
+counted in the server row but not in the model row) and writes its own section. ``--work-scale 2``
+ticks Large line art (the model run at twice its size, ``work_scale.py``), also in its own section.
 """
 
 from __future__ import annotations
@@ -76,16 +77,20 @@ def change(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 
 def measure(model: str, strokes: int, hint_every: int, timeout_s: float,
-            flatten: bool = False) -> tuple[dict[str, list[float]], dict[str, list]]:
+            flatten: bool = False, work_scale: int = 1) -> tuple[dict[str, list[float]], dict[str, list]]:
     """Per update: each part in ms (``PARTS``); consistency: change against the previous update,
     split by the kind of stroke, and the variations reference."""
     samples: dict[str, list[float]] = {key: [] for key in PARTS}
     consistency: dict[str, list] = {"pen": [], "hint": [], "repeat": [], "variations": []}
     with panel_page(model, timeout_s) as page:
         side = int(page.evaluate(MODEL_SIZE))
-        if flatten:
+        for switch, wanted in (("#flatten", flatten), ("#work-scale", work_scale == 2)):
+            if not wanted:
+                continue
+            if not page.is_visible(switch):
+                raise SystemExit(f"the panel offers no {switch} switch for {model} (work scale: guided models only)")
             before = int(page.get_attribute("#result", "data-generation"))
-            page.check("#flatten")
+            page.check(switch)
             page.wait_for_function("(n) => Number(document.getElementById('result').dataset.generation) > n"
                                    " && document.getElementById('busy').hidden", arg=before, timeout=timeout_s * 1000)
         previous = rgb(page.evaluate(READ_RESULT, side), side)
@@ -167,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hint-every", type=int, default=4, help="every N-th stroke is a hint stroke (0: none)")
     parser.add_argument("--timeout-s", type=float, default=60.0)
     parser.add_argument("--flatten", action="store_true", help="with the panel's Flat colours ticked")
+    parser.add_argument("--work-scale", type=int, choices=[1, 2], default=1,
+                        help="2: with the panel's Large line art ticked (the model at twice its size)")
     parser.add_argument("--doc", default="docs/benchmarks.md")
     parser.add_argument("--no-write", action="store_true", help="print only; leave the doc alone")
     args = parser.parse_args(argv)
@@ -176,12 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
 
     hardware = describe_hardware([2])
-    samples, consistency = measure(args.model, args.strokes, args.hint_every, args.timeout_s, args.flatten)
+    samples, consistency = measure(args.model, args.strokes, args.hint_every, args.timeout_s, args.flatten,
+                                   args.work_scale)
     table, update, pen_up = latency_table(samples)
     met = "MET" if update.p95 * 1000 < TARGET_MS else "NOT MET"
     verdict = (f"Panel target < {TARGET_MS:.0f} ms per update on a 2-core CPU, whole update in the browser: "
                f"**{met}** (p95 {update.p95 * 1000:.1f} ms, p50 {update.p50 * 1000:.1f} ms, model {args.model}"
-               f"{', Flat colours' if args.flatten else ''}); "
+               f"{', Flat colours' if args.flatten else ''}{', Large line art (2x)' if args.work_scale == 2 else ''}); "
                f"pen-up to pixels p95 {pen_up.p95 * 1000:.1f} ms.")
     steady = consistency_table(consistency)
     print(table, verdict, "", steady, sep="\n")
@@ -195,8 +203,11 @@ def main(argv: list[str] | None = None) -> int:
         body = (table + "\n\n" + verdict + "\n\n### Consistency while drawing\n\n" + steady
                 + "\n\nThe seed stays fixed until the user presses ↻ Random, so each update changes only "
                   "what the new stroke changes; the variations row shows what a jump to another face looks like.")
-        name, title = (SECTION + "_flat", "Panel update latency with Flat colours (real browser)") if args.flatten \
-            else (SECTION, "Panel update latency (real browser)")
+        name, title = (SECTION, "Panel update latency (real browser)")
+        if args.flatten:
+            name, title = name + "_flat", title.replace("latency", "latency with Flat colours")
+        if args.work_scale == 2:
+            name, title = name + "_work2", title.replace("latency", "latency with Large line art (2x)")
         section = section_text(name, title, hardware,
                                command_line(None if argv is None else [__file__, *argv]), body, notes)
         print(f"wrote {write_section(Path(args.doc), name, section)}")

@@ -46,6 +46,9 @@ def test_twice_the_size_shares_the_weights_and_sees_the_sketch_at_full_resolutio
     assert (big.image_size, big.hint_size, big.work_scale) == (128, 32, 2)
     assert (pipe.image_size, pipe.hint_size, pipe.work_scale) == (64, 16, 1)  # the model itself is unchanged
     assert pipe.at_scale(1) is pipe
+    assert pipe.at_scale(2) is big and big.at_scale(2) is big and big.at_scale(1) is pipe  # built once, kept
+    assert pipe.to("cpu").at_scale(2) is not big  # moving the model drops the views
+    big = pipe.at_scale(2)
     for (name, a), b in zip(pipe.generator.named_parameters(), big.generator.parameters()):
         assert a.data_ptr() == b.data_ptr(), name  # one set of weights in memory
     sketch = draw_face(128, 3).convert("L")

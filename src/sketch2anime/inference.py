@@ -172,6 +172,7 @@ class Sketch2AnimePipeline:
         """Move the networks to ``device`` ("cpu", "cuda", "cuda:1", "auto"); returns the pipeline.
         The latent bank stays on the CPU, where projection runs."""
         self.device = pick_device(device)
+        self.__dict__.pop("work_views", None)  # views at another work size keep their own generators
         self.generator.to(self.device)
         if self.autoencoder is not None:
             self.autoencoder.to(self.device)

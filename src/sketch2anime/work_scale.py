@@ -42,11 +42,15 @@ def at_work_scale(pipe: "Sketch2AnimePipeline", factor: int) -> "Sketch2AnimePip
     """A pipeline that runs ``pipe``'s generator at ``factor`` x its size, sharing every weight with
     ``pipe`` (no copy). ``image_size`` and ``hint_size`` of the result are the work sizes, so every
     call (``__call__``, ``generate_tensors``, ``variations``, upscaling, kept lines) works unchanged;
-    ``save_pretrained`` writes the model as trained. ``factor`` 1 returns ``pipe`` itself."""
+    ``save_pretrained`` writes the model as trained. ``factor`` 1 returns the model itself; a view is
+    built once per factor and kept on the model (``to()`` drops them: move the model first)."""
     factor = check_work_scale(factor)
-    if factor == 1:
-        return pipe
     base = getattr(pipe, "work_base", None) or pipe
+    if factor == 1:
+        return base
+    views = base.__dict__.setdefault("work_views", {})
+    if factor in views:  # building the network costs ~20 ms, a third of a 128 px update
+        return views[factor]
     if base.pipeline_type != "guided":
         raise ValueError(f"only guided pipelines run at another size (their generator is fully convolutional); "
                          f"this one is {base.pipeline_type!r}")
@@ -63,4 +67,6 @@ def at_work_scale(pipe: "Sketch2AnimePipeline", factor: int) -> "Sketch2AnimePip
     view.image_size, view.hint_size = size, base.hint_size * factor
     view.part_cache = PartCache()  # its crops are keyed by the sketch tensor's size
     view.work_base, view.work_scale = base, factor
+    view.work_views = {}
+    views[factor] = view
     return view
