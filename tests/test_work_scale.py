@@ -173,6 +173,12 @@ def test_the_http_api_runs_a_guided_model_at_twice_its_size_on_request(tiny: Pat
     refused = client.post("/api/generate", files={"sketch": ("s.png", sketch, "image/png")},
                           data={**form, "work_scale": "2", "model": "plain"})
     assert refused.status_code == 400 and "only guided pipelines" in refused.json()["detail"]
+    from test_server_api import FakePipeline  # any object with a pipeline's call, but no at_scale
+
+    fake = TestClient(create_app({"fake": FakePipeline()}), base_url="http://127.0.0.1")
+    answer = fake.post("/api/generate", files={"sketch": ("s.png", sketch, "image/png")},
+                       data={**form, "work_scale": "2"})
+    assert answer.status_code == 400 and "cannot run at another size" in answer.json()["detail"]
     for bad in ("3", "0", "big"):
         assert client.post("/api/generate", files={"sketch": ("s.png", sketch, "image/png")},
                            data={**form, "work_scale": bad}).status_code == 422

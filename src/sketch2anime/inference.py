@@ -94,7 +94,11 @@ def resolve_model_path(path_or_name: str | Path) -> Path:
 class Sketch2AnimePipeline:
     """A loaded pipeline folder. Attributes: ``description`` (a ``PipelineDescription``),
     ``pipeline_type``, ``image_size``, ``hint_size``, ``hint_downscale``, ``projection_k``,
-    ``projection_reg``, ``device``, ``generator``, ``autoencoder``, ``bank`` and ``palettes`` (or None)."""
+    ``projection_reg``, ``device``, ``generator``, ``autoencoder``, ``bank`` and ``palettes`` (or None);
+    ``work_scale`` and ``work_base`` on a view made by ``at_scale`` (1 and None on the model itself)."""
+
+    work_scale: int = 1  # set by at_scale(): the generator runs at this multiple of the trained size
+    work_base: "Sketch2AnimePipeline | None" = None
 
     def __init__(self, folder: Path | None, description: PipelineDescription | dict[str, Any],
                  modules: dict[str, Any], device: torch.device, metas: dict[str, dict[str, Any]] | None = None) -> None:
@@ -153,9 +157,6 @@ class Sketch2AnimePipeline:
                                meta=self.metas.get("parts/autoencoder", {}), bank_storage=bank_storage)
         return write_pipeline_folder(folder, self.description, models, bank=self.bank, palettes=self.palettes,
                                      meta=self.metas, bank_storage=bank_storage)
-
-    work_scale: int = 1  # set by at_scale(): the generator runs at this multiple of the trained size
-    work_base: "Sketch2AnimePipeline | None" = None
 
     def at_scale(self, factor: int) -> "Sketch2AnimePipeline":
         """This model run at ``factor`` (1, 2 or 4) x its size, sharing the weights: for large, detailed

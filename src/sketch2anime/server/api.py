@@ -212,6 +212,8 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
                 pipeline = slot.pipeline
                 work_scale = kwargs.pop("work_scale", 1)
                 if work_scale != 1:  # a view sharing the weights; refused (400) for non-guided models
+                    if not hasattr(pipeline, "at_scale"):
+                        raise ValueError(f"the model {slot.name!r} cannot run at another size")
                     pipeline = pipeline.at_scale(work_scale)
                 method = pipeline if call == "__call__" else getattr(pipeline, call)
                 result = method(*args, **kwargs)
