@@ -157,11 +157,12 @@ def fine_tune_note(run: Path, start: Path, snapshot: int | None = None, soup_alp
         train["steps"] = snapshot
     keys = ("steps", "lr", "l1_weight", "adversarial_weight", "ssim_weight", "flatness_weight")
     settings = [f"`train.{key}={train[key]}`" for key in keys if train.get(key) not in (None, 0, 0.0)]
-    # The discriminator's design, where it left the defaults (its size and inputs follow the model;
-    # older runs' configs lack the newer keys, which then had their default values).
+    # The discriminator's design choices the fine-tunes vary, where they left the defaults (its widths
+    # are the same in every guided config; older runs' configs lack the newer keys, then at default).
     defaults = dataclasses.asdict(DiscriminatorConfig())
-    for key, value in (config.get("discriminator") or {}).items():
-        if key not in ("image_size", "in_channels") and key in defaults and value != defaults[key]:
+    for key in ("n_layers", "spectral_norm", "norm", "scales"):
+        value = (config.get("discriminator") or {}).get(key, defaults[key])
+        if value != defaults[key]:
             settings.append(f"`discriminator.{key}={json.dumps(value)}`")
     policy = (train.get("d_augment") or {}).get("policy") or []
     if policy:

@@ -90,16 +90,19 @@ def test_the_note_names_a_multi_scale_discriminator_and_only_that(export_default
 def test_the_note_names_every_discriminator_change_and_diffaugment(export_default, tmp_path: Path) -> None:
     run = _run(tmp_path / "d4", {"steps": 2400, "lr": 5e-5, "d_augment": {"policy": [], "translation": 0.125}})
     config = json.loads((run / "config.json").read_text())
-    config["discriminator"] = {"image_size": 128, "in_channels": 8, "n_layers": 3, "norm": "none", "scales": 2}
+    config["discriminator"] = {"image_size": 128, "in_channels": 8, "base_channels": 32, "max_channels": 256,
+                               "n_layers": 3, "norm": "none", "scales": 2}
     (run / "config.json").write_text(json.dumps(config))
     note = export_default.fine_tune_note(run, tmp_path)
     assert "`discriminator.scales=2`" in note and "n_layers" not in note and "image_size" not in note
+    assert "channels" not in note  # the same widths in every guided config: not a change
     assert "d_augment" not in note  # an empty policy is no augmentation
-    config["discriminator"].update(n_layers=4, norm="instance")
+    config["discriminator"].update(n_layers=4, norm="instance", spectral_norm=False)
     config["train"]["d_augment"]["policy"] = ["translation", "cutout"]
     (run / "config.json").write_text(json.dumps(config))
     note = export_default.fine_tune_note(run, tmp_path)
     assert "`discriminator.n_layers=4`" in note and '`discriminator.norm="instance"`' in note
+    assert "`discriminator.spectral_norm=false`" in note
     assert '`train.d_augment.policy=["translation", "cutout"]` (DiffAugment)' in note
 
 
