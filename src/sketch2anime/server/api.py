@@ -205,12 +205,11 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
             raise HTTPException(404, f"unknown model {name!r}; installed: {', '.join(slots)}")
         return slots[name]
 
-    def run(slot: ModelSlot, call: str, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    def run(slot: ModelSlot, call: str, *args: Any, work_scale: int = 1, **kwargs: Any) -> tuple[Any, float]:
         started = time.perf_counter()
         try:
             with slot.lock:
                 pipeline = slot.pipeline
-                work_scale = kwargs.pop("work_scale", 1)
                 if work_scale != 1:  # a view sharing the weights; refused (400) for non-guided models
                     if not hasattr(pipeline, "at_scale"):
                         raise ValueError(f"the model {slot.name!r} cannot run at another size")

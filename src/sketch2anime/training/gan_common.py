@@ -138,11 +138,9 @@ class ConditionalGANUpdate:
         set_requires_grad(self.D, False)
         fake32 = fake.float()
         # D sees the fake (and, for feature matching, the real picture) through one shared draw.
-        seen_fake, seen_real = fake32, image
+        seen_fake, params, cell = fake32, None, _hint_cell(image, d_hint)
         if train.d_augment.enabled:
-            cell = _hint_cell(image, d_hint)
             params = d_augment.draw(train.d_augment, image.shape[0], image.shape[-1], cell, self.generator)
-            seen_real = d_augment.apply(params, image, None, None, cell)[0]
             seen_fake, sketch, d_hint = d_augment.apply(params, fake32, sketch, d_hint, cell)
         with self.engine.autocast():
             fake_logits, fake_features = self.D(self.as_input(seen_fake), sketch, d_hint)
@@ -150,6 +148,7 @@ class ConditionalGANUpdate:
             total = train.adversarial_weight * adv
             losses = {"g_adv": adv.detach()}
             if train.feature_matching_weight > 0:
+                seen_real = image if params is None else d_augment.apply(params, image, None, None, cell)[0]
                 with torch.no_grad():
                     _, real_features = self.D(self.as_input(seen_real), sketch, d_hint)
                 fm = feature_matching_loss(fake_features, real_features)
