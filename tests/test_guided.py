@@ -13,6 +13,7 @@ from conftest import draw_face, load_script
 from sketch2anime.checkpoint import read_tensors
 from sketch2anime.config import ConfigError
 from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
+from sketch2anime.grow_model import grow_pipeline
 from sketch2anime.inference import Sketch2AnimePipeline
 from sketch2anime.models.autoencoder import AutoencoderConfig, SketchAutoencoder
 from sketch2anime.models.guide import autoencoder_input, encode_sketch, guide_from_latent
@@ -283,9 +284,19 @@ def test_guided_stage_fine_tunes_from_an_exported_generator(autoencoder64: Path,
     train_experiment(_guided_config(dataset128, autoencoder64, fresh, "train.lr=1e-12", "train.steps=2"))
     other = read_tensors(fresh / "model" / "generator" / "model.safetensors")
     assert not all(torch.allclose(start[key], other[key], atol=1e-3) for key in start)
-    with pytest.raises(ConfigError, match="init_generator"):
+    with pytest.raises(ConfigError, match="sketch2anime grow"):
         train_experiment(_guided_config(dataset128, autoencoder64, tmp_path / "wide", "guided_unet.base_channels=8",
                                         f"experiment.init_generator={json.dumps(str(first / 'model'))}"))
+    # ... and a grown copy starts that wider run from the same pictures
+    grown = grow_pipeline(first / "model", tmp_path / "grown", base_channels=8, res_blocks=2)
+    wide = tmp_path / "wide_from_grown"
+    train_experiment(_guided_config(dataset128, autoencoder64, wide, "train.lr=1e-12", "train.steps=2",
+                                    "guided_unet.base_channels=8", "guided_unet.res_blocks=2",
+                                    f"experiment.init_generator={json.dumps(str(grown))}"))
+    start = read_tensors(grown / "generator" / "model.safetensors")
+    after = read_tensors(wide / "model" / "generator" / "model.safetensors")
+    assert start["stem.0.weight"].shape[0] == 8
+    assert all(torch.allclose(start[key], after[key], atol=1e-6) for key in start)
     with pytest.raises(ConfigError, match="init_generator"):
         train_experiment(_guided_config(dataset128, autoencoder64, tmp_path / "none",
                                         f"experiment.init_generator={json.dumps(str(tmp_path / 'nothing'))}"))

@@ -331,6 +331,28 @@ def _run_interpolate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_grow(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("grow", help="widen / deepen a guided model's generator without changing its pictures",
+                       description="Write a copy of a guided model whose generator has more channels and/or "
+                                   "bottleneck blocks but draws the same pictures (Net2Net growth), to start a "
+                                   "fine-tune with more capacity (experiment.init_generator, with the same "
+                                   "[guided_unet] sizes).")
+    p.add_argument("model", type=Path, help="guided model folder, or 'default'")
+    p.add_argument("--base-channels", type=int, help="channels at full resolution (the source's or more)")
+    p.add_argument("--max-channels", type=int, help="cap on the channels of the deeper levels")
+    p.add_argument("--res-blocks", type=int, help="bottleneck blocks (the source's or more)")
+    p.add_argument("--seed", type=int, default=0, help="draws the copied channels and weight splits")
+    p.add_argument("--out", type=Path, required=True, help="new model folder (must not exist or be empty)")
+
+
+def _run_grow(args: argparse.Namespace) -> int:
+    from .grow_model import grow_pipeline
+
+    out = grow_pipeline(args.model, args.out, args.base_channels, args.max_channels, args.res_blocks, args.seed)
+    print(f"wrote {out}: {args.model} with a grown generator (same pictures until fine-tuned)")
+    return 0
+
+
 COMMANDS = {
     "prepare": (_add_prepare, _run_prepare),
     "frames": (_add_frames, _run_frames),
@@ -341,6 +363,7 @@ COMMANDS = {
     "upscale": (_add_upscale, _run_upscale),
     "evaluate": (_add_evaluate, _run_evaluate),
     "interpolate": (_add_interpolate, _run_interpolate),
+    "grow": (_add_grow, _run_grow),
     "serve": (_add_serve, _run_serve),
 }
 

@@ -28,7 +28,7 @@ from .pipeline_format import (BANK_STEM, PARTS_DIR, PIPELINE_FILE, PipelineDescr
 GENERATOR_DIR = "generator"
 
 
-def _folder(path: str | Path) -> Path:
+def model_folder(path: str | Path) -> Path:
     if str(path) == "default":  # the shipped model, as every other command names it
         from .inference import resolve_model_path
 
@@ -125,7 +125,7 @@ def interpolate_pipelines(a: str | Path, b: str | Path, alpha: float, out: str |
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) \
             or not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be a number in [0, 1] (0 = the first model, 1 = the second), got {alpha!r}")
-    folder_a, folder_b = _folder(a), _folder(b)
+    folder_a, folder_b = model_folder(a), model_folder(b)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"{out} already exists and is not an empty folder; choose a new output folder")
@@ -141,13 +141,18 @@ def interpolate_pipelines(a: str | Path, b: str | Path, alpha: float, out: str |
     training = {k: v for k, v in description_a.training.items() if k not in ("experiment", "step", "final")}
     training.update(experiment="interpolated", interpolated=source)
     generator_meta = {**read_json(folder_a / GENERATOR_DIR / CONFIG_FILE).get("meta", {}), "interpolated": source}
-    if has_parts(folder_a):  # parts first: pipeline.json, written last, marks the folder complete
-        layout, _, banks = read_parts_folder(folder_a)
-        write_parts_folder(out, layout, folder_a / PARTS_DIR / "autoencoder", banks)
-    palettes = folder_a / PALETTE_STEM
-    write_pipeline_folder(out, description_a.replace(training=training),
-                          {"autoencoder": folder_a / "autoencoder", GENERATOR_DIR: generator},
-                          bank=folder_a / BANK_STEM,
+    return write_with_generator(folder_a, description_a.replace(training=training), generator, generator_meta, out)
+
+
+def write_with_generator(folder: Path, description: PipelineDescription, generator: torch.nn.Module,
+                         generator_meta: dict[str, Any], out: Path) -> Path:
+    """Write ``out``: the model folder ``folder`` (autoencoder, parts, bank, palettes) with ``generator``."""
+    if has_parts(folder):  # parts first: pipeline.json, written last, marks the folder complete
+        layout, _, banks = read_parts_folder(folder)
+        write_parts_folder(out, layout, folder / PARTS_DIR / "autoencoder", banks)
+    palettes = folder / PALETTE_STEM
+    write_pipeline_folder(out, description, {"autoencoder": folder / "autoencoder", GENERATOR_DIR: generator},
+                          bank=folder / BANK_STEM,
                           palettes=palettes if palettes.with_suffix(".json").is_file() else None,
                           meta={GENERATOR_DIR: generator_meta})
     return out

@@ -295,7 +295,8 @@ def initial_generator(path: str, expected: GuidedUNetConfig) -> GuidedUNet:
         raise ConfigError(f"experiment.init_generator: {exc}") from None
     if replace(model.config, image_size=expected.image_size) != expected:
         raise ConfigError(f"experiment.init_generator: {folder} holds a generator built as {model.config}, "
-                          f"but this run's [guided_unet] is {expected} (only image_size may differ)")
+                          f"but this run's [guided_unet] is {expected} (only image_size may differ; to start a "
+                          "wider or deeper generator from it, write a grown copy with `sketch2anime grow`)")
     if model.config.image_size == expected.image_size:
         return model
     resized = GuidedUNet(expected)
