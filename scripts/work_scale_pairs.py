@@ -84,10 +84,14 @@ def main() -> None:
 
 def score(args: argparse.Namespace, what: str) -> None:
     config = ProtocolConfig(hint_levels=("sparse",), roughness=("none",))
-    rows = []
+    rows, first_size = [], None
     for path in args.model:
         pipe = Sketch2AnimePipeline.from_pretrained(path, device="cpu")
         size = pipe.image_size
+        if first_size is not None and size != first_size:  # one table, one set of targets and floors
+            raise SystemExit(f"{path} works at {size} px and {args.model[0]} at {first_size} px: score models "
+                             "of one size per run")
+        first_size = size
         small = pairs_set(args.pairs, size, config, None).protocol
         large = pairs_set(args.pairs, size * 2, config, None).protocol
         ids = range(len(small))

@@ -65,6 +65,17 @@ def test_twice_the_size_shares_the_weights_and_sees_the_sketch_at_full_resolutio
     assert torch.allclose(big.generate_tensors(prepared, hint, 0.5)["image"], expected.clamp(-1, 1), atol=1e-6)
 
 
+def test_moving_a_view_moves_the_model_it_views(tiny: Path) -> None:
+    """``view.to(device)`` must not leave the model's weights behind (the meta device stands in for a GPU)."""
+    pipe = Sketch2AnimePipeline.from_pretrained(tiny, device="cpu")
+    big = pipe.at_scale(2)
+    assert big.to(torch.device("meta")) is big
+    assert pipe.device == big.device == torch.device("meta")
+    for module in (pipe.generator, pipe.autoencoder, big.generator):
+        assert all(p.device.type == "meta" for p in module.parameters())
+    assert pipe.at_scale(2) is big and big.work_base is pipe and big.image_size == 128
+
+
 def test_saving_a_scaled_pipeline_writes_the_model_as_trained(tiny: Path, tmp_path: Path) -> None:
     pipe = Sketch2AnimePipeline.from_pretrained(tiny, device="cpu")
     pipe.at_scale(2).save_pretrained(tmp_path / "saved")
@@ -138,6 +149,18 @@ def test_the_pairs_script_scores_both_sizes_against_the_same_targets(tiny: Path,
                      f"{tiny} at 128 px (work scale 2)"]
     scores = [float(r[1]) for r in rows]
     assert all(-1 <= s <= 1 for s in scores) and scores[0] != scores[1]
+    # a model of another size would be scored against the first model's targets: refused
+    other = tmp_path / "guided32"
+    write_pipeline_folder(other, PipelineDescription("guided", 32, 4, latent_dim=LATENT),
+                          {"autoencoder": SketchAutoencoder(AutoencoderConfig(image_size=32, latent_dim=LATENT,
+                                                                              base_channels=4, max_channels=16)),
+                           "generator": GuidedUNet(GuidedUNetConfig(image_size=32, latent_dim=LATENT, base_channels=4,
+                                                                    max_channels=16, depth=3))},
+                          bank=LatentBank(torch.randn(12, LATENT), [f"face_{i}" for i in range(12)]))
+    monkeypatch.setattr("sys.argv", ["work_scale_pairs.py", "--model", str(tiny), "--model", str(other),
+                                     "--pairs", str(tmp_path / "pairs")])
+    with pytest.raises(SystemExit, match="one size per run"):
+        script.main()
 
 
 def test_the_http_api_runs_a_guided_model_at_twice_its_size_on_request(tiny: Path, tmp_path: Path) -> None:

@@ -171,7 +171,16 @@ class Sketch2AnimePipeline:
 
     def to(self, device: str | torch.device) -> "Sketch2AnimePipeline":
         """Move the networks to ``device`` ("cpu", "cuda", "cuda:1", "auto"); returns the pipeline.
-        The latent bank stays on the CPU, where projection runs."""
+        The latent bank stays on the CPU, where projection runs. On a work-scale view
+        (``at_scale``) the model it views moves, and the view keeps sharing its weights."""
+        base = getattr(self, "work_base", None)
+        if base is not None:
+            from .work_scale import at_work_scale
+
+            base.to(device)  # drops every view of the old device
+            self.__dict__.update(at_work_scale(base, self.work_scale).__dict__)
+            base.work_views[self.work_scale] = self  # this object stays the one view at its factor
+            return self
         self.device = pick_device(device)
         self.__dict__.pop("work_views", None)  # views at another work size keep their own generators
         self.generator.to(self.device)

@@ -43,7 +43,7 @@ def at_work_scale(pipe: "Sketch2AnimePipeline", factor: int) -> "Sketch2AnimePip
     ``pipe`` (no copy). ``image_size`` and ``hint_size`` of the result are the work sizes, so every
     call (``__call__``, ``generate_tensors``, ``variations``, upscaling, kept lines) works unchanged;
     ``save_pretrained`` writes the model as trained. ``factor`` 1 returns the model itself; a view is
-    built once per factor and kept on the model (``to()`` drops them: move the model first)."""
+    built once per factor and kept on the model; ``to()`` on the model or a view moves both."""
     factor = check_work_scale(factor)
     base = getattr(pipe, "work_base", None) or pipe
     if factor == 1:
