@@ -338,7 +338,7 @@ def test_evaluate_cli_end_to_end(dataset: Path, pipelines: dict[str, Path], tmp_
     metrics = json.loads((out / "metrics.json").read_text())
     assert "sketch2anime weights hed" in metrics["feature_extractor"]["skipped"]
     assert metrics["protocol"]["n_evaluated"] == 3 and metrics["protocol"]["clean_sketch_extractor"] == "detail"
-    floors = ["floor-sketch", "floor-mean", "ref-colour16", "ref-flat"]
+    floors = ["floor-sketch", "floor-mean", "ref-colour16"]
     assert [m["name"] for m in metrics["models"]] == ["s2a", "simple", "oracle", *floors]
     assert metrics["floors"] == floors
     assert metrics["models"][0]["projections"] == [0.0, 1.0] and metrics["models"][1]["projections"] == [None]
@@ -346,9 +346,9 @@ def test_evaluate_cli_end_to_end(dataset: Path, pipelines: dict[str, Path], tmp_
     assert metrics["sets"][1]["clean_sketch"] == "gradient-lines" and metrics["sets"][1]["conditions"] == ["none"]
     all_entries = metrics["entries"]
     entries = [e for e in all_entries if e["set"] == "val"]
-    # (s2a x 2 projections, simple, oracle, 4 floors) x conditions x hint levels; held-out: clean only
-    assert len(entries) == (2 + 1 + 1 + 4) * 2 * 2
-    assert len(all_entries) == len(entries) + (2 + 1 + 1 + 4) * 1 * 2
+    # (s2a x 2 projections, simple, oracle, 3 floors) x conditions x hint levels; held-out: clean only
+    assert len(entries) == (2 + 1 + 1 + 3) * 2 * 2
+    assert len(all_entries) == len(entries) + (2 + 1 + 1 + 3) * 1 * 2
     for e in all_entries:
         m = e["metrics"]
         assert e["n"] == 3 and e["model_path"]

@@ -11,7 +11,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
-from scipy import ndimage
 
 from conftest import draw_face, scene
 from sketch2anime.cli import build_parser, main
@@ -20,7 +19,7 @@ from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
 from sketch2anime.evaluation.evaluate import EvaluateConfig, EvalModel, oracle_model, run_evaluation
 from sketch2anime.evaluation.figures import PAD
 from sketch2anime.evaluation.floor_report import floors_table
-from sketch2anime.evaluation.floors import colour16_times_lines, mean_image, sketch_as_output, true_flat_times_lines
+from sketch2anime.evaluation.floors import colour16_times_lines, mean_image, sketch_as_output
 from sketch2anime.evaluation.heldout_lines import HELDOUT_STYLE, GradientLines, GradientLinesConfig
 from sketch2anime.evaluation.scoring import display_scores
 from sketch2anime.evaluation.sensitivity import input_sensitivity, pair_indices
@@ -123,27 +122,6 @@ def test_colour_reference_beats_the_sketch_floor_on_synthetic_data() -> None:
                                         mode="bilinear", align_corners=False), atol=1e-5)
 
 
-def test_flat_reference_paints_each_closed_region_its_true_median_colour() -> None:
-    """Flat-colour targets with noise inside each region: the reference recovers every region's colour
-    (the one touching the border included), darkens the ink, and beats the 16 px colour reference."""
-    flat, sketches = _blocks(6, size=64, seed=4)
-    noisy = (flat + 0.2 * torch.randn(flat.shape, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
-    reference = true_flat_times_lines(noisy, sketches)
-    assert reference.shape == flat.shape
-    ink = sketches[:, 0] < 0
-    assert (reference.permute(0, 2, 3, 1)[ink] <= -0.99).all()
-    # away from the lines' band, every pixel is its region's true colour (median of the noisy one)
-    interior = torch.from_numpy(ndimage.binary_dilation(ink.numpy(), iterations=3, axes=(1, 2)))
-    error = (reference - flat).abs().max(dim=1).values[~interior]
-    assert error.max() < 0.1
-    assert ssim(reference, flat).mean() > ssim(colour16_times_lines(noisy, sketches), flat).mean() + 0.1
-    # the same picture with no lines: one region, the picture's median colour everywhere
-    blank = true_flat_times_lines(noisy, torch.ones_like(sketches))
-    assert torch.allclose(blank, blank[:, :, :1, :1].expand_as(blank))
-    with pytest.raises(ValueError, match="does not match"):
-        true_flat_times_lines(noisy, sketches[:2])
-
-
 def test_mean_image_is_the_mean_of_the_training_images(tmp_path: Path) -> None:
     paths = []
     for k, value in enumerate((0, 100, 230)):
@@ -173,7 +151,7 @@ def test_floors_in_every_table_with_their_sensitivity(dataset: Path, tmp_path: P
         assert m("floor-mean")["hint_de00_median"] > m("oracle")["hint_de00_median"]
         headers, rows, caption = floors_table(result, set_name)
         names = [r[0] for r in rows]
-        assert names == ["oracle", "mirror", "floor-sketch", "floor-mean", "ref-colour16", "ref-flat"]
+        assert names == ["oracle", "mirror", "floor-sketch", "floor-mean", "ref-colour16"]
         margin = {r[0]: r[-1] for r in rows}
         best = max(m("floor-sketch")["ssim_mean"], m("floor-mean")["ssim_mean"])
         assert float(margin["oracle"]) == pytest.approx(1.0 - best, abs=1e-3) and margin["floor-mean"] == "–"
@@ -290,7 +268,7 @@ def test_real_pairs_are_a_separate_set(dataset: Path, tmp_path: Path) -> None:
     pair_set = result["sets"][1]
     assert pair_set["n"] == 3 and pair_set["image_size"] == SIZE and pair_set["display"]["available"]
     entries = [e for e in result["entries"] if e["set"] == "sketch-pairs"]
-    assert {e["model"] for e in entries} == {"oracle", "floor-sketch", "floor-mean", "ref-colour16", "ref-flat"}
+    assert {e["model"] for e in entries} == {"oracle", "floor-sketch", "floor-mean", "ref-colour16"}
     oracle = [e["metrics"] for e in entries if e["model"] == "oracle"]
     assert all(m["ssim_mean"] == pytest.approx(1.0) and m["ssim_display_mean"] < 1.0 for m in oracle)
     report = (tmp_path / "out" / "report.md").read_text()
@@ -301,7 +279,7 @@ def test_real_pairs_are_a_separate_set(dataset: Path, tmp_path: Path) -> None:
     grid = np.asarray(Image.open(tmp_path / "out" / "grid-sketch-pairs.png").convert("RGB")).astype(int)
     main_grid = np.asarray(Image.open(tmp_path / "out" / "grid.png").convert("RGB")).astype(int)
     tile = SIZE * -(-128 // SIZE)
-    columns = ["sketch", "hint", "oracle", "floor-sketch", "floor-mean", "ref-colour16", "ref-flat", "target"]
+    columns = ["sketch", "hint", "oracle", "floor-sketch", "floor-mean", "ref-colour16", "target"]
 
     def cell(picture: np.ndarray, row_from_bottom: int, column: str) -> np.ndarray:
         top = picture.shape[0] - PAD - (row_from_bottom + 1) * (tile + PAD)

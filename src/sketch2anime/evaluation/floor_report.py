@@ -74,9 +74,8 @@ def floors_table(result: dict[str, Any], set_name: str = "val",
         rows.append(row)
     n = entries[0]["n"] if entries else 0
     caption = (f"{n} images, clean sketches, {level} hints. Floors: `floor-sketch` returns the input sketch, "
-               "`floor-mean` the mean training image; `ref-colour16` and `ref-flat` are references that read the "
-               "target (its colours at 16 px, or its median colour in each region the lines close, times the "
-               "sketch lines). Sensitivity: mean pairwise L1 between outputs "
+               "`floor-mean` the mean training image; `ref-colour16` is a reference that reads the target "
+               "(its colours at 16 px times the sketch lines). Sensitivity: mean pairwise L1 between outputs "
                "for different inputs divided by that of their targets (32 px; 0 = same picture for every input). "
                "SSIM − best floor: the model's SSIM minus the better of the two floors.")
     if display:

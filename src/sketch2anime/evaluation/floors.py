@@ -1,7 +1,7 @@
 """Trivial outputs every model is scored against, on exactly the same inputs.
 
 A score means little on its own: a soft mean face can reach a respectable SSIM while ignoring the
-sketch. ``sketch2anime evaluate`` therefore adds four pseudo-models to every run (``--no-floors``
+sketch. ``sketch2anime evaluate`` therefore adds three pseudo-models to every run (``--no-floors``
 drops them), and every table shows them next to the models:
 
 * ``floor-sketch``: the input sketch itself as a grey RGB picture (what "doing nothing" scores);
@@ -12,14 +12,7 @@ drops them), and every table shows them next to the models:
   (ink darkens it). It shows what "right colours in the right places under the given lines" scores
   with no detail at all; a good model should approach it.
 
-* ``ref-flat``: a second cheating reference, a perfect *flat* colouriser: every region the sketch's
-  lines close (the same regions as ``sketch2anime.flatten``) filled with the median of the target's
-  colours there, the lines' band with the nearest region's colour, then multiplied by the sketch.
-  Where it scores no better than ``floor-sketch`` (the real line-art pairs: mostly paper, lines and
-  shaded cels), knowing every region's colour is not enough to beat returning the sketch: the rest
-  of the score is in the artist's shading and exact lines.
-
-All four ignore hints, so they also give the hint-ΔE00 a model must beat.
+All three ignore hints, so they also give the hint-ΔE00 a model must beat.
 """
 
 from __future__ import annotations
@@ -34,13 +27,11 @@ import torch.nn.functional as F
 FLOOR_SKETCH = "floor-sketch"
 FLOOR_MEAN = "floor-mean"
 REF_COLOUR16 = "ref-colour16"
-REF_FLAT = "ref-flat"
-FLOOR_NAMES = (FLOOR_SKETCH, FLOOR_MEAN, REF_COLOUR16, REF_FLAT)
+FLOOR_NAMES = (FLOOR_SKETCH, FLOOR_MEAN, REF_COLOUR16)
 FLOOR_LABELS = {
     FLOOR_SKETCH: "floor: the input sketch as output",
     FLOOR_MEAN: "floor: mean training image (same for every input)",
     REF_COLOUR16: "reference: true colours at 16 px x sketch lines (reads the target)",
-    REF_FLAT: "reference: true median colour per region the lines close x sketch lines (reads the target)",
 }
 COLOUR_REFERENCE_SIZE = 16
 
@@ -64,39 +55,6 @@ def colour16_times_lines(target: torch.Tensor, sketch: torch.Tensor, size: int =
     return (out01 * 2 - 1).clamp(-1, 1)
 
 
-def true_flat_times_lines(target: torch.Tensor, sketch: torch.Tensor) -> torch.Tensor:
-    """(B, 3, S, S) target and (B, 1, S, S) sketch in [-1, 1] -> (B, 3, S, S) in [-1, 1]: each region
-    the sketch's lines close painted with the target's median colour there, the lines' band with the
-    nearest region's colour, times the sketch in [0, 1]. Every region counts, whatever its size and
-    whether it touches the border (unlike ``flatten``, which keeps a model's own colours in some)."""
-    from scipy import ndimage
-
-    from ..data.regions import line_regions
-
-    if sketch.shape[0] != target.shape[0] or sketch.shape[-2:] != target.shape[-2:]:
-        raise ValueError(f"sketch {tuple(sketch.shape)} does not match the target {tuple(target.shape)}")
-    colours = ((target.detach().float().cpu() + 1) / 2).permute(0, 2, 3, 1).numpy()
-    inks = (1 - (sketch.detach().float().cpu()[:, 0] + 1) / 2).clamp(0, 1).numpy()
-    filled = []
-    for colour, ink in zip(colours, inks):
-        regions = line_regions(ink)
-        flat = colour.copy()
-        labels = regions.labels
-        order = np.argsort(labels, axis=None, kind="stable")
-        bounds = np.searchsorted(labels.ravel()[order], np.arange(labels.max() + 2))
-        pixels = colour.reshape(-1, 3)[order]
-        for region in range(1, labels.max() + 1):
-            start, stop = bounds[region], bounds[region + 1]
-            if stop > start:
-                flat.reshape(-1, 3)[order[start:stop]] = np.median(pixels[start:stop], axis=0)
-        walls = regions.walls
-        if walls.any() and not walls.all():
-            _, (rows, cols) = ndimage.distance_transform_edt(walls, return_indices=True)
-            flat[walls] = flat[rows[walls], cols[walls]]
-        filled.append(flat * (1 - ink[..., None]))
-    return torch.from_numpy(np.stack(filled)).permute(0, 3, 1, 2).float().mul(2).sub(1).clamp(-1, 1)
-
-
 def mean_image(color_paths: list[Path], size: int) -> torch.Tensor:
     """(3, size, size) mean in [-1, 1] of the colour images (resized to ``size`` if they differ)."""
     from ..data.image_io import load_rgb, resize_square
@@ -115,7 +73,7 @@ def mean_image(color_paths: list[Path], size: int) -> torch.Tensor:
 
 
 def floor_models(train_color_paths: list[Path], size: int) -> list[Any]:
-    """The four pseudo-models as ``EvalModel``s (outputs at the batch's size).
+    """The three pseudo-models as ``EvalModel``s (outputs at the batch's size).
 
     The mean image is computed once at ``size`` (the main dataset's) and resized for other sets."""
     from .evaluate import EvalModel
@@ -136,6 +94,4 @@ def floor_models(train_color_paths: list[Path], size: int) -> list[Any]:
                   info={"training_images": len(train_color_paths)}, **common),
         EvalModel(name=REF_COLOUR16, source=REF_COLOUR16, kind="reference", label=FLOOR_LABELS[REF_COLOUR16],
                   run=lambda batch, p, s: colour16_times_lines(batch.target, batch.sketch), **common),
-        EvalModel(name=REF_FLAT, source=REF_FLAT, kind="reference", label=FLOOR_LABELS[REF_FLAT],
-                  run=lambda batch, p, s: true_flat_times_lines(batch.target, batch.sketch), **common),
     ]
