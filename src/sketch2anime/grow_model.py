@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .checkpoint import CONFIG_FILE, load_model, read_json
-from .interpolate import GENERATOR_DIR, model_folder, write_with_generator
+from .interpolate import GENERATOR_DIR, check_new_folder, model_folder, write_with_generator
 from .models.grow import grow_guided_unet
 from .pipeline_format import PipelineDescription
 
@@ -24,9 +24,7 @@ def grow_pipeline(source: str | Path, out: str | Path, base_channels: int | None
                   max_channels: int | None = None, res_blocks: int | None = None, seed: int = 0) -> Path:
     """Write ``out``: the model ``source`` with its generator grown to the given sizes (None keeps one)."""
     folder = model_folder(source)
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"{out} already exists and is not an empty folder; choose a new output folder")
+    out = check_new_folder(out)
     description = PipelineDescription.read(folder)
     if description.pipeline_type != "guided":
         raise ValueError(f"{folder}: only guided models can grow, this one is {description.pipeline_type!r}")

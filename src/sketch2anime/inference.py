@@ -173,7 +173,7 @@ class Sketch2AnimePipeline:
         """Move the networks to ``device`` ("cpu", "cuda", "cuda:1", "auto"); returns the pipeline.
         The latent bank stays on the CPU, where projection runs. On a work-scale view
         (``at_scale``) the model it views moves, and the view keeps sharing its weights."""
-        base = getattr(self, "work_base", None)
+        base = self.work_base
         if base is not None:
             from .work_scale import at_work_scale
 

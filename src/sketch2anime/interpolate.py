@@ -126,9 +126,7 @@ def interpolate_pipelines(a: str | Path, b: str | Path, alpha: float, out: str |
             or not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be a number in [0, 1] (0 = the first model, 1 = the second), got {alpha!r}")
     folder_a, folder_b = model_folder(a), model_folder(b)
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"{out} already exists and is not an empty folder; choose a new output folder")
+    out = check_new_folder(out)
     description_a, description_b = check_compatible(folder_a, folder_b)
     # Loaded modules hold float32 whatever the files store (the shipped default stores float16).
     generator = load_model(folder_a / GENERATOR_DIR)
@@ -142,6 +140,14 @@ def interpolate_pipelines(a: str | Path, b: str | Path, alpha: float, out: str |
     training.update(experiment="interpolated", interpolated=source)
     generator_meta = {**read_json(folder_a / GENERATOR_DIR / CONFIG_FILE).get("meta", {}), "interpolated": source}
     return write_with_generator(folder_a, description_a.replace(training=training), generator, generator_meta, out)
+
+
+def check_new_folder(out: str | Path) -> Path:
+    """``out`` as a Path; ``ValueError`` if it exists and is not an empty folder (nothing is overwritten)."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"{out} already exists and is not an empty folder; choose a new output folder")
+    return out
 
 
 def write_with_generator(folder: Path, description: PipelineDescription, generator: torch.nn.Module,
