@@ -48,6 +48,23 @@ def scene(size: int, seed: int) -> Image.Image:
     return image
 
 
+def prepare_drawings(root: Path, count: int, draw_size: int, size: int, extractors: tuple[str, ...] = ("detail",),
+                     val_fraction: float = 0.5, draw=None) -> Path:
+    """``count`` pictures drawn at ``draw_size`` (``draw(size, index)``, default draw_face) under
+    ``root/images``, prepared at ``size`` into ``root/prepared`` with a validation split."""
+    from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
+
+    draw = draw or draw_face
+    images = root / "images"
+    images.mkdir()
+    for i in range(count):
+        draw(draw_size, i).save(images / f"face_{i:02d}.png")
+    out = root / "prepared"
+    prepare_dataset(images, out, PrepareConfig(size=size, extractors=extractors, val_fraction=val_fraction, workers=1),
+                    progress=False)
+    return out
+
+
 def prepare_scenes(tmp_path_factory: pytest.TempPathFactory, count: int = 6, size: int = 80) -> Path:
     """A dataset made by ``prepare`` from ``count`` scenes (detail sketches, no validation split)."""
     from sketch2anime.data.prepare import PrepareConfig, prepare_dataset

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from conftest import draw_face, load_script
+from conftest import draw_face, load_script, prepare_drawings
 from sketch2anime.cli import main as cli_main
 from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
 from sketch2anime.evaluation.evaluate import (
@@ -36,15 +36,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("evaldata")
-    images = root / "images"
-    images.mkdir()
-    for i in range(12):
-        draw_face(96, i).save(images / f"face_{i:02d}.png")
-    out = root / "prepared"
-    prepare_dataset(images, out, PrepareConfig(size=SIZE, extractors=("detail", "xdog"), val_fraction=0.5, workers=1),
-                    progress=False)
-    return out
+    return prepare_drawings(tmp_path_factory.mktemp("evaldata"), 12, 96, SIZE, extractors=("detail", "xdog"))
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from conftest import draw_face, scene
+from conftest import draw_face, prepare_drawings, scene
 from sketch2anime.cli import build_parser, main
 from sketch2anime.data.extractors import EXTRACTORS, make_extractor
-from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
 from sketch2anime.evaluation.evaluate import EvaluateConfig, EvalModel, oracle_model, run_evaluation
 from sketch2anime.evaluation.figures import PAD
 from sketch2anime.evaluation.floor_report import floors_table
@@ -35,15 +34,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """12 faces drawn at 128 px, prepared at 64 px: the sources allow display scores up to 128 px."""
-    root = tmp_path_factory.mktemp("floordata")
-    images = root / "images"
-    images.mkdir()
-    for i in range(12):
-        scene(SOURCE, 100 + i).save(images / f"face_{i:02d}.png")
-    out = root / "prepared"
-    prepare_dataset(images, out, PrepareConfig(size=SIZE, extractors=("detail",), val_fraction=0.5, workers=1),
-                    progress=False)
-    return out
+    return prepare_drawings(tmp_path_factory.mktemp("floordata"), 12, SOURCE, SIZE,
+                            draw=lambda side, i: scene(side, 100 + i))
 
 
 def _config(dataset: Path, out: Path, **changes) -> EvaluateConfig:

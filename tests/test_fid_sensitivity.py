@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import draw_face, load_script
-from sketch2anime.data.prepare import PrepareConfig, prepare_dataset
+from conftest import load_script, prepare_drawings
 from sketch2anime.evaluation.fid import HED_VGG_LAYERS, make_feature_extractor
 from sketch2anime.testing import tiny_pipeline
 
@@ -67,15 +66,7 @@ def test_per_layer_columns_follow_the_extractor_layout() -> None:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("fidsens")
-    images = root / "images"
-    images.mkdir()
-    for i in range(8):
-        draw_face(80, i).save(images / f"face_{i:02d}.png")
-    out = root / "prepared"
-    prepare_dataset(images, out, PrepareConfig(size=SIZE, extractors=("detail",), val_fraction=0.5, workers=1),
-                    progress=False)
-    return out
+    return prepare_drawings(tmp_path_factory.mktemp("fidsens"), 8, 80, SIZE)
 
 
 class EdgeStatistics:
