@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from sketch2anime.evaluation.eval_model import resize_images
 from sketch2anime.evaluation.fid import HED_VGG_LAYERS, fid_kid, frechet_distance, feature_statistics, make_feature_extractor
+from sketch2anime.evaluation.models_under_test import lay_lines
 from sketch2anime.evaluation.protocol import EvaluationProtocol, ProtocolConfig
 from sketch2anime.inference import Sketch2AnimePipeline
 
@@ -55,8 +56,9 @@ def desaturate(images: torch.Tensor, amount: float) -> torch.Tensor:
 
 
 def times_lines(images: torch.Tensor, sketch: torch.Tensor) -> torch.Tensor:
-    """Multiply the sketch's ink (B, 1, H, W in [-1, 1], paper +1) over pictures in [-1, 1]."""
-    return (images + 1) * (sketch + 1) / 2 - 1
+    """The sketch's ink (B, 1, H, W in [-1, 1], paper +1) multiplied over pictures in [-1, 1] at full
+    strength: the evaluation's ``@lines=1`` (``generate --lines 1``)."""
+    return lay_lines(images, sketch, 1.0)
 
 
 def round_trip(images: torch.Tensor, side: int) -> torch.Tensor:
