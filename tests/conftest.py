@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from sketch2anime.evaluation.fid import HED_VGG_LAYERS
 from sketch2anime.testing.images import draw_face  # noqa: F401  (tests import it from here)
 
 torch.set_num_threads(2)
@@ -95,3 +96,23 @@ def image_folder(tmp_path: Path) -> Path:
     for i in range(12):
         draw_face(96, i).save(folder / f"face_{i:02d}.png")
     return folder
+
+
+class EdgeStatistics:
+    """A cheap stand-in for the HED-VGG extractor with its layout: five "layers" of 3 channels
+    (colour, colour squared, horizontal and vertical edges, detail above a 2x2 blur), pooled."""
+
+    class Body(torch.nn.Module):
+        def features(self, x: torch.Tensor, layers: tuple[str, ...]) -> list[torch.Tensor]:
+            pooled = torch.nn.functional.avg_pool2d(x, 2)
+            detail = x - torch.nn.functional.interpolate(pooled, size=x.shape[-2:], mode="nearest")
+            maps = [x, x * x, x.diff(dim=-1).abs(), x.diff(dim=-2).abs(), detail.abs()]
+            return maps[:len(layers)]
+
+    def __init__(self) -> None:
+        self.model = self.Body()
+        self.feature_dim = 15
+
+    def __call__(self, images: torch.Tensor) -> np.ndarray:
+        maps = self.model.features(images.double(), HED_VGG_LAYERS)
+        return torch.cat([m.mean(dim=(2, 3)) for m in maps], dim=1).numpy()

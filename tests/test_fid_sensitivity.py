@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_script, prepare_drawings
+from conftest import EdgeStatistics, load_script, prepare_drawings
 from sketch2anime.evaluation.fid import HED_VGG_LAYERS, make_feature_extractor
 from sketch2anime.testing import tiny_pipeline
 
@@ -67,26 +67,6 @@ def test_per_layer_columns_follow_the_extractor_layout() -> None:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return prepare_drawings(tmp_path_factory.mktemp("fidsens"), 8, 80, SIZE)
-
-
-class EdgeStatistics:
-    """A cheap stand-in for the HED-VGG extractor with its layout: five "layers" of 3 channels
-    (colour, colour squared, horizontal and vertical edges, detail above a 2x2 blur), pooled."""
-
-    class Body(torch.nn.Module):
-        def features(self, x: torch.Tensor, layers: tuple[str, ...]) -> list[torch.Tensor]:
-            pooled = torch.nn.functional.avg_pool2d(x, 2)
-            detail = x - torch.nn.functional.interpolate(pooled, size=x.shape[-2:], mode="nearest")
-            maps = [x, x * x, x.diff(dim=-1).abs(), x.diff(dim=-2).abs(), detail.abs()]
-            return maps[:len(layers)]
-
-    def __init__(self) -> None:
-        self.model = self.Body()
-        self.feature_dim = 15
-
-    def __call__(self, images: torch.Tensor) -> np.ndarray:
-        maps = self.model.features(images.double(), HED_VGG_LAYERS)
-        return torch.cat([m.mean(dim=(2, 3)) for m in maps], dim=1).numpy()
 
 
 def test_the_hed_layout_is_probed_from_the_extractor() -> None:

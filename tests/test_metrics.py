@@ -18,6 +18,7 @@ from sketch2anime.evaluation.fid import (
     InceptionFeatureExtractor,
     feature_statistics,
     fid_kid,
+    frechet_distance_of_samples,
     frechet_distance,
     kernel_inception_distance,
     make_feature_extractor,
@@ -114,6 +115,24 @@ def test_frechet_methods_agree_on_full_covariances_and_handle_singular_ones():
     assert math.isfinite(value) and value > 0
     with pytest.raises(ValueError, match="equal length"):
         frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
+
+
+def test_frechet_distance_of_samples_equals_the_statistics_route():
+    rng = np.random.default_rng(5)
+    # fewer samples than dimensions (the validation set's case) and more, unequal counts
+    for (n1, n2, d) in ((30, 25, 80), (200, 150, 12)):
+        a = rng.normal(size=(n1, d))
+        b = rng.normal(size=(n2, d)) @ rng.normal(size=(d, d)) * 0.5 + 0.3
+        expected = frechet_distance(*feature_statistics(a), *feature_statistics(b), method="eigh")
+        assert frechet_distance_of_samples(a, b) == pytest.approx(expected, rel=1e-8)
+    assert frechet_distance_of_samples(a, a) == pytest.approx(0.0, abs=1e-8)
+    assert frechet_distance_of_samples(a, a + 2.0) == pytest.approx(4.0 * a.shape[1], rel=1e-8)  # a mean shift only
+    with pytest.raises(ValueError, match="equal width"):
+        frechet_distance_of_samples(a, b[:, :5])
+    with pytest.raises(ValueError, match="at least 2"):
+        frechet_distance_of_samples(a[:1], b)
+    with pytest.raises(ValueError, match="NaN"):
+        frechet_distance_of_samples(np.full_like(a, np.nan), a)
 
 
 def test_kid_near_zero_for_same_distribution_and_larger_when_shifted():

@@ -1,0 +1,169 @@
+"""How far can the evaluation's FID be trusted on 150 validation pictures? Its noise, measured.
+
+    python scripts/fid_uncertainty.py --model default --model OTHER [--model ...]
+                                      [--data ~/s2a-runs/data/faces128] [--size 128]
+                                      [--seeds 0,1,2] [--real-draws 10] [--draws 1000]
+
+The validation split holds 150 faces; FID's covariances then rest on fewer samples than the 1472
+HED-VGG features, so small gaps between models (the default's 46.4 against Pix2Pix's 43.3) need a
+scale. Three of them, all on the evaluation's own inputs (clean sketches, sparse hints, t = 0):
+
+* **the real-picture floor**: FID between the validation faces and disjoint samples of as many
+  *training* faces. Two samples of the same real distribution score this much (never 0), so it is
+  where an unconditional model that drew perfect faces would sit;
+* **reseeded inputs**: each model's FID when the evaluation's random hints and rough sketches come
+  from another protocol seed (``ProtocolConfig.seed``); the spread is the part of a gap that a
+  different draw of the same evaluation could undo;
+* **paired bootstrap**: the validation faces resampled with replacement (each model's picture of a
+  face stays paired with that face), giving a 90% interval for each model's FID and for its
+  difference from the first ``--model``. Duplicated rows inflate every resampled FID, so the
+  intervals of single models sit above their point values; in a difference that inflation cancels.
+
+One line per row; the difference column answers "is this model really better than the first".
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sketch2anime.data.image_io import load_rgb
+from sketch2anime.evaluation.fid import frechet_distance_of_samples, make_feature_extractor
+from sketch2anime.evaluation.protocol import EvaluationProtocol, ProtocolConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fid_sensitivity import model_pictures  # noqa: E402  (the scripts are not a package)
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds takes comma-separated integers, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds needs at least one seed and no repeats, got {text!r}")
+    return seeds
+
+
+def real_floor(real: np.ndarray, training: np.ndarray, draws: int, rng: np.random.Generator) -> list[float]:
+    """FID of ``real`` (N, D) against up to ``draws`` disjoint samples of N rows of ``training``."""
+    n = real.shape[0]
+    available = training.shape[0] // n
+    if available < 1:
+        raise ValueError(f"the training split has {training.shape[0]} pictures, fewer than the {n} validation ones")
+    order = rng.permutation(training.shape[0])
+    return [frechet_distance_of_samples(real, training[order[i * n:(i + 1) * n]])
+            for i in range(min(draws, available))]
+
+
+def paired_bootstrap(real: np.ndarray, fakes: list[np.ndarray], draws: int, rng: np.random.Generator,
+                     level: float = 0.9) -> dict[str, np.ndarray]:
+    """Resample the rows (one row = one validation face) with replacement, the same rows for the
+    real set and every model. Returns ``values`` (draws, models) and the ``low`` / ``high`` percentile
+    bounds of each model's FID and of each model's FID minus the first model's (``diff_low`` /
+    ``diff_high``), and ``beats_first``: the share of draws in which a model scores below the first."""
+    n = real.shape[0]
+    if any(f.shape != real.shape for f in fakes):
+        raise ValueError("every model's features must pair row by row with the real ones")
+    if draws < 2 or not 0 < level < 1:
+        raise ValueError(f"need draws >= 2 and 0 < level < 1, got {draws} and {level}")
+    values = np.empty((draws, len(fakes)))
+    for d in range(draws):
+        rows = rng.integers(0, n, n)
+        values[d] = [frechet_distance_of_samples(real[rows], fake[rows]) for fake in fakes]
+    tail = 100 * (1 - level) / 2
+    diff = values - values[:, :1]
+    return {"values": values,
+            "low": np.percentile(values, tail, axis=0), "high": np.percentile(values, 100 - tail, axis=0),
+            "diff_low": np.percentile(diff, tail, axis=0), "diff_high": np.percentile(diff, 100 - tail, axis=0),
+            "beats_first": (diff < 0).mean(axis=0)}
+
+
+def training_features(protocol: EvaluationProtocol, extractor, size: int, batch: int = 64) -> np.ndarray:
+    """Features (M, D) of the training split's colour pictures at ``size`` px, as the validation ones."""
+    paths = protocol.training_color_paths()
+    chunks = []
+    for start in range(0, len(paths), batch):
+        pictures = []
+        for path in paths[start:start + batch]:
+            rgb = load_rgb(path)
+            if rgb.size != (size, size):
+                rgb = rgb.resize((size, size))
+            pictures.append(torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1))
+        chunks.append(extractor(torch.stack(pictures)))
+    return np.concatenate(chunks)
+
+
+def uncertainty_report(data: Path, models: list[str], size: int, seeds: list[int], real_draws: int,
+                       draws: int, seed: int, limit: int | None = None, extractor=None, log=print) -> str:
+    if not models:
+        raise ValueError("name at least one --model")
+    extractor = extractor or make_feature_extractor("hed-vgg", hed_input_size=size)
+    rng = np.random.default_rng(seed)
+    features: dict[int, list[np.ndarray]] = {}
+    real = None
+    for protocol_seed in seeds:
+        protocol = EvaluationProtocol(data, ProtocolConfig(seed=protocol_seed, hint_levels=("sparse",),
+                                                           roughness=("none",), limit=limit))
+        indices = list(range(len(protocol)))
+        target = protocol.target_tensor(indices)
+        if real is None:
+            real = extractor(target)
+            floor = real_floor(real, training_features(protocol, extractor, target.shape[-1]), real_draws, rng)
+        sketch, hint = protocol.sketch_tensor("none", indices), protocol.hint_tensor("sparse", indices)
+        features[protocol_seed] = [extractor(model_pictures(m, sketch, hint, target.shape[-1])) for m in models]
+        log(f"fid_uncertainty: protocol seed {protocol_seed} done ({len(indices)} validation pictures)")
+    n = real.shape[0]
+    boot = paired_bootstrap(real, features[seeds[0]], draws, rng)
+    lines = [f"HED-VGG FID at {size} px, {n} validation pictures of {data}; clean sketches, sparse hints, t = 0.",
+             "",
+             f"Real-picture floor: the validation pictures against {len(floor)} disjoint samples of {n} training "
+             f"pictures: FID {np.mean(floor):.1f} (min {min(floor):.1f}, max {max(floor):.1f}).",
+             "",
+             f"| model | FID (protocol seed {seeds[0]}) | FID over protocol seeds {', '.join(map(str, seeds))} | "
+             f"90% bootstrap interval | minus {models[0]}, 90% interval | draws below {models[0]} |",
+             "|---|---|---|---|---|---|"]
+    for i, name in enumerate(models):
+        point = frechet_distance_of_samples(real, features[seeds[0]][i])
+        reseeded = [frechet_distance_of_samples(real, features[s][i]) for s in seeds]
+        if i == 0:
+            difference, share = "–", "–"
+        else:
+            gap = point - frechet_distance_of_samples(real, features[seeds[0]][0])
+            difference = f"{gap:+.1f} [{boot['diff_low'][i]:+.1f}, {boot['diff_high'][i]:+.1f}]"
+            share = f"{100 * boot['beats_first'][i]:.0f}%"
+        lines.append(f"| {name} | {point:.1f} | {min(reseeded):.1f} – {max(reseeded):.1f} | "
+                     f"[{boot['low'][i]:.1f}, {boot['high'][i]:.1f}] | {difference} | {share} |")
+    lines.append(f"\n({draws} bootstrap draws, seed {seed}.)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=Path.home() / "s2a-runs" / "data" / "faces128")
+    parser.add_argument("--model", action="append", default=[], help="a model folder or 'default' (repeatable; "
+                        "the first is the one the others are compared with)")
+    parser.add_argument("--size", type=int, default=128, help="side the HED-VGG features see (the evaluation's --fid-size)")
+    parser.add_argument("--seeds", default="0,1,2", help="protocol seeds (hints, rough sketches); the first is scored "
+                        "as the evaluation scores it")
+    parser.add_argument("--real-draws", type=int, default=10, help="disjoint training samples for the real floor")
+    parser.add_argument("--draws", type=int, default=1000, help="bootstrap draws")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=None, help="only the first N validation images")
+    args = parser.parse_args(argv)
+    try:
+        report = uncertainty_report(args.data, args.model, args.size, parse_seeds(args.seeds), args.real_draws,
+                                    args.draws, args.seed, args.limit, log=lambda m: print(m, file=sys.stderr))
+    except ValueError as exc:
+        print(f"fid_uncertainty: {exc}", file=sys.stderr)
+        return 2
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
