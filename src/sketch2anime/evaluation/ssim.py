@@ -72,11 +72,22 @@ def _filter_valid(x: Tensor, window: Tensor) -> Tensor:
     return _filter_last_axis(x.transpose(-1, -2), window).transpose(-1, -2)
 
 
-def ssim(a: Tensor, b: Tensor) -> Tensor:
-    """Structural similarity per image.
+def window_statistics(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and (population) variance of ``x`` (N, C, H, W), any range, under SSIM's Gaussian window,
+    on its valid grid (N, C, H - 10, W - 10), float64: the same windows ``ssim_terms`` compares."""
+    x = x.detach().to(torch.float64)
+    window = _gaussian_window(WINDOW_SIZE, SIGMA, x.dtype, x.device)
+    mean = _filter_valid(x, window)
+    return mean, _filter_valid(x * x, window) - mean * mean
 
-    a, b: (N, C, H, W) in [-1, 1], H and W at least 11. Returns float64 (N,), 1.0 for identical
-    images. Multi-channel images get the mean of the per-channel SSIMs.
+
+def ssim_terms(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """SSIM's two factors per pixel: luminance (2 mu_a mu_b + c1) / (mu_a² + mu_b² + c1) and
+    contrast-structure (2 cov + c2) / (var_a + var_b + c2); their product is the SSIM map.
+
+    a, b: (N, C, H, W) in [-1, 1], H and W at least 11. Returns two float64 maps
+    (N, C, H - 10, W - 10) over the valid region (pixel (i, j) is the window centred at (i + 5, j + 5)).
+    Split, they say *why* a picture scores low: wrong brightness, or structure that does not match.
     """
     a01, b01 = _check_pair(a, b)
     height, width = a01.shape[-2:]
@@ -91,10 +102,19 @@ def ssim(a: Tensor, b: Tensor) -> Tensor:
     var_a = _filter_valid(a01 * a01, window) - mu_a * mu_a
     var_b = _filter_valid(b01 * b01, window) - mu_b * mu_b
     cov = _filter_valid(a01 * b01, window) - mu_a * mu_b
-    numerator = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
-    denominator = (mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2)
-    ssim_map = numerator / denominator
-    return ssim_map.mean(dim=(1, 2, 3))
+    luminance = (2 * mu_a * mu_b + c1) / (mu_a * mu_a + mu_b * mu_b + c1)
+    contrast_structure = (2 * cov + c2) / (var_a + var_b + c2)
+    return luminance, contrast_structure
+
+
+def ssim(a: Tensor, b: Tensor) -> Tensor:
+    """Structural similarity per image.
+
+    a, b: (N, C, H, W) in [-1, 1], H and W at least 11. Returns float64 (N,), 1.0 for identical
+    images. Multi-channel images get the mean of the per-channel SSIMs.
+    """
+    luminance, contrast_structure = ssim_terms(a, b)
+    return (luminance * contrast_structure).mean(dim=(1, 2, 3))
 
 
 def psnr(a: Tensor, b: Tensor) -> Tensor:

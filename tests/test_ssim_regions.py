@@ -1,0 +1,74 @@
+"""scripts/ssim_regions.py and the SSIM factors it splits: where a picture loses SSIM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import load_script, prepare_drawings
+from sketch2anime.evaluation.ssim import ssim, ssim_terms, window_statistics
+from sketch2anime.testing import tiny_pipeline
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+ssim_regions = load_script("ssim_regions")
+SIZE = 64
+
+
+def test_ssim_is_the_product_of_its_two_factors() -> None:
+    rng = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 3, 24, 24, generator=rng) * 2 - 1
+    b = (a + 0.3 * torch.randn(2, 3, 24, 24, generator=rng)).clamp(-1, 1)
+    luminance, structure = ssim_terms(a, b)
+    assert luminance.shape == structure.shape == (2, 3, 14, 14)
+    assert torch.allclose((luminance * structure).mean(dim=(1, 2, 3)), ssim(a, b), atol=1e-12)
+    # a flat grey against a flat white: the brightness differs, the (absent) structure matches
+    grey, white = torch.zeros(1, 3, 16, 16), torch.ones(1, 3, 16, 16)
+    luminance, structure = ssim_terms(grey, white)
+    assert luminance.max() < 0.9 and torch.allclose(structure, torch.ones_like(structure))
+    mean, variance = window_statistics(torch.full((1, 1, 16, 16), 0.25))
+    assert torch.allclose(mean, torch.full_like(mean, 0.25)) and variance.abs().max() < 1e-12
+
+
+def page(size: int = 48) -> torch.Tensor:
+    """White paper with a textured red square (the figure) in the middle, (1, 3, size, size) in [-1, 1]."""
+    image = torch.ones(1, 3, size, size)
+    stripes = (torch.arange(16) % 4 < 2).float().view(1, 16) * 0.6 - 0.3
+    image[:, 0, 16:32, 16:32] = 0.5 + stripes
+    image[:, 1:, 16:32, 16:32] = -0.6 + stripes
+    return image
+
+
+def test_the_paper_and_the_figure_are_told_apart() -> None:
+    target = page()
+    paper = ssim_regions.paper_mask(target)
+    assert paper.shape == (1, 1, 38, 38)
+    assert paper[0, 0, 0, 0] and not paper[0, 0, 19, 19]  # corner window on paper, centre window on the square
+    # flattening the figure loses structure in the figure only
+    flat_figure = target.clone()
+    flat_figure[..., 16:32, 16:32] = target[..., 16:32, 16:32].mean(dim=(2, 3), keepdim=True)
+    row = ssim_regions.region_scores(flat_figure, target, paper)
+    assert row["paper_ssim"] > 0.99  # windows at the paper's edge see a little of the square
+    assert row["figure_structure"] < 0.8 and row["figure_ssim"] < 0.8
+    # grey blotches on the paper lose on the paper, and not inside the figure's windows
+    blotched = target.clone()
+    blotched[..., :8, :8] = 0.2
+    row = ssim_regions.region_scores(blotched, target, paper)
+    assert row["paper_ssim"] < 0.97 and row["figure_ssim"] > 0.99
+    share = row["paper_share"]
+    assert row["ssim"] == pytest.approx(share * row["paper_ssim"] + (1 - share) * row["figure_ssim"], abs=1e-9)
+
+
+def test_main_scores_a_prepared_validation_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = prepare_drawings(tmp_path, 6, 80, SIZE)
+    model = tiny_pipeline(tmp_path / "tiny", image_size=SIZE)
+    assert ssim_regions.main(["--model", str(model), "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line.startswith("| floor-sketch") or line.startswith(f"| {model}")]
+    assert len(table) == 2
+    for line in table:
+        cells = [float(c) for c in line.strip("|").split("|")[1:] if c.strip() != "nan"]
+        assert all(-1.0 <= c <= 1.0 for c in cells)
+    assert ssim_regions.main(["--model", str(model)]) == 2
+    assert "--pairs" in capsys.readouterr().err
