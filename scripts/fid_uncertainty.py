@@ -15,9 +15,8 @@ scale. Three of them, all on the evaluation's own inputs (clean sketches, sparse
   from another protocol seed (``ProtocolConfig.seed``); the spread is the part of a gap that a
   different draw of the same evaluation could undo;
 * **paired bootstrap**: the validation faces resampled with replacement (each model's picture of a
-  face stays paired with that face), giving a 90% interval for each model's FID and for its
-  difference from the first ``--model``. Duplicated rows inflate every resampled FID, so the
-  intervals of single models sit above their point values; in a difference that inflation cancels.
+  face stays paired with that face), giving a 90% interval for each model's FID minus the first
+  ``--model``'s (``evaluation.fid.paired_fid_difference``, which ``sketch2anime evaluate`` reports too).
 
 One line per row; the difference column answers "is this model really better than the first".
 """
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 
 from sketch2anime.data.image_io import load_rgb
-from sketch2anime.evaluation.fid import frechet_distance_of_samples, make_feature_extractor
+from sketch2anime.evaluation.fid import frechet_distance_of_samples, make_feature_extractor, paired_fid_difference
 from sketch2anime.evaluation.protocol import EvaluationProtocol, ProtocolConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,29 +57,6 @@ def real_floor(real: np.ndarray, training: np.ndarray, draws: int, rng: np.rando
     order = rng.permutation(training.shape[0])
     return [frechet_distance_of_samples(real, training[order[i * n:(i + 1) * n]])
             for i in range(min(draws, available))]
-
-
-def paired_bootstrap(real: np.ndarray, fakes: list[np.ndarray], draws: int, rng: np.random.Generator,
-                     level: float = 0.9) -> dict[str, np.ndarray]:
-    """Resample the rows (one row = one validation face) with replacement, the same rows for the
-    real set and every model. Returns ``values`` (draws, models) and the ``low`` / ``high`` percentile
-    bounds of each model's FID and of each model's FID minus the first model's (``diff_low`` /
-    ``diff_high``), and ``beats_first``: the share of draws in which a model scores below the first."""
-    n = real.shape[0]
-    if any(f.shape != real.shape for f in fakes):
-        raise ValueError("every model's features must pair row by row with the real ones")
-    if draws < 2 or not 0 < level < 1:
-        raise ValueError(f"need draws >= 2 and 0 < level < 1, got {draws} and {level}")
-    values = np.empty((draws, len(fakes)))
-    for d in range(draws):
-        rows = rng.integers(0, n, n)
-        values[d] = [frechet_distance_of_samples(real[rows], fake[rows]) for fake in fakes]
-    tail = 100 * (1 - level) / 2
-    diff = values - values[:, :1]
-    return {"values": values,
-            "low": np.percentile(values, tail, axis=0), "high": np.percentile(values, 100 - tail, axis=0),
-            "diff_low": np.percentile(diff, tail, axis=0), "diff_high": np.percentile(diff, 100 - tail, axis=0),
-            "beats_first": (diff < 0).mean(axis=0)}
 
 
 def training_features(protocol: EvaluationProtocol, extractor, size: int, batch: int = 64) -> np.ndarray:
@@ -118,26 +94,26 @@ def uncertainty_report(data: Path, models: list[str], size: int, seeds: list[int
         features[protocol_seed] = [extractor(model_pictures(m, sketch, hint, target.shape[-1])) for m in models]
         log(f"fid_uncertainty: protocol seed {protocol_seed} done ({len(indices)} validation pictures)")
     n = real.shape[0]
-    boot = paired_bootstrap(real, features[seeds[0]], draws, rng)
     lines = [f"HED-VGG FID at {size} px, {n} validation pictures of {data}; clean sketches, sparse hints, t = 0.",
              "",
              f"Real-picture floor: the validation pictures against {len(floor)} disjoint samples of {n} training "
              f"pictures: FID {np.mean(floor):.1f} (min {min(floor):.1f}, max {max(floor):.1f}).",
              "",
              f"| model | FID (protocol seed {seeds[0]}) | FID over protocol seeds {', '.join(map(str, seeds))} | "
-             f"90% bootstrap interval | minus {models[0]}, 90% interval | draws below {models[0]} |",
-             "|---|---|---|---|---|---|"]
+             f"minus {models[0]}, 90% interval | draws below {models[0]} |",
+             "|---|---|---|---|---|"]
+    first = features[seeds[0]][0]
     for i, name in enumerate(models):
         point = frechet_distance_of_samples(real, features[seeds[0]][i])
         reseeded = [frechet_distance_of_samples(real, features[s][i]) for s in seeds]
         if i == 0:
             difference, share = "–", "–"
         else:
-            gap = point - frechet_distance_of_samples(real, features[seeds[0]][0])
-            difference = f"{gap:+.1f} [{boot['diff_low'][i]:+.1f}, {boot['diff_high'][i]:+.1f}]"
-            share = f"{100 * boot['beats_first'][i]:.0f}%"
-        lines.append(f"| {name} | {point:.1f} | {min(reseeded):.1f} – {max(reseeded):.1f} | "
-                     f"[{boot['low'][i]:.1f}, {boot['high'][i]:.1f}] | {difference} | {share} |")
+            # the same seed for every model: each is resampled on the same rows
+            gap = paired_fid_difference(real, first, features[seeds[0]][i], draws=draws, rng=seed)
+            difference = f"{gap['difference']:+.1f} [{gap['low']:+.1f}, {gap['high']:+.1f}]"
+            share = f"{100 * gap['share_below']:.0f}%"
+        lines.append(f"| {name} | {point:.1f} | {min(reseeded):.1f} – {max(reseeded):.1f} | {difference} | {share} |")
     lines.append(f"\n({draws} bootstrap draws, seed {seed}.)")
     return "\n".join(lines)
 

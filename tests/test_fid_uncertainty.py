@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from conftest import EdgeStatistics, load_script, prepare_drawings
-from sketch2anime.evaluation.fid import frechet_distance_of_samples
 from sketch2anime.evaluation.protocol import EvaluationProtocol, ProtocolConfig
 from sketch2anime.testing import tiny_pipeline
 
@@ -29,27 +28,6 @@ def test_real_floor_uses_disjoint_samples_and_sees_a_shifted_training_set() -> N
     assert min(shifted) > 6 * 9.0 * 0.8
     with pytest.raises(ValueError, match="fewer than the 20"):
         fid_uncertainty.real_floor(real, same[:19], draws=1, rng=rng)
-
-
-def test_paired_bootstrap_says_which_model_is_further() -> None:
-    rng = np.random.default_rng(2)
-    real = rng.normal(size=(40, 5))
-    close = real + rng.normal(scale=0.1, size=real.shape)
-    far = real + rng.normal(scale=0.1, size=real.shape) + 1.0
-    out = fid_uncertainty.paired_bootstrap(real, [close, far, close], draws=200, rng=np.random.default_rng(3))
-    assert out["values"].shape == (200, 3)
-    # the far model's gap to the first is positive in every draw: its whole interval lies above 0
-    assert out["diff_low"][1] > 0 and out["beats_first"][1] == 0.0
-    # the first model against itself: exactly 0 in every draw
-    assert out["diff_low"][2] == out["diff_high"][2] == 0.0
-    # the order matters: with the far model first, the close one beats it every time
-    flipped = fid_uncertainty.paired_bootstrap(real, [far, close], draws=200, rng=np.random.default_rng(3))
-    assert flipped["diff_high"][1] < 0 and flipped["beats_first"][1] == 1.0
-    # each model's interval contains values around its point FID (resampling inflates it a little)
-    point = frechet_distance_of_samples(real, far)
-    assert out["low"][1] < point * 1.5 and out["high"][1] > point * 0.8
-    with pytest.raises(ValueError, match="pair row by row"):
-        fid_uncertainty.paired_bootstrap(real, [close[:10]], draws=10, rng=rng)
 
 
 def test_parse_seeds() -> None:
@@ -76,7 +54,7 @@ def test_report_end_to_end(dataset: Path, tmp_path: Path, capsys: pytest.Capture
     rows = [line for line in lines if line.startswith(f"| {model} |")]
     assert len(rows) == 2
     # the same model twice: no difference in any draw, and the reseeded range is the same on both rows
-    assert "| +0.0 [+0.0, +0.0] | 0% |" in rows[1]
+    assert rows[1].endswith("| +0.0 [+0.0, +0.0] | 0% |")
     assert rows[0].split("|")[3] == rows[1].split("|")[3]
     assert fid_uncertainty.main(["--data", str(dataset), "--seeds", "1,1"]) == 2
     assert "--seeds" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from sketch2anime.evaluation.fid import (
     feature_statistics,
     fid_kid,
     frechet_distance_of_samples,
+    paired_fid_difference,
     frechet_distance,
     kernel_inception_distance,
     make_feature_extractor,
@@ -133,6 +134,28 @@ def test_frechet_distance_of_samples_equals_the_statistics_route():
         frechet_distance_of_samples(a[:1], b)
     with pytest.raises(ValueError, match="NaN"):
         frechet_distance_of_samples(np.full_like(a, np.nan), a)
+
+
+def test_paired_fid_difference_says_which_model_is_further():
+    rng = np.random.default_rng(2)
+    real = rng.normal(size=(40, 5))
+    close = real + rng.normal(scale=0.1, size=real.shape)
+    far = real + rng.normal(scale=0.1, size=real.shape) + 1.0
+    out = paired_fid_difference(real, close, far, draws=200, rng=3)
+    assert out["difference"] == pytest.approx(frechet_distance_of_samples(real, far)
+                                              - frechet_distance_of_samples(real, close))
+    # further in every draw: the whole interval lies above 0
+    assert out["low"] > 0 and out["share_below"] == 0.0 and out["low"] <= out["difference"] <= out["high"]
+    # the order matters: the close model against the far one is below it in every draw
+    flipped = paired_fid_difference(real, far, close, draws=200, rng=3)
+    assert flipped["high"] < 0 and flipped["share_below"] == 1.0
+    # a model against itself: exactly 0 in every draw
+    same = paired_fid_difference(real, close, close, draws=50, rng=0)
+    assert same["low"] == same["high"] == same["difference"] == 0.0
+    with pytest.raises(ValueError, match="one shape"):
+        paired_fid_difference(real, close[:10], far)
+    with pytest.raises(ValueError, match="draws"):
+        paired_fid_difference(real, close, far, draws=1)
 
 
 def test_kid_near_zero_for_same_distribution_and_larger_when_shifted():
