@@ -403,6 +403,23 @@ def test_oracle_scores_perfect_and_fid_plumbing(dataset: Path, tmp_path: Path) -
             assert w["hint_de00_median"] > 5.0
     assert all(e["feature_extractor"] for e in val)
     assert all(e["metrics"]["fid"] is None for e in result["entries"] if e["set"] != "val")
+    # each model's FID gap to the first model (the oracle), paired over the images; none for the first or floors
+    for e in val:
+        gap = e["metrics"]["fid_vs_first"]
+        if e["model"] != "white":
+            assert gap is None
+            continue
+        reference = next(o for o in oracle if (o["condition"], o["hint_level"]) == (e["condition"], e["hint_level"]))
+        assert gap["reference"] == "oracle" and gap["draws"] == 500
+        assert gap["difference"] == pytest.approx(e["metrics"]["fid"] - reference["metrics"]["fid"], rel=1e-6, abs=1e-9)
+        assert gap["difference"] > 0 and gap["low"] <= gap["high"]
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "FID minus oracle's (clean, sparse hints; 90% paired bootstrap interval" in report
+    off = run_evaluation(_config(dataset, tmp_path / "off", fid_draws=0), models=models,
+                         feature_extractor=ChannelMeans(), progress=False)
+    assert all(e["metrics"].get("fid_vs_first") is None for e in off["entries"])
+    with pytest.raises(ValueError, match="--fid-draws"):
+        _config(dataset, tmp_path / "bad", fid_draws=1)
 
 
 def test_deltas_are_rough_minus_clean() -> None:

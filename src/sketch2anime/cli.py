@@ -228,6 +228,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fid-size", type=int, default=None,
                    help="side images are resized to for hed-vgg features (default 256; 128 is ~3x faster, "
                         "numbers differ: compare only equal sizes)")
+    p.add_argument("--fid-draws", type=int, default=500,
+                   help="paired bootstrap draws for each model's FID gap to the first model (0 = off)")
     p.add_argument("--logs", action="append", default=[], metavar="RUN_DIR",
                    help="training run folder whose metrics.jsonl is plotted (repeatable)")
     p.add_argument("--batch-size", type=int, default=32)
@@ -271,7 +273,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         projections=projections, batch_size=args.batch_size, logs=tuple(args.logs), grid_rows=args.grid_rows,
         style_steps=args.style_steps, floors=args.floors, heldout_lines=args.heldout_lines,
         pairs=str(args.pairs) if args.pairs else None, display_size=args.display_size,
-        table=str(args.table) if args.table else None,
+        table=str(args.table) if args.table else None, fid_draws=args.fid_draws,
     )
     run_evaluation(config, progress=not args.quiet)
     return 0

@@ -48,7 +48,7 @@ from .fid import extractor_label, feature_extractor_for
 from .floors import FLOOR_NAMES, floor_models
 from .models_under_test import ORACLE, STYLE_TRANSFER, _model_name, _pipeline_model, _style_transfer_model, oracle_model
 from .protocol import DEFAULT_ROUGHNESS, HINT_LEVELS, EvaluationProtocol, ProtocolConfig, condition_name
-from .scoring import PER_IMAGE_KEYS, PSNR_CAP_DB, EntryScores, add_deltas, display_scores
+from .scoring import PER_IMAGE_KEYS, PSNR_CAP_DB, EntryScores, add_deltas, add_fid_differences, display_scores
 from .sensitivity import SENSITIVITY_SIZE, output_change, small_images
 from .sets import MAIN_SET, EvalSet, dataset_display, heldout_set, pairs_set
 
@@ -82,6 +82,7 @@ class EvaluateConfig:
     grid_rows: int = 6
     style_steps: int = 200
     kid_subsets: int = 100
+    fid_draws: int = 500  # paired bootstrap draws for each model's FID gap to the first model; 0 = off
     floors: bool = True  # score floors.py's trivial outputs alongside the models
     heldout_lines: bool = True  # also score the held-out line style (sets.HELDOUT_SET)
     pairs: str | None = None  # folder with sketch/ + color/ real line-art pairs (sets.PAIRS_SET)
@@ -105,6 +106,8 @@ class EvaluateConfig:
             raise ValueError(f"--fid-size must lie between 32 and 1024 pixels, got {self.fid_size}")
         if self.batch_size < 1 or self.grid_rows < 0 or self.style_steps < 1 or self.kid_subsets < 1:
             raise ValueError("batch size, style steps and KID subsets must be >= 1 and grid rows >= 0")
+        if self.fid_draws != 0 and not 2 <= self.fid_draws <= 100_000:
+            raise ValueError(f"--fid-draws must be 0 (off) or between 2 and 100000, got {self.fid_draws}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,6 +310,7 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
     grid_columns: dict[tuple[str, str], list[tuple[str, torch.Tensor]]] = {}
 
     entries: list[dict[str, Any]] = []
+    entry_features: dict[int, np.ndarray] = {}  # id(entry) -> its FID features, for the paired gaps
     per_image: list[list[Any]] = []
     for eval_set in sets:
         sp = eval_set.protocol
@@ -334,6 +338,8 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
                         entry = _entry(model, eval_set.name, roughness, level, projection, accs[level], len(sp),
                                        metrics, fid_info.get("label"), time.perf_counter() - tick)
                         entries.append(entry)
+                        if metrics["fid"] is not None and model.name not in FLOOR_NAMES:
+                            entry_features[id(entry)] = np.concatenate(accs[level].features)
                         per_image += _per_image_rows(entry, accs[level], sp.ids)
                         log(f"evaluate: {prefix}{model.name} {entry['condition']} hints={level}"
                             f"{'' if projection is None else f' projection={projection:g}'}: "
@@ -350,6 +356,8 @@ def run_evaluation(config: EvaluateConfig, models: list[EvalModel] | None = None
                         grid_columns.setdefault((eval_set.name, roughness), []).append(
                             (label, torch.cat(grid_outputs[grid_level])))
     add_deltas(entries)
+    if real_features is not None and config.fid_draws:
+        add_fid_differences(entries, entry_features, real_features, config.fid_draws, config.seed)
 
     files: dict[str, Any] = {}
     out.mkdir(parents=True, exist_ok=True)

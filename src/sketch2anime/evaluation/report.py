@@ -16,6 +16,7 @@ from typing import Any
 from ..checkpoint import atomic_write_text
 from .figures import hint_picture, plot_series, plot_training_logs, read_training_log, render_grid  # noqa: F401
 from .floor_report import floor_tables_markdown, floors_table, set_names, set_title
+from .scoring import entry_label
 
 
 # ---------------------------------------------------------------------------------------------
@@ -57,6 +58,27 @@ def main_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                      _num(m["hint_de00_p90"], 2), _num(m["line_recall"]), _num(m["line_f"]),
                      _num(m["line_chamfer"], 2), _num(m.get("sensitivity")), _num(e["timing"]["ms_per_image"], 1)])
     return headers, rows
+
+
+def fid_difference_lines(result: dict[str, Any]) -> list[str]:
+    """One sentence per condition and hint level of the validation split: each model's FID gap to
+    the first model with its 90% paired bootstrap interval (``scoring.add_fid_differences``)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for e in _main_entries(result):
+        gap = e["metrics"].get("fid_vs_first")
+        if gap:
+            groups.setdefault((e["condition"], e["hint_level"]), []).append(e)
+    lines = []
+    for (condition, level), group in groups.items():
+        reference = group[0]["metrics"]["fid_vs_first"]
+        parts = [f"{entry_label(e)} {e['metrics']['fid_vs_first']['difference']:+.1f} "
+                 f"[{e['metrics']['fid_vs_first']['low']:+.1f}, {e['metrics']['fid_vs_first']['high']:+.1f}]"
+                 for e in group]
+        lines.append(f"FID minus {reference['reference']}'s ({condition}, {level} hints; "
+                     f"{100 * reference['level']:.0f}% paired bootstrap interval over the images, "
+                     f"{reference['draws']} draws): " + "; ".join(parts) + ". An interval that holds 0 is no "
+                     "evidence of a difference.")
+    return lines
 
 
 def headline_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]], str]:
@@ -174,6 +196,7 @@ def _sections(result: dict[str, Any]) -> list[tuple[str, Any]]:
     blocks += _floor_blocks(result)
     blocks.append(("h2", "Clean sketches"))
     blocks.append(("table", main_table(result)))
+    blocks += [("p", line) for line in fid_difference_lines(result)]
     if any(e["roughness"] != "none" for e in result["entries"]):
         blocks.append(("h2", "Robustness to rough sketches"))
         blocks.append(("p", "Δ = rough minus clean for the same model, hint level and projection. \"Clean lines\": "

@@ -137,3 +137,30 @@ def add_deltas(entries: list[dict[str, Any]]) -> None:
             k: (entry["metrics"][k] - base["metrics"][k]
                 if entry["metrics"].get(k) is not None and base["metrics"].get(k) is not None else None)
             for k in DELTA_KEYS}
+
+
+def entry_label(entry: dict[str, Any]) -> str:
+    """"model" or "model p=0.5": how tables name one model at one projection strength."""
+    return entry["model"] if entry["projection"] is None else f"{entry['model']} p={entry['projection']:g}"
+
+
+def add_fid_differences(entries: list[dict[str, Any]], features: dict[int, np.ndarray], real: np.ndarray,
+                        draws: int, seed: int) -> None:
+    """Set ``metrics["fid_vs_first"]`` on every entry with FID features (``features[id(entry)]``, (N, D),
+    rows in the order of ``real``) but the first of its set, condition and hint level: that entry's
+    FID minus the first's with a 90% paired bootstrap interval over the images
+    (``fid.paired_fid_difference``, the same rows for every entry through one seed). 150 images
+    give FIDs that move by points between draws of the inputs, so a gap is read with its interval."""
+    from .fid import paired_fid_difference
+
+    first: dict[tuple, dict[str, Any]] = {}
+    for entry in entries:
+        entry["metrics"].setdefault("fid_vs_first", None)
+        if id(entry) not in features:
+            continue
+        key = entry.get("set", "val"), entry["roughness"], entry["hint_level"]
+        reference = first.setdefault(key, entry)
+        if reference is entry:
+            continue
+        gap = paired_fid_difference(real, features[id(reference)], features[id(entry)], draws=draws, rng=seed)
+        entry["metrics"]["fid_vs_first"] = {"reference": entry_label(reference), **gap}
