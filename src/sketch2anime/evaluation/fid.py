@@ -195,6 +195,13 @@ def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, subsets: int = 100
     return float(values.mean()), float(values.std())
 
 
+def _percentile_interval(samples: np.ndarray, level: float) -> tuple[float, float]:
+    """The central ``level`` share of bootstrap ``samples``: (low, high) percentiles."""
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def paired_kid_difference(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarray, draws: int = 1000,
                           level: float = 0.9, rng: np.random.Generator | int | None = None) -> dict[str, float]:
     """KID(fake_b) − KID(fake_a) against one real set, with a paired bootstrap interval.
@@ -226,10 +233,8 @@ def paired_kid_difference(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarr
 
     generator = _as_rng(rng)
     samples = np.array([difference(generator.integers(0, n, n)) for _ in range(draws)])
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(samples, [tail, 100 - tail])
-    return {"difference": difference(np.arange(n)), "low": float(low), "high": float(high),
-            "draws": draws, "level": level}
+    low, high = _percentile_interval(samples, level)
+    return {"difference": difference(np.arange(n)), "low": low, "high": high, "draws": draws, "level": level}
 
 
 def paired_fid_difference(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarray, draws: int = 500,
@@ -255,10 +260,9 @@ def paired_fid_difference(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarr
     for d in range(draws):
         rows = generator.integers(0, n, n)
         samples[d] = frechet_distance_of_samples(real[rows], fake_b[rows]) - frechet_distance_of_samples(real[rows], fake_a[rows])
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(samples, [tail, 100 - tail])
+    low, high = _percentile_interval(samples, level)
     difference = frechet_distance_of_samples(real, fake_b) - frechet_distance_of_samples(real, fake_a)
-    return {"difference": float(difference), "low": float(low), "high": float(high),
+    return {"difference": float(difference), "low": low, "high": high,
             "share_below": float((samples < 0).mean()), "draws": draws, "level": level}
 
 
