@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sketch2anime.data.image_io import load_rgb
+from sketch2anime.data.image_io import load_rgb, resize_square, rgb_to_tensor
 from sketch2anime.evaluation.fid import frechet_distance_of_samples, make_feature_extractor, paired_fid_difference
 from sketch2anime.evaluation.protocol import EvaluationProtocol, ProtocolConfig
 
@@ -64,12 +64,7 @@ def training_features(protocol: EvaluationProtocol, extractor, size: int, batch:
     paths = protocol.training_color_paths()
     chunks = []
     for start in range(0, len(paths), batch):
-        pictures = []
-        for path in paths[start:start + batch]:
-            rgb = load_rgb(path)
-            if rgb.size != (size, size):
-                rgb = rgb.resize((size, size))
-            pictures.append(torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1))
+        pictures = [rgb_to_tensor(resize_square(load_rgb(path), size)) for path in paths[start:start + batch]]
         chunks.append(extractor(torch.stack(pictures)))
     return np.concatenate(chunks)
 

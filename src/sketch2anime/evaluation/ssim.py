@@ -93,14 +93,12 @@ def ssim_terms(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     height, width = a01.shape[-2:]
     if height < WINDOW_SIZE or width < WINDOW_SIZE:
         raise ValueError(f"SSIM needs images of at least {WINDOW_SIZE}x{WINDOW_SIZE} pixels, got {height}x{width}")
-    window = _gaussian_window(WINDOW_SIZE, SIGMA, a01.dtype, a01.device)
     c1 = (K1 * 1.0) ** 2
     c2 = (K2 * 1.0) ** 2
-    mu_a = _filter_valid(a01, window)
-    mu_b = _filter_valid(b01, window)
     # Population (not sample) covariance, as use_sample_covariance=False.
-    var_a = _filter_valid(a01 * a01, window) - mu_a * mu_a
-    var_b = _filter_valid(b01 * b01, window) - mu_b * mu_b
+    mu_a, var_a = window_statistics(a01)
+    mu_b, var_b = window_statistics(b01)
+    window = _gaussian_window(WINDOW_SIZE, SIGMA, a01.dtype, a01.device)
     cov = _filter_valid(a01 * b01, window) - mu_a * mu_b
     luminance = (2 * mu_a * mu_b + c1) / (mu_a * mu_a + mu_b * mu_b + c1)
     contrast_structure = (2 * cov + c2) / (var_a + var_b + c2)
