@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     grid = np.concatenate([np.concatenate([np.asarray(cell(image)) for image in row], axis=1) for row in rows])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid).save(args.out, optimize=True)
-    print(f"wrote {args.out}: {len(rows)} rows; columns: " + " | ".join(column_names(models, mean is not None)))
+    print(f"wrote {args.out}: {len(rows)} rows of {CELL} px cells; columns: " + " | ".join(column_names(models, mean is not None)))
     return 0
 
 
