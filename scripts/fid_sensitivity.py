@@ -1,7 +1,7 @@
 """What does the evaluation's HED-VGG FID respond to? Known degradations of the true images.
 
     python scripts/fid_sensitivity.py [--data ~/s2a-runs/data/faces128] [--size 128]
-                                      [--model default ...] [--limit N]
+                                      [--model default ...] [--limit N] [--band-sigma 3]
 
 The evaluation's FID compares a model's pictures with the validation images in the feature space of
 the HED edge detector's VGG16 body (``evaluation/fid.py``). That network was trained to find edges,
@@ -9,7 +9,10 @@ so its statistics need not weigh what a viewer weighs. This script reads the sca
 the evaluation's own inputs (clean sketches, sparse hints), the true validation images after simple
 changes whose visual size everyone can judge — a 1 px shift, Gaussian blurs, a bilinear round trip
 through 64 px, desaturation, the sketch's lines multiplied over the picture, another image's
-picture — and then every ``--model`` and its own pictures after a sharpening. Each row gives FID
+picture — and then every ``--model`` and its own pictures after a sharpening. With ``--band-sigma S``
+it also swaps bands: the first model's fine detail (finer than a Gaussian of std S px) laid on
+another model's or the true images' coarse layout, and the reverse, which tells whether a gap
+between two models lives in their detail or in their layout. Each row gives FID
 and KID over all features and FID per HED layer (relu1_2 … relu5_3; the shallow layers carry edge
 and colour detail, the deep ones larger shapes).
 
@@ -72,6 +75,14 @@ def unsharp(images: torch.Tensor, amount: float, sigma: float = 1.0) -> torch.Te
     return images + amount * (images - gaussian_blur(images, sigma))
 
 
+def swap_bands(detail: torch.Tensor, layout: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``detail``'s fine part (itself minus its Gaussian blur of std ``sigma`` px) laid on ``layout``'s
+    coarse part (its blur): which band of a picture a FID difference lives in. Same shapes (B, 3, H, W)."""
+    if detail.shape != layout.shape:
+        raise ValueError(f"band swap needs pictures of one shape, got {tuple(detail.shape)} and {tuple(layout.shape)}")
+    return detail - gaussian_blur(detail, sigma) + gaussian_blur(layout, sigma)
+
+
 TARGET_CHANGES: tuple[tuple[str, Transform], ...] = (
     ("true images, shifted 1 px", lambda t, s: torch.roll(t, 1, dims=-1)),
     ("another validation image (order rotated)", lambda t, s: torch.roll(t, 1, dims=0)),
@@ -124,8 +135,23 @@ def model_pictures(source: str, sketch: torch.Tensor, hint: torch.Tensor, size: 
     return torch.cat(out)
 
 
+def band_rows(pictures: dict[str, torch.Tensor], target: torch.Tensor, sigma: float) -> list[tuple[str, torch.Tensor]]:
+    """Band swaps of the first model with each other one, both ways, and with the true images' coarse
+    band: ``(name, pictures)`` rows in [-1, 1]."""
+    names = list(pictures)
+    first = names[0]
+    rows = [(f"{first}'s detail on the true images' layout (σ {sigma:g} px)",
+             swap_bands(pictures[first], target, sigma))]
+    for other in names[1:]:
+        rows.append((f"{first}'s detail on {other}'s layout (σ {sigma:g} px)",
+                     swap_bands(pictures[first], pictures[other], sigma)))
+        rows.append((f"{other}'s detail on {first}'s layout (σ {sigma:g} px)",
+                     swap_bands(pictures[other], pictures[first], sigma)))
+    return [(name, images.clamp(-1, 1)) for name, images in rows]
+
+
 def sensitivity_rows(data: Path, models: list[str], size: int, limit: int | None, seed: int,
-                     extractor=None, log=print) -> list[dict]:
+                     extractor=None, log=print, band_sigmas: tuple[float, ...] = ()) -> list[dict]:
     protocol = EvaluationProtocol(data, ProtocolConfig(hint_levels=("sparse",), roughness=("none",), limit=limit))
     indices = list(range(len(protocol)))
     target = protocol.target_tensor(indices)
@@ -137,11 +163,16 @@ def sensitivity_rows(data: Path, models: list[str], size: int, limit: int | None
     log(f"fid_sensitivity: {len(indices)} validation images of {data}, HED-VGG features at {size} px")
     rows = [score_row(name, real, extractor(change(target, sketch).clamp(-1, 1)), widths, seed)
             for name, change in TARGET_CHANGES]
+    kept = {}
     for source in models:
         pictures = model_pictures(source, sketch, hint, target.shape[-1])
         rows.append(score_row(f"model {source}, t = 0", real, extractor(pictures), widths, seed))
         rows.append(score_row(f"model {source}, unsharp mask 0.5", real,
                               extractor(unsharp(pictures, 0.5).clamp(-1, 1)), widths, seed))
+        if band_sigmas:
+            kept[source] = pictures
+    for sigma in band_sigmas:
+        rows += [score_row(name, real, extractor(images), widths, seed) for name, images in band_rows(kept, target, sigma)]
     return rows
 
 
@@ -161,9 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=128, help="side the HED-VGG features see (the evaluation's --fid-size)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N validation images")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--band-sigma", type=float, action="append", default=[],
+                        help="also swap fine and coarse bands (Gaussian std in px) between the first --model, the "
+                             "others and the true images (repeatable)")
     args = parser.parse_args(argv)
+    if args.band_sigma and (not args.model or min(args.band_sigma) <= 0):
+        parser.error("--band-sigma needs at least one --model and a sigma above 0")
     print(markdown(sensitivity_rows(args.data, args.model, args.size, args.limit, args.seed,
-                                    log=lambda m: print(m, file=sys.stderr))))
+                                    log=lambda m: print(m, file=sys.stderr), band_sigmas=tuple(args.band_sigma))))
     return 0
 
 

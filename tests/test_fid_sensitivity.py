@@ -96,3 +96,52 @@ def test_a_model_of_another_size_is_refused(dataset: Path, tmp_path: Path) -> No
     sketch, hint = torch.ones(2, 1, SIZE, SIZE), torch.zeros(2, 4, SIZE // 4, SIZE // 4)
     with pytest.raises(ValueError, match="draws 128 px"):
         fid_sensitivity.model_pictures(str(model), sketch, hint, SIZE)
+
+
+def test_band_swap_keeps_the_detail_of_one_picture_and_the_layout_of_the_other() -> None:
+    checker = ((torch.arange(32).view(1, -1) + torch.arange(32).view(-1, 1)) % 2 * 0.4 - 0.2).expand(1, 3, 32, 32)
+    detail = checker.float() + 0.5  # a fine pattern on a light page
+    layout = torch.full((1, 3, 32, 32), -0.6)  # a dark, flat page
+    swapped = fid_sensitivity.swap_bands(detail, layout, 3.0)
+    # the coarse level is the layout's, the pixel-to-pixel pattern is the detail's
+    assert abs(float(swapped.mean()) - (-0.6)) < 0.02
+    assert torch.allclose(swapped.diff(dim=-1), detail.diff(dim=-1), atol=0.05)
+    assert torch.allclose(fid_sensitivity.swap_bands(detail, detail, 3.0), detail, atol=1e-6)
+    # the reverse swap is a flat page: the layout picture has no detail to give
+    assert float(fid_sensitivity.swap_bands(layout, detail, 3.0).diff(dim=-1).abs().max()) < 0.05
+    with pytest.raises(ValueError, match="one shape"):
+        fid_sensitivity.swap_bands(detail, layout[..., :16], 3.0)
+
+
+def test_band_rows_pair_the_first_model_with_the_others_and_the_truth() -> None:
+    a, b, c, truth = (torch.full((1, 3, 16, 16), v) for v in (-0.5, 0.0, 0.5, 0.9))
+    a = a + ((torch.arange(16) % 2) * 0.2).view(1, 1, 1, 16)  # a's own detail
+    rows = fid_sensitivity.band_rows({"A": a, "B": b, "C": c}, truth, 4.0)
+    names = [name for name, _ in rows]
+    assert names == ["A's detail on the true images' layout (σ 4 px)", "A's detail on B's layout (σ 4 px)",
+                     "B's detail on A's layout (σ 4 px)", "A's detail on C's layout (σ 4 px)",
+                     "C's detail on A's layout (σ 4 px)"]
+    by_name = dict(rows)
+    assert abs(float(by_name["A's detail on the true images' layout (σ 4 px)"].mean()) - 0.9) < 0.05
+    assert abs(float(by_name["A's detail on C's layout (σ 4 px)"].mean()) - 0.5) < 0.05
+    assert abs(float(by_name["C's detail on A's layout (σ 4 px)"].mean()) - float(a.mean())) < 0.05
+    assert by_name["A's detail on B's layout (σ 4 px)"].diff(dim=-1).abs().max() > 0.1  # A's stripes survive
+    assert all(images.abs().max() <= 1.0 for _, images in rows)
+
+
+def test_band_rows_are_scored_after_the_models(dataset: Path, tmp_path: Path) -> None:
+    first, second = tiny_pipeline(tmp_path / "a", image_size=SIZE), tiny_pipeline(tmp_path / "b", image_size=SIZE, seed=1)
+    rows = fid_sensitivity.sensitivity_rows(dataset, [str(first), str(second)], SIZE, None, 0, extractor=EdgeStatistics(),
+                                            log=lambda m: None, band_sigmas=(3.0,))
+    names = [row["name"] for row in rows]
+    assert names[-3:] == [f"{first}'s detail on the true images' layout (σ 3 px)",
+                          f"{first}'s detail on {second}'s layout (σ 3 px)",
+                          f"{second}'s detail on {first}'s layout (σ 3 px)"]
+    assert all(math.isfinite(row["fid"]) for row in rows)
+
+
+def test_band_sigma_needs_a_model_and_a_positive_sigma(dataset: Path) -> None:
+    for argv in (["--band-sigma", "3"], ["--model", "default", "--band-sigma", "0"]):
+        with pytest.raises(SystemExit) as exit_info:
+            fid_sensitivity.main(["--data", str(dataset), *argv])
+        assert exit_info.value.code == 2
