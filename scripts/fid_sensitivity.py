@@ -75,11 +75,19 @@ def unsharp(images: torch.Tensor, amount: float, sigma: float = 1.0) -> torch.Te
     return images + amount * (images - gaussian_blur(images, sigma))
 
 
+def check_band_sigma(sigma: float, side: int) -> None:
+    """The blur reflects at the border, so its reach (3 sigma) must stay inside the picture."""
+    if not 0 < sigma or round(3 * sigma) >= side:
+        raise ValueError(f"--band-sigma {sigma:g} does not fit {side} px pictures: give a sigma above 0 and under "
+                         f"{side / 3:.1f}")
+
+
 def swap_bands(detail: torch.Tensor, layout: torch.Tensor, sigma: float) -> torch.Tensor:
     """``detail``'s fine part (itself minus its Gaussian blur of std ``sigma`` px) laid on ``layout``'s
     coarse part (its blur): which band of a picture a FID difference lives in. Same shapes (B, 3, H, W)."""
     if detail.shape != layout.shape:
         raise ValueError(f"band swap needs pictures of one shape, got {tuple(detail.shape)} and {tuple(layout.shape)}")
+    check_band_sigma(sigma, detail.shape[-1])
     return detail - gaussian_blur(detail, sigma) + gaussian_blur(layout, sigma)
 
 
@@ -155,6 +163,8 @@ def sensitivity_rows(data: Path, models: list[str], size: int, limit: int | None
     protocol = EvaluationProtocol(data, ProtocolConfig(hint_levels=("sparse",), roughness=("none",), limit=limit))
     indices = list(range(len(protocol)))
     target = protocol.target_tensor(indices)
+    for sigma in band_sigmas:
+        check_band_sigma(sigma, target.shape[-1])  # before the long part
     sketch = protocol.sketch_tensor("none", indices)
     hint = protocol.hint_tensor("sparse", indices)
     extractor = extractor or make_feature_extractor("hed-vgg", hed_input_size=size)
@@ -198,8 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.band_sigma and (not args.model or min(args.band_sigma) <= 0):
         parser.error("--band-sigma needs at least one --model and a sigma above 0")
-    print(markdown(sensitivity_rows(args.data, args.model, args.size, args.limit, args.seed,
-                                    log=lambda m: print(m, file=sys.stderr), band_sigmas=tuple(args.band_sigma))))
+    try:
+        rows = sensitivity_rows(args.data, args.model, args.size, args.limit, args.seed,
+                                log=lambda m: print(m, file=sys.stderr), band_sigmas=tuple(args.band_sigma))
+    except ValueError as error:
+        print(f"fid_sensitivity: {error}", file=sys.stderr)
+        return 2
+    print(markdown(rows))
     return 0
 
 

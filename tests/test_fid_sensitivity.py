@@ -140,8 +140,14 @@ def test_band_rows_are_scored_after_the_models(dataset: Path, tmp_path: Path) ->
     assert all(math.isfinite(row["fid"]) for row in rows)
 
 
-def test_band_sigma_needs_a_model_and_a_positive_sigma(dataset: Path) -> None:
+def test_band_sigma_needs_a_model_and_a_sigma_that_fits_the_pictures(dataset: Path, tmp_path: Path, capsys) -> None:
     for argv in (["--band-sigma", "3"], ["--model", "default", "--band-sigma", "0"]):
         with pytest.raises(SystemExit) as exit_info:
             fid_sensitivity.main(["--data", str(dataset), *argv])
         assert exit_info.value.code == 2
+    # a blur reaching past the 64 px pictures is refused before any model runs, with the limit named
+    model = tiny_pipeline(tmp_path / "tiny", image_size=SIZE)
+    assert fid_sensitivity.main(["--data", str(dataset), "--model", str(model), "--band-sigma", "30"]) == 2
+    assert "under 21.3" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="does not fit 16 px"):
+        fid_sensitivity.swap_bands(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16), 6.0)
