@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from showcase import BACKGROUND_COLOURS, HAIR_COLOURS, cell, hint_layer, novice_face, overlay, sprite_line_art  # noqa: E402
+from showcase import cell, novice_face, overlay, row_hint, sprite_line_art  # noqa: E402
 
 from sketch2anime.inference import Sketch2AnimePipeline  # noqa: E402
 
@@ -29,8 +29,7 @@ def figure_rows(pipe: Sketch2AnimePipeline, sketches: list[Image.Image], project
                 strength: float) -> list[list[Image.Image]]:
     rows = []
     for i, sketch in enumerate(sketches):
-        hint = hint_layer(sketch.width, HAIR_COLOURS[i % len(HAIR_COLOURS)],
-                          BACKGROUND_COLOURS[i % len(BACKGROUND_COLOURS)])
+        hint = row_hint(sketch, i)
         row = [sketch.convert("RGB")]
         for layer in (None, hint):
             if layer is not None:

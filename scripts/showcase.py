@@ -127,6 +127,12 @@ def validation_sketches(data: Path, count: int, extractor: str) -> list[Image.Im
     return [Image.open(data / "sketch" / extractor / f"{r['id']}.png").convert("L") for r in val]
 
 
+def row_hint(sketch: Image.Image, row: int) -> Image.Image:
+    """The figures' hint layer for row ``row``: hair and background colours taken in turn."""
+    return hint_layer(sketch.width, HAIR_COLOURS[row % len(HAIR_COLOURS)],
+                      BACKGROUND_COLOURS[row % len(BACKGROUND_COLOURS)])
+
+
 def sprite_line_art(path: Path) -> Image.Image:
     """Head-and-shoulders square of a transparent sprite on white, as line art (detail extractor)."""
     from sketch2anime.data.extractors import make_extractor
@@ -185,8 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     blank = Image.new("L", (CELL, CELL), 255)
     sheet = Image.new("RGB", (7 * CELL, len(rows) * CELL), "white")
     for r, (_, sketch) in enumerate(rows):
-        hint = hint_layer(sketch.width, HAIR_COLOURS[r % len(HAIR_COLOURS)],
-                          BACKGROUND_COLOURS[r % len(BACKGROUND_COLOURS)])
+        hint = row_hint(sketch, r)
         at0, guide0 = pipe(sketch, None, projection=0.0, seed=args.seed, return_projected=True)
         at1, guide1 = pipe(sketch, None, projection=1.0, seed=args.seed, return_projected=True)
         hinted = pipe(sketch, hint, projection=args.projection, seed=args.seed)

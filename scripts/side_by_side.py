@@ -22,8 +22,9 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from showcase import BACKGROUND_COLOURS, CELL, HAIR_COLOURS, cell, hint_layer, novice_face, overlay, sprite_line_art  # noqa: E402
+from showcase import CELL, cell, novice_face, overlay, row_hint, sprite_line_art  # noqa: E402
 
+from sketch2anime.data.image_io import tensor_to_uint8  # noqa: E402
 from sketch2anime.evaluation.floors import mean_image  # noqa: E402
 from sketch2anime.evaluation.protocol import EvaluationProtocol  # noqa: E402
 from sketch2anime.inference import Sketch2AnimePipeline  # noqa: E402
@@ -42,16 +43,14 @@ def drawings(novice: int, sprites: int, sprite_folder: Path = SPRITES) -> list[t
     sketches += [sprite_line_art(path) for path in paths]
     if not sketches:
         raise ValueError("no drawings: give --novice or --sprites above 0")
-    return [(sketch, hint_layer(sketch.width, HAIR_COLOURS[i % len(HAIR_COLOURS)],
-                                BACKGROUND_COLOURS[i % len(BACKGROUND_COLOURS)]))
-            for i, sketch in enumerate(sketches)]
+    return [(sketch, row_hint(sketch, i)) for i, sketch in enumerate(sketches)]
 
 
 def mean_picture(data: Path, size: int) -> Image.Image:
     """The ``floor-mean`` picture: the mean of the dataset's training colour images at ``size``."""
     paths = EvaluationProtocol(data).training_color_paths()
     mean = mean_image(paths, size)
-    return Image.fromarray(((mean.permute(1, 2, 0).numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8))
+    return Image.fromarray(tensor_to_uint8(mean))
 
 
 def figure_rows(pipes: list[Sketch2AnimePipeline], pairs: list[tuple[Image.Image, Image.Image]],
