@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sketch2anime.data.dataset import DatasetConfig, PairedSketchDataset
-from sketch2anime.data.figure import draw_figure, random_body_parts, random_figure
+from sketch2anime.data.figure import MAX_DETAILS, draw_clothing_details, draw_figure, random_body_parts, random_figure
 
 
 def _face(side: int = 128) -> tuple[np.ndarray, np.ndarray]:
@@ -159,16 +159,79 @@ def test_dataset_draws_figures_with_paper_outside(prepared_scenes: Path) -> None
         DatasetConfig(root=str(prepared_scenes), figure_probability=1.5)
 
 
-def test_dataset_passes_its_head_sizes_to_the_figures(prepared_scenes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dataset_passes_its_head_sizes_and_details_to_the_figures(prepared_scenes: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import sketch2anime.data.dataset as dataset_module
 
     seen = []
 
-    def recording(color, sketch, rng, backdrop_probability=0.0, head_scales=(0.35, 0.6)):
-        seen.append(tuple(head_scales))
-        return random_figure(color, sketch, rng, backdrop_probability, head_scales)
+    def recording(color, sketch, rng, backdrop_probability=0.0, head_scales=(0.35, 0.6), details=0):
+        seen.append((tuple(head_scales), details))
+        return random_figure(color, sketch, rng, backdrop_probability, head_scales, details)
 
     monkeypatch.setattr(dataset_module, "random_figure", recording)
     PairedSketchDataset(DatasetConfig(root=str(prepared_scenes), figure_probability=1.0,
-                                      figure_head_scale=(0.2, 0.3)))[0]
-    assert seen == [(0.2, 0.3)]
+                                      figure_head_scale=(0.2, 0.3), figure_details=5))[0]
+    assert seen == [((0.2, 0.3), 5)]
+
+
+def test_figures_are_plain_unless_details_are_asked_for() -> None:
+    # configs without figure_details keep their data: plain parts, the generator untouched
+    color, sketch = _face()
+    for seed in range(4):
+        plain = random_figure(color, sketch, np.random.default_rng(seed))
+        zero = random_figure(color, sketch, np.random.default_rng(seed), details=0)
+        detailed = random_figure(color, sketch, np.random.default_rng(seed), details=6)
+        assert all(np.array_equal(a, b) for a, b in zip(plain[:3], zero[:3]))
+        assert (detailed[1] < plain[1]).any()
+
+
+def test_clothing_details_ink_folds_and_marks_inside_the_part_only() -> None:
+    side = 96
+    part = np.zeros((side, side), np.uint8)
+    cv2.ellipse(part, (48, 52), (30, 38), 0, 0, 360, 255, thickness=-1)
+    part = part > 0
+    inner = cv2.erode(part.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    cloth = np.array([200.0, 60.0, 90.0], np.float32)
+    drew_ink = changed_colour = 0
+    for seed in range(10):
+        page = np.full((side, side, 3), 255.0, np.float32)
+        page[part] = cloth
+        ink = np.full((side, side), 255, np.uint8)
+        draw_clothing_details(part, page, ink, np.random.default_rng(seed), count=6, pen_width=1, pen_ink=0)
+        # nothing leaves the part's inside, so its outline stays the only line on its rim
+        assert (ink[~inner] == 255).all() and (page[~part] == 255).all()
+        lines = ink < 128
+        assert lines.sum() >= 8  # at least one fold
+        drew_ink += int(lines.sum())
+        changed_colour += int((np.abs(page[part] - cloth).sum(axis=1) > 0).sum())
+    assert drew_ink > 10 * 40 and changed_colour > 0  # marks in other colours now and then
+
+
+def test_figures_with_details_carry_more_lines_inside_the_body_also_in_the_picture() -> None:
+    color, sketch = _face()
+    more_ink = 0
+    for seed in range(8):
+        plain_color, plain_sketch, plain_outside = draw_figure(color, sketch, np.random.default_rng(seed),
+                                                               head_scale=0.3, head_top=0.05)
+        page_color, page_sketch, outside = draw_figure(color, sketch, np.random.default_rng(seed), head_scale=0.3,
+                                                       head_top=0.05, details=6)
+        assert np.array_equal(outside, plain_outside)  # the same figure, details inside it
+        assert (page_sketch[outside] == plain_sketch[outside]).all()
+        body = ~outside & ~_is_face(page_color)
+        body[:45] = False
+        more_ink += int((page_sketch[body] < 128).sum()) - int((plain_sketch[body] < 128).sum())
+        # coloured line art: the new lines are dark in the picture too
+        new_lines = (page_sketch < 64) & (plain_sketch > 250) & body
+        if new_lines.any():
+            assert page_color[new_lines].mean() < 0.5 * page_color[body & (page_sketch > 250)].mean()
+    assert more_ink > 8 * 30
+
+
+def test_details_are_checked() -> None:
+    color, sketch = _face()
+    for bad in (-1, MAX_DETAILS + 1, 2.5, True):
+        with pytest.raises(ValueError, match="folds per clothing part"):
+            draw_figure(color, sketch, np.random.default_rng(0), details=bad)
+    with pytest.raises(ValueError, match="figure_details"):
+        DatasetConfig(root="x", figure_details=-1)

@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 
 from ..hint_format import hint_to_tensor
 from .cutout import add_backdrop_hints, random_cut_out
-from .figure import HALF_BODY_HEADS, check_head_scales, random_figure
+from .figure import HALF_BODY_HEADS, check_details, check_head_scales, random_figure
 from .hints import HintConfig, simulate_hints
 from .image_io import rgb_to_tensor, sketch_to_tensor
 from .manifest import DatasetInfo, ManifestRecord, read_dataset_info, read_manifest
@@ -61,6 +61,7 @@ class DatasetConfig:
     outlined half-body figure on paper (``figure.py``; its backdrop share is
     cutout_backdrop_probability too); those are not cut out as well. figure_head_scale: the range
     of the figure's head size as a share of the page (0.35-0.6 half-body; from 0.2 whole figures).
+    figure_details: up to this many inked folds per clothing part, and half as many marks (0 = plain).
     in_memory: decode every PNG once at start (15k 64 px images take ~300 MB). fixed: evaluation
     mode (randomness from (seed, index) only). limit: use only the first N images of the split (by id).
     """
@@ -80,6 +81,7 @@ class DatasetConfig:
     cutout_backdrop_probability: float = 0.0
     figure_probability: float = 0.0
     figure_head_scale: tuple[float, float] = HALF_BODY_HEADS
+    figure_details: int = 0
     seed: int = 0
     in_memory: bool = True
     fixed: bool = False
@@ -102,6 +104,7 @@ class DatasetConfig:
             raise ValueError(f"zoom_out_scale must be [low, high] with 0.1 <= low <= high <= 1, "
                              f"got {self.zoom_out_scale}")
         check_head_scales(self.figure_head_scale, "figure_head_scale")
+        check_details(self.figure_details, "figure_details")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
 
@@ -219,7 +222,8 @@ class PairedSketchDataset(Dataset):
         backdrop_rng = rng_cutout
         if cfg.figure_probability > 0 and rng_figure.random() < cfg.figure_probability:
             color, sketch, outside, backdrop = random_figure(color, sketch, rng_figure,
-                                                             cfg.cutout_backdrop_probability, cfg.figure_head_scale)
+                                                             cfg.cutout_backdrop_probability, cfg.figure_head_scale,
+                                                             cfg.figure_details)
             backdrop_rng = rng_figure
         elif cfg.cutout_probability > 0 and rng_cutout.random() < cfg.cutout_probability:
             color, sketch, outside, backdrop = random_cut_out(color, sketch, rng_cutout,

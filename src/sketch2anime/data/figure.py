@@ -132,11 +132,84 @@ def _shade(part: np.ndarray, base: np.ndarray, rng: np.random.Generator
     return ys, xs, tone
 
 
+# Clothing details: most folds hang with gravity (near vertical), the rest run any way.
+FOLD_HANG_SHARE, FOLD_HANG_SPREAD = 0.7, 0.35  # share of hanging folds, their angle's std (radians)
+MARK_COLOUR_SHARE = 0.5  # buttons and bows in another colour than the cloth, else the cloth's own
+
+
+def _fold_stroke(part: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(P, 2) int32 points of one fold: a quadratic curve from a random point of ``part``."""
+    ys, xs = np.nonzero(part)
+    k = int(rng.integers(len(ys)))
+    start = np.array([xs[k], ys[k]], np.float64)
+    extent = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
+    length = max(4.0, rng.uniform(0.2, 0.6) * extent)
+    if rng.random() < FOLD_HANG_SHARE:
+        angle = np.pi / 2 + rng.normal(0.0, FOLD_HANG_SPREAD)
+    else:
+        angle = rng.uniform(0, 2 * np.pi)
+    direction = np.array([np.cos(angle), np.sin(angle)])
+    normal = np.array([-direction[1], direction[0]])
+    end = start + direction * length
+    control = (start + end) / 2 + normal * rng.uniform(-0.3, 0.3) * length
+    t = np.linspace(0.0, 1.0, 12)[:, None]
+    curve = (1 - t) ** 2 * start + 2 * (1 - t) * t * control + t ** 2 * end
+    return np.round(curve).astype(np.int32)
+
+
+def draw_clothing_details(part: np.ndarray, page: np.ndarray, ink: np.ndarray, rng: np.random.Generator,
+                          count: int, pen_width: int, pen_ink: int) -> None:
+    """Up to ``count`` inked folds and small outlined marks (buttons, bows) inside one clothing part.
+
+    Real line art draws folds, frills and trims inside clothes; figures with only outlines taught the
+    model that lines inside a body are hair, which it painted in blotches. Folds are lines only (the
+    cloth's colour runs under them); a mark is a small ellipse filled with a flat colour. ``part`` is
+    an HxW bool mask; ``page`` (HxWx3 float) and ``ink`` (HxW uint8) are drawn into in place, and
+    nothing leaves the part (its outline stays the outline).
+    """
+    if count <= 0:
+        return
+    h, w = ink.shape
+    inner = cv2.erode(part.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    if inner.sum() < 16:  # a sliver: no room inside
+        return
+    layer = np.full((h, w), PAPER, np.uint8)
+    for _ in range(int(rng.integers(1, count + 1))):
+        cv2.polylines(layer, [_fold_stroke(inner, rng)], False, pen_ink, thickness=pen_width, lineType=cv2.LINE_AA)
+    ys, xs = np.nonzero(inner)
+    extent = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
+    for _ in range(int(rng.integers(0, count // 2 + 1))):
+        k = int(rng.integers(len(ys)))
+        radius = max(3, int(round(rng.uniform(0.04, 0.12) * extent)))
+        mark = np.zeros((h, w), np.uint8)
+        cv2.ellipse(mark, (int(xs[k]), int(ys[k])), (radius, max(2, int(radius * rng.uniform(0.6, 1.0)))),
+                    rng.uniform(0, 180), 0, 360, 255, thickness=-1)
+        mark = (mark > 0) & inner
+        if not mark.any():
+            continue
+        if rng.random() < MARK_COLOUR_SHARE:
+            page[mark] = random_cloth_colour(rng).astype(np.float32)
+        layer[mark] = PAPER
+        contours, _ = cv2.findContours(mark.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(layer, contours, -1, pen_ink, thickness=pen_width, lineType=cv2.LINE_AA)
+    np.minimum(ink, np.where(inner, layer, PAPER).astype(np.uint8), out=ink)
+
+
 # Head sizes (fraction of the page) at and above which the body keeps its full build; smaller heads
 # (whole figures) get proportionally narrower bodies.
 FULL_BUILD_HEAD = 0.35
 HALF_BODY_HEADS = (0.35, 0.6)
 HEAD_SCALE_LIMITS = (0.2, 0.9)  # smaller heads lose the face; larger leave no room for a body
+
+
+MAX_DETAILS = 12
+
+
+def check_details(details: int, name: str = "details") -> None:
+    """Folds per clothing part: a whole number from 0 (plain parts) to ``MAX_DETAILS``."""
+    if isinstance(details, bool) or not isinstance(details, (int, np.integer)) or not 0 <= details <= MAX_DETAILS:
+        raise ValueError(f"{name} must be a whole number of folds per clothing part from 0 to {MAX_DETAILS}, "
+                         f"got {details!r}")
 
 
 def check_head_scales(head_scales: tuple[float, float], name: str = "head_scales") -> None:
@@ -148,10 +221,12 @@ def check_head_scales(head_scales: tuple[float, float], name: str = "head_scales
 
 def draw_figure(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generator, head_scale: float = 0.5,
                 head_x: float = 0.5, head_top: float = 0.05, outline_width: int = 1, outline_ink: int = 0,
-                backdrop: tuple[int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                backdrop: tuple[int, int, int] | None = None, details: int = 0
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The face (``color``, ``sketch``) shrunk by ``head_scale`` as the head of a drawn figure.
 
-    head_x: the head's centre, head_top: its top, as fractions of the page. Returns
+    head_x: the head's centre, head_top: its top, as fractions of the page. details: up to this
+    many folds per clothing part, and half as many marks (``draw_clothing_details``; 0 = plain). Returns
     (colour, sketch, outside HxW bool): the body's parts are flat-coloured and inked, the head keeps
     the face inside an oval silhouette, and outside the figure is paper (or ``backdrop`` in colour).
     """
@@ -161,6 +236,7 @@ def draw_figure(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generator,
         raise ValueError(f"head_scale must lie in [{least}, {most}], got {head_scale}")
     if outline_width < 1 or not 0 <= outline_ink <= 255:
         raise ValueError(f"outline_width must be >= 1 and outline_ink in [0, 255], got {outline_width}, {outline_ink}")
+    check_details(details)
     h, w = sketch.shape
     head = max(4, int(round(side * head_scale)))
     x0 = int(round(head_x * w - head / 2))
@@ -201,6 +277,12 @@ def draw_figure(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generator,
     cv2.drawContours(rim, contours, -1, outline_ink, thickness=outline_width, lineType=cv2.LINE_AA)
     ink = np.minimum(ink, rim)
     outside &= ~in_head
+    if details > 0:  # last, so the figure itself is the one drawn with details=0
+        covered = in_head.copy()
+        for role, part in reversed(parts):
+            if role != "neck":  # skin has no folds
+                draw_clothing_details(part & ~covered, page, ink, rng, details, outline_width, outline_ink)
+            covered |= part
 
     if backdrop is not None:
         page[outside] = np.asarray(backdrop, np.float32)
@@ -211,11 +293,11 @@ def draw_figure(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generator,
 
 
 def random_figure(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generator,
-                  backdrop_probability: float = 0.0, head_scales: tuple[float, float] = HALF_BODY_HEADS
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int] | None]:
+                  backdrop_probability: float = 0.0, head_scales: tuple[float, float] = HALF_BODY_HEADS,
+                  details: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int] | None]:
     """``draw_figure`` with a random head size (``head_scales``: 35-60% of the page by default, a
     half-body figure; down to 20% for whole figures) and place, a pen ~1 px per 128 px (dark grey to
-    black) and, with ``backdrop_probability``, a ``random_backdrop``.
+    black), with ``backdrop_probability`` a ``random_backdrop``, and ``details`` folds per part at most.
 
     Returns (colour, sketch, outside HxW bool, backdrop colour or None), as ``random_cut_out`` does.
     """
@@ -225,5 +307,5 @@ def random_figure(color: np.ndarray, sketch: np.ndarray, rng: np.random.Generato
     width, ink, backdrop = random_pen(side, rng, backdrop_probability)
     page_color, page_sketch, outside = draw_figure(
         color, sketch, rng, head_scale=scale, head_x=rng.uniform(0.4, 0.6), head_top=rng.uniform(0.0, 0.12),
-        outline_width=width, outline_ink=ink, backdrop=backdrop)
+        outline_width=width, outline_ink=ink, backdrop=backdrop, details=details)
     return page_color, page_sketch, outside, backdrop
