@@ -279,10 +279,21 @@ class Sketch2AnimePipeline:
                 from .variations import _borrowed_colours
 
                 hint = _borrowed_colours(self, hint, z, torch.Generator().manual_seed(int(seed)))
-            image = GENERATOR_RUNNERS[self.pipeline_type](self, sketch, hint, z, decoded)
+            image = self.run_generator(sketch, hint, z, decoded)
         self._check_output(image, decoded)
         return {"image": image.float().clamp(-1, 1).cpu(),
                 "projected_sketch": decoded.float().cpu() if decoded is not None else None}
+
+    def run_generator(self, sketch: torch.Tensor, hint: torch.Tensor, z: torch.Tensor | None,
+                      decoded: torch.Tensor | None) -> torch.Tensor:
+        """This pipeline type's runner (``(N, 3, S, S)`` in about [-1, 1]), then the folder's
+        picture clean-up when ``pipeline.json`` asks for one (``models/denoise.py``)."""
+        image = GENERATOR_RUNNERS[self.pipeline_type](self, sketch, hint, z, decoded)
+        if self.description.denoise is not None:
+            from .models.denoise import bilateral_denoise
+
+            image = bilateral_denoise(image.float().clamp(-1, 1), self.description.denoise)
+        return image
 
     def _check_output(self, image: torch.Tensor, decoded: torch.Tensor | None = None) -> None:
         # NaN survives clamp() and becomes an all-black 8-bit picture with exit code 0: refuse it.

@@ -4,7 +4,8 @@
 
     MODEL/pipeline.json     {"format_version": 1, "pipeline_type": "sketch2anime" | "guided" | "simple_gan" | ...,
                              "image_size": 64, "hint_downscale": 4, "latent_dim": 512,
-                             "projection": {"k": 10, "reg": 0.001}, "training": {...}}
+                             "projection": {"k": 10, "reg": 0.001}, "training": {...},
+                             "denoise": {"diameter": 7, "sigma_colour": 15.0, "sigma_space": 3.0}}  # optional
     MODEL/autoencoder/      save_model folder (pipelines with a latent: sketch2anime, guided, autoencoder)
     MODEL/generator/        save_model folder (every type but the stage-1 "autoencoder")
     MODEL/latent_bank.*     the training latents for projection (pipelines with a latent)
@@ -41,6 +42,7 @@ from .checkpoint import (
     save_model,
 )
 from .data.palettes import PALETTE_STEM
+from .models.denoise import DenoiseConfig
 from .models.projection import DEFAULT_K, DEFAULT_REG
 
 if TYPE_CHECKING:
@@ -56,7 +58,7 @@ BANK_STEM = "latent_bank"
 # Parts each pipeline type's folder must hold (types not listed: a generator only).
 LATENT_PIPELINE_TYPES = ("sketch2anime", "guided")
 _KNOWN_KEYS = {"format_version", "pipeline_type", "image_size", "hint_downscale", "latent_dim", "projection",
-               "training"}
+               "training", "denoise"}
 
 
 def _positive_int(value: Any) -> bool:
@@ -70,8 +72,10 @@ class PipelineDescription:
     ``hint_downscale``: hints are ``(N, 4, image_size // hint_downscale, ...)``. ``latent_dim`` is
     None for pipelines without an autoencoder. ``projection_k`` / ``projection_reg``: the k nearest
     bank latents and the LLE regulariser of ``models.projection.project``. ``training``: what made
-    it (experiment, step, dataset, final). ``extra``: keys this version does not know, kept so that
-    a folder saves back as it was read.
+    it (experiment, step, dataset, final). ``denoise``: the bilateral clean-up the pipeline applies
+    to its pictures (``models/denoise.py``), None for none; an optional key, so folders without it
+    read as before. ``extra``: keys this version does not know, kept so that a folder saves back as
+    it was read.
     """
 
     pipeline_type: str
@@ -81,6 +85,7 @@ class PipelineDescription:
     projection_k: int = DEFAULT_K
     projection_reg: float = DEFAULT_REG
     training: dict[str, Any] = field(default_factory=dict)
+    denoise: DenoiseConfig | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -99,6 +104,8 @@ class PipelineDescription:
             raise ValueError(f"projection_reg must be a finite number >= 0, got {reg!r}")
         if not isinstance(self.training, dict) or not isinstance(self.extra, dict):
             raise ValueError("training and extra must be dicts")
+        if self.denoise is not None and not isinstance(self.denoise, DenoiseConfig):
+            raise ValueError(f"denoise must be a DenoiseConfig or None, got {self.denoise!r}")
         # Plain Python numbers, so the JSON never holds numpy scalars.
         for name in ("image_size", "hint_downscale", "projection_k"):
             object.__setattr__(self, name, int(getattr(self, name)))
@@ -131,6 +138,8 @@ class PipelineDescription:
             description["latent_dim"] = self.latent_dim
         if self.training:
             description["training"] = self.training
+        if self.denoise is not None:
+            description["denoise"] = self.denoise.to_dict()
         return description
 
     @classmethod
@@ -149,10 +158,11 @@ class PipelineDescription:
         if not isinstance(projection, dict):
             raise CheckpointError(f"{source}: projection must be an object {{\"k\": ..., \"reg\": ...}}")
         try:
+            denoise = DenoiseConfig.from_dict(data["denoise"]) if data.get("denoise") is not None else None
             return cls(pipeline_type=data["pipeline_type"], image_size=data["image_size"],
                        hint_downscale=data["hint_downscale"], latent_dim=data.get("latent_dim"),
                        projection_k=projection.get("k", DEFAULT_K), projection_reg=projection.get("reg", DEFAULT_REG),
-                       training=data.get("training") or {},
+                       training=data.get("training") or {}, denoise=denoise,
                        extra={k: v for k, v in data.items() if k not in _KNOWN_KEYS})
         except ValueError as exc:
             raise CheckpointError(f"{source}: {exc}") from None

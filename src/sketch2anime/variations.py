@@ -9,7 +9,6 @@ from PIL import Image
 
 from .data.image_io import ImageInput
 from .geometry import translate
-from .pipeline_types import GENERATOR_RUNNERS
 
 if TYPE_CHECKING:
     from .inference import Sketch2AnimePipeline
@@ -43,7 +42,7 @@ def variations(pipe: "Sketch2AnimePipeline", sketch: ImageInput, hint: ImageInpu
             elif index > 0:
                 shift = tuple(int(v) for v in torch.randint(-3, 4, (2,), generator=rng))
                 shifted = translate(sketch_tensor, shift, fill=1.0)
-            image = GENERATOR_RUNNERS[pipe.pipeline_type](pipe, shifted, hint_i, z, decoded)
+            image = pipe.run_generator(shifted, hint_i, z, decoded)
             image = translate(image, (-shift[0], -shift[1]), fill=None)
             pipe._check_output(image, decoded)
             result = {"image": image.float().clamp(-1, 1).cpu(), "projected_sketch": None}
