@@ -32,6 +32,7 @@ from sketch2anime.checkpoint import atomic_save_tensors, read_tensors
 from sketch2anime.inference import DEFAULT_MODEL_DIR, Sketch2AnimePipeline
 from sketch2anime.interpolate import interpolate_pipelines
 from sketch2anime.data.palettes import PaletteBank
+from sketch2anime.models.denoise import DenoiseConfig
 from sketch2anime.models.discriminator import DiscriminatorConfig
 from sketch2anime.models.latent_bank import LatentBank
 
@@ -294,6 +295,11 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
         *([f"- The part banks hold {part_rows:,} rows, the sketch styles listed in the export's "
            "`--part-bank-styles` (to fit the package limit); the whole-face bank holds all "
            f"{bank.get('count', '?'):,}."] if part_rows and part_rows != bank.get("count") else []),
+        *([f"- Picture clean-up: every picture passes an edge-preserving bilateral filter (`models/denoise.py`; "
+           f"diameter {description['denoise']['diameter']} px, colour sigma {description['denoise']['sigma_colour']:g} "
+           f"of 255, space sigma {description['denoise']['sigma_space']:g} px, the `denoise` entry of `pipeline.json`; "
+           "`scripts/set_denoise.py FOLDER --off` removes it): it smooths the generator's faint speckle and keeps "
+           "lines and colour edges."] if description.get("denoise") else []),
         f"- Resolution {description['image_size']}×{description['image_size']} px; hints at "
         f"{description['image_size'] // description['hint_downscale']} px. Inputs of any size are padded to a "
         "square, resized, and the result is resized back.",
@@ -413,12 +419,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--showcase", type=Path, default=None)
     parser.add_argument("--target", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--card-only", action="store_true", help="rewrite MODEL_CARD.md, keep the weights")
+    parser.add_argument("--denoise", default=None, metavar="D,SC,SS",
+                        help="ship with the bilateral picture clean-up: diameter px, colour sigma (of 255), space "
+                             "sigma px, e.g. 7,10,3 (models/denoise.py); default: as the source folder has it")
     parser.add_argument("--snapshot", type=int, default=None,
                         help="ship RUN/snapshots/step_N (train.snapshot_every) instead of RUN/model")
     parser.add_argument("--soup-alpha", type=float, default=None,
                         help="ship (1 - a) x the model the run was fine-tuned from (experiment.init_generator) "
                              "+ a x the run's model (sketch2anime interpolate); the card counts both budgets")
     args = parser.parse_args(argv)
+    args.denoise = parse_denoise(parser, args.denoise)
 
     source = args.run / "model" if args.snapshot is None else args.run / "snapshots" / f"step_{args.snapshot:07d}"
     if not (source / "pipeline.json").is_file():
@@ -433,6 +443,17 @@ def main(argv: list[str] | None = None) -> int:
                       args.parts_run, args.snapshot, args.soup_alpha)
     print(f"default model at {args.target} ({folder_bytes(args.target) / 1e6:.1f} MB); card {card}")
     return 0
+
+
+def parse_denoise(parser: argparse.ArgumentParser, text: str | None) -> DenoiseConfig | None:
+    """``"7,10,3"`` -> ``DenoiseConfig(7, 10.0, 3.0)``; None stays None (keep the source's setting)."""
+    if text is None:
+        return None
+    try:
+        diameter, sigma_colour, sigma_space = text.split(",")
+        return DenoiseConfig(int(diameter), float(sigma_colour), float(sigma_space))
+    except ValueError as exc:
+        parser.error(f"--denoise must be DIAMETER,SIGMA_COLOUR,SIGMA_SPACE (e.g. 7,10,3): {exc}")
 
 
 def soup_with_start(run: Path, start: Path | None, source: Path, alpha: float, out: Path) -> Path:
@@ -451,6 +472,8 @@ def export(args: argparse.Namespace, source: Path) -> None:
     staging = args.target.with_name(args.target.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     pipe = Sketch2AnimePipeline.from_pretrained(source, device="cpu")
+    if args.denoise is not None:
+        pipe.description = pipe.description.replace(denoise=args.denoise)
     if pipe.pipeline_type == "guided" and pipe.palettes is None:
         pipe.palettes = make_palettes(source, Path(pipe.description.training.get("dataset", "")))
     if args.part_bank_styles and pipe.part_banks:

@@ -221,3 +221,27 @@ def test_a_soup_of_a_run_from_scratch_is_refused(export_default, tmp_path: Path)
     with pytest.raises(SystemExit, match="needs a fine-tuned run"):
         export_default.main([str(run), "--soup-alpha", "0.5", "--target", str(tmp_path / "default")])
     assert not (tmp_path / "default").exists()
+
+
+def test_an_export_with_denoise_ships_the_clean_up_and_says_so(export_default, tmp_path: Path) -> None:
+    from sketch2anime.inference import Sketch2AnimePipeline
+    from sketch2anime.models.denoise import DenoiseConfig
+
+    start = tmp_path / "shipped"
+    _tiny_guided(start, seed=1, experiment="guided128_parts")
+    (start / "MODEL_CARD.md").write_text(START_CARD)
+    run = _run(tmp_path / "long", {"steps": 300, "lr": 1e-4}, init_generator=str(start))
+    _tiny_guided(run / "model", seed=2)
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 300, "time": 300.0, "images_per_s": 8.0}) + "\n")
+    target = tmp_path / "default"
+    assert export_default.main([str(run), "--denoise", "5,12,2", "--target", str(target)]) == 0
+    assert Sketch2AnimePipeline.from_pretrained(target).description.denoise == DenoiseConfig(5, 12.0, 2.0)
+    card = (target / "MODEL_CARD.md").read_text()
+    assert "Picture clean-up" in card and "diameter 5 px, colour sigma 12 of 255, space sigma 2 px" in card
+    # without --denoise the source's setting (none here) is kept, and the card says nothing
+    assert export_default.main([str(run), "--target", str(tmp_path / "plain")]) == 0
+    assert Sketch2AnimePipeline.from_pretrained(tmp_path / "plain").description.denoise is None
+    assert "Picture clean-up" not in (tmp_path / "plain" / "MODEL_CARD.md").read_text()
+    with pytest.raises(SystemExit):
+        export_default.main([str(run), "--denoise", "4,10,3", "--target", str(tmp_path / "bad")])
+    assert not (tmp_path / "bad").exists()
