@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from sketch2anime.checkpoint import atomic_save_tensors, read_tensors
+from sketch2anime.checkpoint import atomic_save_tensors, atomic_write_text, read_tensors
 from sketch2anime.inference import DEFAULT_MODEL_DIR, Sketch2AnimePipeline
 from sketch2anime.interpolate import interpolate_pipelines
 from sketch2anime.data.palettes import PaletteBank
@@ -216,6 +216,42 @@ def make_palettes(folder: Path, dataset_root: Path) -> PaletteBank:
     return PaletteBank.from_images([dataset.color(i) for i in range(len(dataset))], [r.id for r in dataset.records])
 
 
+CLEAN_UP_BULLET = "- Picture clean-up:"
+
+
+def denoise_lines(description: dict[str, Any]) -> list[str]:
+    """The card's bullet on the folder's picture clean-up (``pipeline.json``'s ``denoise``), if any."""
+    setting = description.get("denoise")
+    if not setting:
+        return []
+    return [f"{CLEAN_UP_BULLET} every picture passes an edge-preserving bilateral filter (`models/denoise.py`; "
+            f"diameter {setting['diameter']} px, colour sigma {setting['sigma_colour']:g} of 255, space sigma "
+            f"{setting['sigma_space']:g} px, the `denoise` entry of `pipeline.json`; `scripts/set_denoise.py FOLDER "
+            "--off` removes it): it smooths the generator's faint speckle and keeps lines and colour edges."]
+
+
+def refresh_card(target: Path, metrics: Path) -> Path:
+    """Rewrite only what changes without retraining in ``target``'s card: the clean-up bullet (from
+    its ``pipeline.json``) and the Metrics section (from ``metrics``); the rest (what made the weights,
+    the budget) stays as the export wrote it, which needs the run folders."""
+    card_path = target / "MODEL_CARD.md"
+    if not card_path.is_file() or not (target / "pipeline.json").is_file():
+        raise SystemExit(f"--refresh-card needs {target} with pipeline.json and MODEL_CARD.md")
+    if not metrics.is_file():
+        raise SystemExit(f"--refresh-card needs --metrics, an evaluation's metrics.json; {metrics} is not a file")
+    lines = [line for line in card_path.read_text().splitlines() if not line.startswith(CLEAN_UP_BULLET)]
+    try:
+        start, end = lines.index("## Metrics"), lines.index("## Examples")
+        resolution = next(i for i, line in enumerate(lines) if line.startswith("- Resolution"))
+    except (ValueError, StopIteration):
+        raise SystemExit(f"{card_path} lacks the export's sections (## Metrics, ## Examples, - Resolution)") from None
+    refreshed = lines[:start + 2] + metrics_section(metrics) + [""] + lines[end:]
+    bullet = denoise_lines(json.loads((target / "pipeline.json").read_text()))
+    refreshed[resolution:resolution] = bullet
+    atomic_write_text(card_path, "\n".join(refreshed) + "\n")
+    return card_path
+
+
 def metrics_section(path: Path | None) -> list[str]:
     if path is None or not path.is_file():
         return ["Not evaluated yet: run `sketch2anime evaluate --model default --data DATASET --out DIR` and rerun "
@@ -226,7 +262,7 @@ def metrics_section(path: Path | None) -> list[str]:
     result = json.loads(path.read_text())
     p = result["protocol"]
     headers, rows, caption = headline_table(result)
-    lines = [f"From `{path}` (`scripts/evaluate_default.sh`): {p['n_evaluated']} held-out validation images at "
+    lines = [f"From `{path}` (`scripts/evaluate_default.sh`, or the `sketch2anime evaluate` command it runs): {p['n_evaluated']} held-out validation images at "
              f"{p['image_size']} px, seeded hints and rough sketches (`sketch2anime evaluate`). {caption}", "",
              markdown_table(headers, rows), "",
              "FID/KID here use HED-VGG16 features unless the table says Inception: they rank models on this data and "
@@ -295,11 +331,7 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
         *([f"- The part banks hold {part_rows:,} rows, the sketch styles listed in the export's "
            "`--part-bank-styles` (to fit the package limit); the whole-face bank holds all "
            f"{bank.get('count', '?'):,}."] if part_rows and part_rows != bank.get("count") else []),
-        *([f"- Picture clean-up: every picture passes an edge-preserving bilateral filter (`models/denoise.py`; "
-           f"diameter {description['denoise']['diameter']} px, colour sigma {description['denoise']['sigma_colour']:g} "
-           f"of 255, space sigma {description['denoise']['sigma_space']:g} px, the `denoise` entry of `pipeline.json`; "
-           "`scripts/set_denoise.py FOLDER --off` removes it): it smooths the generator's faint speckle and keeps "
-           "lines and colour edges."] if description.get("denoise") else []),
+        *denoise_lines(description),
         f"- Resolution {description['image_size']}×{description['image_size']} px; hints at "
         f"{description['image_size'] // description['hint_downscale']} px. Inputs of any size are padded to a "
         "square, resized, and the result is resized back.",
@@ -408,7 +440,8 @@ FACES64_LIMITS = [
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="stage-2 run folder (with model/)")
+    parser.add_argument("run", type=Path, nargs="?", default=None,
+                        help="stage-2 run folder (with model/); not with --refresh-card")
     parser.add_argument("--ae-run", type=Path, default=None)
     parser.add_argument("--parts-run", type=Path, default=None,
                         help="the part autoencoder's run (configs/ae_parts.toml), for the card's budget")
@@ -427,8 +460,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soup-alpha", type=float, default=None,
                         help="ship (1 - a) x the model the run was fine-tuned from (experiment.init_generator) "
                              "+ a x the run's model (sketch2anime interpolate); the card counts both budgets")
+    parser.add_argument("--refresh-card", action="store_true",
+                        help="only rewrite the card's clean-up bullet and Metrics section (from --metrics) in "
+                             "--target; no run folder needed")
     args = parser.parse_args(argv)
     args.denoise = parse_denoise(parser, args.denoise)
+    if args.refresh_card:
+        if args.run is not None or args.denoise is not None:
+            parser.error("--refresh-card takes no run folder and no --denoise (scripts/set_denoise.py sets it)")
+        card = refresh_card(args.target, args.metrics or Path(""))
+        print(f"refreshed {card}")
+        return 0
+    if args.run is None:
+        parser.error("the run folder is required (unless --refresh-card)")
 
     source = args.run / "model" if args.snapshot is None else args.run / "snapshots" / f"step_{args.snapshot:07d}"
     if not (source / "pipeline.json").is_file():

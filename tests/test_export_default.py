@@ -245,3 +245,39 @@ def test_an_export_with_denoise_ships_the_clean_up_and_says_so(export_default, t
     with pytest.raises(SystemExit):
         export_default.main([str(run), "--denoise", "4,10,3", "--target", str(tmp_path / "bad")])
     assert not (tmp_path / "bad").exists()
+
+
+def test_refresh_card_rewrites_the_metrics_and_the_clean_up_bullet_only(export_default, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from sketch2anime.models.denoise import DenoiseConfig
+    from sketch2anime.pipeline_format import PipelineDescription
+
+    target = tmp_path / "default"
+    _tiny_guided(target, seed=1)
+    card = ["# Model card", "", "Written by export.", "", "## What it is", "", "- Type guided.",
+            "- Resolution 64×64 px.", "", "## Training budget and hardware", "", "| budget row |", "",
+            "## Metrics", "", "old numbers", "", "### Against the trivial floors, per set", "", "old floors", "",
+            "## Examples", "", "showcase", ""]
+    (target / "MODEL_CARD.md").write_text("\n".join(card))
+    metrics = tmp_path / "missing.json"
+    with pytest.raises(SystemExit, match="metrics.json"):
+        export_default.main(["--refresh-card", "--metrics", str(metrics), "--target", str(target)])
+    # a real evaluation's metrics.json is large; the section writer is exercised elsewhere, so stand it in
+    monkeypatch.setattr(export_default, "metrics_section", lambda path: ["new numbers from " + path.name])
+    metrics.write_text("{}")
+    PipelineDescription.read(target).replace(denoise=DenoiseConfig(7, 10.0, 3.0)).write(target)
+    assert export_default.main(["--refresh-card", "--metrics", str(metrics), "--target", str(target)]) == 0
+    text = (target / "MODEL_CARD.md").read_text()
+    assert "new numbers from missing.json" in text and "old numbers" not in text and "old floors" not in text
+    assert "| budget row |" in text and "## Examples" in text and "showcase" in text
+    lines = text.splitlines()
+    bullet = next(i for i, line in enumerate(lines) if line.startswith("- Picture clean-up:"))
+    assert lines[bullet + 1].startswith("- Resolution") and "diameter 7 px, colour sigma 10 of 255" in lines[bullet]
+    # twice gives one bullet; without the clean-up it goes
+    assert export_default.main(["--refresh-card", "--metrics", str(metrics), "--target", str(target)]) == 0
+    assert (target / "MODEL_CARD.md").read_text().count("- Picture clean-up:") == 1
+    PipelineDescription.read(target).replace(denoise=None).write(target)
+    assert export_default.main(["--refresh-card", "--metrics", str(metrics), "--target", str(target)]) == 0
+    assert "- Picture clean-up:" not in (target / "MODEL_CARD.md").read_text()
+    with pytest.raises(SystemExit):
+        export_default.main([str(tmp_path), "--refresh-card", "--metrics", str(metrics), "--target", str(target)])
