@@ -1,6 +1,6 @@
 """Switch a pipeline folder's picture clean-up (the bilateral filter of models/denoise.py) on or off.
 
-    python scripts/set_denoise.py FOLDER [--out COPY] [--diameter 7] [--sigma-colour 10] [--sigma-space 3]
+    python scripts/set_denoise.py FOLDER [--out COPY] [--diameter 7] [--sigma-colour 5] [--sigma-space 3]
     python scripts/set_denoise.py FOLDER --off
 
 Writes the ``"denoise"`` entry of ``pipeline.json`` (nothing else changes: the weights, banks and
@@ -19,7 +19,7 @@ from sketch2anime.checkpoint import CheckpointError
 from sketch2anime.models.denoise import DenoiseConfig
 from sketch2anime.pipeline_format import PipelineDescription, find_pipeline_folder
 
-DEFAULTS = DenoiseConfig(diameter=7, sigma_colour=10.0, sigma_space=3.0)  # the shipped setting
+DEFAULTS = DenoiseConfig()  # the shipped setting: 7 px, colour sigma 5, space sigma 3
 
 
 def set_denoise(folder: Path, setting: DenoiseConfig | None, out: Path | None = None) -> Path:

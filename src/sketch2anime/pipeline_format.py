@@ -5,7 +5,7 @@
     MODEL/pipeline.json     {"format_version": 1, "pipeline_type": "sketch2anime" | "guided" | "simple_gan" | ...,
                              "image_size": 64, "hint_downscale": 4, "latent_dim": 512,
                              "projection": {"k": 10, "reg": 0.001}, "training": {...},
-                             "denoise": {"diameter": 7, "sigma_colour": 15.0, "sigma_space": 3.0}}  # optional
+                             "denoise": {"diameter": 7, "sigma_colour": 5.0, "sigma_space": 3.0}}  # optional
     MODEL/autoencoder/      save_model folder (pipelines with a latent: sketch2anime, guided, autoencoder)
     MODEL/generator/        save_model folder (every type but the stage-1 "autoencoder")
     MODEL/latent_bank.*     the training latents for projection (pipelines with a latent)

@@ -31,7 +31,7 @@ class DenoiseConfig:
     exp(-1/2). sigma_space: the same for the distance in pixels."""
 
     diameter: int = 7
-    sigma_colour: float = 15.0
+    sigma_colour: float = 5.0
     sigma_space: float = 3.0
 
     def __post_init__(self) -> None:
