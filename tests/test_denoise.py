@@ -146,3 +146,39 @@ def test_set_denoise_refuses_bad_requests_and_changes_nothing(tmp_path, capsys) 
     assert set_denoise.main([str(tmp_path / "nowhere")]) == 2
     assert (folder / "pipeline.json").read_bytes() == before
     assert "odd whole number" in capsys.readouterr().err
+
+
+def test_denoise_false_gives_the_raw_pictures_on_every_path(tmp_path) -> None:
+    import numpy as np
+
+    from sketch2anime.cli import main as cli_main
+    from sketch2anime.inference import Sketch2AnimePipeline
+    from sketch2anime.pipeline_format import PipelineDescription
+    from sketch2anime.testing import tiny_pipeline
+
+    raw_folder = tiny_pipeline(tmp_path / "raw", kind="sketch2anime")
+    clean_folder = tiny_pipeline(tmp_path / "clean", kind="sketch2anime")
+    PipelineDescription.read(clean_folder).replace(denoise=DenoiseConfig(5, 30.0, 2.0)).write(clean_folder)
+    raw, clean = (Sketch2AnimePipeline.from_pretrained(f) for f in (raw_folder, clean_folder))
+    sketch = _sketch()
+    as_array = lambda picture: np.asarray(picture, dtype=np.int16)  # noqa: E731
+    plain = as_array(raw(sketch, projection=0.0))
+    assert np.abs(as_array(clean(sketch, projection=0.0)) - plain).max() > 2  # the clean-up is on by default
+    assert np.array_equal(as_array(clean(sketch, projection=0.0, denoise=False)), plain)
+    # a batch may round a level differently; the clean-up moves pictures by far more
+    assert np.abs(as_array(clean([sketch, sketch], projection=0.0, denoise=False)[1]) - plain).max() <= 1
+    assert np.abs(as_array(clean.variations(sketch, projection=0.0, count=2, seed=1, denoise=False)[0])
+                  - plain).max() <= 1
+    lined = as_array(raw(sketch, projection=0.0, lines=1.0))  # the kept-lines path (upscale/pipeline.py)
+    assert np.array_equal(as_array(clean(sketch, projection=0.0, lines=1.0, denoise=False)), lined)
+    assert np.abs(as_array(clean(sketch, projection=0.0, lines=1.0)) - lined).max() > 2
+    sketch.save(tmp_path / "sketch.png")
+    for flag, expected_same in (([], False), (["--no-denoise"], True)):
+        out = tmp_path / f"out{len(flag)}.png"
+        assert cli_main(["generate", str(tmp_path / "sketch.png"), "-o", str(out), "--model", str(clean_folder),
+                         "--projection", "0", *flag]) == 0
+        from PIL import Image
+
+        assert (np.abs(as_array(Image.open(out).convert("RGB")) - plain).max() <= 1) == expected_same
+    with pytest.raises(ValueError, match="denoise must be True"):
+        clean(sketch, denoise="no")

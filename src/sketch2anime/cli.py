@@ -186,6 +186,9 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--flatten", type=float, nargs="?", const=1.0, default=0.0, metavar="STRENGTH",
                    help="flat colours: one colour per region your lines close (face, fringe, clothes); eyes, "
                         "small parts and regions open to the edge keep the model's (STRENGTH 0-1, default 1)")
+    p.add_argument("--no-denoise", dest="denoise", action="store_false",
+                   help="skip the model's picture clean-up (the default model smooths faint speckle with an "
+                        "edge-preserving filter; see its model card)")
     p.add_argument("--work-scale", type=int, default=1, choices=[1, 2, 4],
                    help="run the model at this multiple of its size (2: 256 px for the default): for large, "
                         "detailed line art such as full-length characters, whose small heads and thin lines "
@@ -199,7 +202,8 @@ def _run_generate(args: argparse.Namespace) -> int:
     config = GenerateConfig(
         sketch=args.sketch, out=args.out, hint=args.hint, projection=args.projection, model=args.model,
         seed=args.seed, save_projected=args.save_projected, overwrite=args.overwrite, upscale=args.upscale,
-        lines=args.lines, flatten=args.flatten, work_scale=args.work_scale, device=args.device,
+        lines=args.lines, flatten=args.flatten, denoise=args.denoise, work_scale=args.work_scale,
+        device=args.device,
     )
     return run_generate(config)
 

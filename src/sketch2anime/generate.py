@@ -34,6 +34,7 @@ class GenerateConfig:
     upscale: int = 1
     lines: float = 0.0
     flatten: float = 0.0
+    denoise: bool = True  # the model's picture clean-up, if its folder has one
     work_scale: int = 1  # run the generator at this multiple of its size (work_scale.py)
     device: str = "auto"
 
@@ -48,6 +49,7 @@ class GenerateConfig:
         object.__setattr__(self, "upscale", check_factor(self.upscale))
         object.__setattr__(self, "lines", check_lines(self.lines))
         object.__setattr__(self, "flatten", check_flatten(self.flatten))
+        object.__setattr__(self, "denoise", Sketch2AnimePipeline._check_denoise(self.denoise))
         object.__setattr__(self, "work_scale", check_work_scale(self.work_scale))
         if not str(self.device).strip():
             raise ValueError("device must be auto, cpu, cuda or cuda:N, got an empty string")
@@ -156,7 +158,7 @@ def run_generate(config: GenerateConfig) -> int:
         try:
             picture, projected = pipeline(sketch_path, hint=hint, projection=projection, seed=config.seed,
                                           return_projected=True, upscale=upscale, lines=lines,
-                                          flatten=config.flatten)
+                                          flatten=config.flatten, denoise=config.denoise)
             target.parent.mkdir(parents=True, exist_ok=True)
             picture.save(target)
             if save_projected and projected is not None:

@@ -264,14 +264,16 @@ class Sketch2AnimePipeline:
         return self.parts.paste(guide, decoded)
 
     def generate_tensors(self, sketch: torch.Tensor, hint: torch.Tensor | None = None, projection: float = 0.5,
-                         seed: int | None = None) -> dict[str, torch.Tensor | None]:
+                         seed: int | None = None, denoise: bool = True) -> dict[str, torch.Tensor | None]:
         """sketch ``(N, 1, S, S)`` in [-1, 1], hint ``(N, 4, h, h)`` or None ->
         ``{"image": (N, 3, S, S) in [-1, 1], "projected_sketch": (N, 1, S, S) or None}`` (on CPU).
 
         ``projected_sketch`` is the autoencoder's decoding of the (projected) latent; None for
-        pipeline types without an autoencoder, which also ignore ``projection``.
+        pipeline types without an autoencoder, which also ignore ``projection``. ``denoise`` False
+        skips the folder's picture clean-up (``run_generator``).
         """
         projection = self._check_projection(projection)
+        denoise = self._check_denoise(denoise)
         sketch, hint = self._check_tensors(sketch, hint)
         with torch.inference_mode(), self._seeded(seed):
             z, decoded = self._latents(sketch, projection)
@@ -279,17 +281,17 @@ class Sketch2AnimePipeline:
                 from .variations import _borrowed_colours
 
                 hint = _borrowed_colours(self, hint, z, torch.Generator().manual_seed(int(seed)))
-            image = self.run_generator(sketch, hint, z, decoded)
+            image = self.run_generator(sketch, hint, z, decoded, denoise)
         self._check_output(image, decoded)
         return {"image": image.float().clamp(-1, 1).cpu(),
                 "projected_sketch": decoded.float().cpu() if decoded is not None else None}
 
     def run_generator(self, sketch: torch.Tensor, hint: torch.Tensor, z: torch.Tensor | None,
-                      decoded: torch.Tensor | None) -> torch.Tensor:
+                      decoded: torch.Tensor | None, denoise: bool = True) -> torch.Tensor:
         """This pipeline type's runner (``(N, 3, S, S)`` in about [-1, 1]), then the folder's
-        picture clean-up when ``pipeline.json`` asks for one (``models/denoise.py``)."""
+        picture clean-up when ``pipeline.json`` asks for one (``models/denoise.py``) and ``denoise``."""
         image = GENERATOR_RUNNERS[self.pipeline_type](self, sketch, hint, z, decoded)
-        if self.description.denoise is not None:
+        if denoise and self.description.denoise is not None:
             from .models.denoise import bilateral_denoise
 
             image = bilateral_denoise(image.float().clamp(-1, 1), self.description.denoise)
@@ -332,6 +334,13 @@ class Sketch2AnimePipeline:
         return sketch_tensor, hint_tensor, (width, height)
 
     @staticmethod
+    def _check_denoise(denoise: bool) -> bool:
+        if not isinstance(denoise, bool):
+            raise ValueError(f"denoise must be True (the model's picture clean-up, if it has one) or False, "
+                             f"got {denoise!r}")
+        return denoise
+
+    @staticmethod
     def _check_max_side(max_side: int | None) -> int | None:
         if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1):
             raise ValueError(f"max_side must be a positive integer or None, got {max_side!r}")
@@ -358,7 +367,7 @@ class Sketch2AnimePipeline:
     def __call__(self, sketch: ImageInput | list[ImageInput], hint: ImageInput | list[ImageInput] | None = None,
                  projection: float = 0.5, seed: int | None = None, return_projected: bool = False,
                  output_size: str = "input", max_side: int | None = None, upscale: int = 1,
-                 lines: float = 0.0, flatten: float = 0.0) -> Any:
+                 lines: float = 0.0, flatten: float = 0.0, denoise: bool = True) -> Any:
         """Colour ``sketch`` (path, PIL or numpy, any size); ``hint`` is an RGBA layer whose alpha marks
         hinted pixels (a layer without any transparent pixel: white = no hint). Returns a PIL RGB image
         of the sketch's size, or with ``output_size="model"`` of the model's resolution (same
@@ -372,7 +381,8 @@ class Sketch2AnimePipeline:
         ``upscale`` (2, 4 or 8) enlarges the model-resolution result with the anime upscalers (the
         picture is then ``upscale`` x the model's size); ``lines`` in [0, 1] multiplies the sketch's
         own lines over the result (``sketch2anime.upscale.pipeline``); ``flatten`` in [0, 1] gives each
-        region the sketch's lines close one colour, the model's median there (``sketch2anime.flatten``).
+        region the sketch's lines close one colour, the model's median there (``sketch2anime.flatten``);
+        ``denoise`` False skips the model's picture clean-up (``pipeline.json``'s ``denoise``).
 
         ``seed``: for pipelines with training colour schemes (``palettes.*``), any seed other than
         None or 0 borrows the colours of one of the training images whose sketches are nearest to
@@ -380,15 +390,17 @@ class Sketch2AnimePipeline:
         output_size = self._check_output_size(output_size)
         max_side = self._check_max_side(max_side)
         flatten = check_flatten(flatten)
+        denoise = self._check_denoise(denoise)
         if upscale != 1 or lines:  # the model's result -> anime upscalers (+ flat colours, the user's lines)
             from .upscale.pipeline import upscaled_call
 
-            return upscaled_call(self, sketch, hint, projection, seed, return_projected, upscale, lines, flatten)
+            return upscaled_call(self, sketch, hint, projection, seed, return_projected, upscale, lines, flatten,
+                                 denoise)
         if isinstance(sketch, (list, tuple)):
             return self._call_many(list(sketch), hint, projection, seed, return_projected, output_size, max_side,
-                                   flatten)
+                                   flatten, denoise)
         sketch_tensor, hint_tensor, size = self.prepare(sketch, hint)
-        result = self.generate_tensors(sketch_tensor, hint_tensor, projection, seed)
+        result = self.generate_tensors(sketch_tensor, hint_tensor, projection, seed, denoise)
         picture, projected = self._to_pictures(result, size, output_size, max_side)
         if flatten:
             picture = flatten_picture(picture, sketch, flatten)
@@ -398,7 +410,7 @@ class Sketch2AnimePipeline:
 
     def _call_many(self, sketches: list[ImageInput], hints: Any, projection: float, seed: int | None,
                    return_projected: bool, output_size: str, max_side: int | None,
-                   flatten: float = 0.0) -> list[Any]:
+                   flatten: float = 0.0, denoise: bool = True) -> list[Any]:
         if not sketches:
             raise ValueError("got an empty list of sketches")
         if isinstance(hints, (list, tuple)):
@@ -418,7 +430,7 @@ class Sketch2AnimePipeline:
                     exc.args = (f"sketch {index} of the list: {exc}", *exc.args[1:])
                     raise
             result = self.generate_tensors(torch.cat([p[0] for p in prepared]), torch.cat([p[1] for p in prepared]),
-                                           projection, seed)
+                                           projection, seed, denoise)
             for row, (_, _, size) in enumerate(prepared):
                 picture, projected = self._to_pictures(result, size, output_size, max_side, index=row)
                 if flatten:
@@ -428,9 +440,9 @@ class Sketch2AnimePipeline:
 
     def variations(self, sketch: ImageInput, hint: ImageInput | None = None, projection: float = 0.5,
                    count: int = 4, seed: int = 0, output_size: str = "input",
-                   max_side: int | None = None) -> list[Image.Image]:
+                   max_side: int | None = None, denoise: bool = True) -> list[Image.Image]:
         """``count`` candidates; the first equals ``self(sketch, hint, projection)``
-        (``output_size`` and ``max_side`` as there).
+        (``output_size``, ``max_side`` and ``denoise`` as there).
 
         With an autoencoder the others re-project the latent onto a random k-subset of its 3k
         nearest training latents (strength at least 0.35) after a small perturbation scaled by the
@@ -443,4 +455,4 @@ class Sketch2AnimePipeline:
         """
         from .variations import variations
 
-        return variations(self, sketch, hint, projection, count, seed, output_size, max_side)
+        return variations(self, sketch, hint, projection, count, seed, output_size, max_side, denoise)

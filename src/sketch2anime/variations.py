@@ -15,12 +15,14 @@ if TYPE_CHECKING:
 
 
 def variations(pipe: "Sketch2AnimePipeline", sketch: ImageInput, hint: ImageInput | None, projection: float,
-               count: int, seed: int, output_size: str, max_side: int | None) -> list[Image.Image]:
+               count: int, seed: int, output_size: str, max_side: int | None,
+               denoise: bool = True) -> list[Image.Image]:
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 64:
         raise ValueError(f"count must be an integer between 1 and 64, got {count!r}")
     projection = pipe._check_projection(projection)
     output_size = pipe._check_output_size(output_size)
     max_side = pipe._check_max_side(max_side)
+    denoise = pipe._check_denoise(denoise)
     seed = pipe._check_seed(seed)
     if seed is None:
         raise ValueError("variations need an integer seed, got None")
@@ -42,7 +44,7 @@ def variations(pipe: "Sketch2AnimePipeline", sketch: ImageInput, hint: ImageInpu
             elif index > 0:
                 shift = tuple(int(v) for v in torch.randint(-3, 4, (2,), generator=rng))
                 shifted = translate(sketch_tensor, shift, fill=1.0)
-            image = pipe.run_generator(shifted, hint_i, z, decoded)
+            image = pipe.run_generator(shifted, hint_i, z, decoded, denoise)
             image = translate(image, (-shift[0], -shift[1]), fill=None)
             pipe._check_output(image, decoded)
             result = {"image": image.float().clamp(-1, 1).cpu(), "projected_sketch": None}

@@ -18,7 +18,8 @@ from .upscaler import check_factor, check_lines, enlarge, multiply_lines
 
 
 def upscaled_call(pipe: Any, sketch: ImageInput, hint: ImageInput | None, projection: float, seed: int | None,
-                  return_projected: bool, upscale: int, lines: float, flatten: float = 0.0) -> Any:
+                  return_projected: bool, upscale: int, lines: float, flatten: float = 0.0,
+                  denoise: bool = True) -> Any:
     """What ``pipe.__call__`` returns for ``upscale`` > 1 or ``lines`` > 0 (one sketch), flattened first
     when ``flatten`` > 0 (flat colours alone stay on ``__call__``'s own path, which honours ``output_size``).
 
@@ -30,10 +31,10 @@ def upscaled_call(pipe: Any, sketch: ImageInput, hint: ImageInput | None, projec
         hints = hint if isinstance(hint, (list, tuple)) else [hint] * len(sketch)
         if len(hints) != len(sketch):
             raise ValueError(f"got {len(sketch)} sketches but {len(hints)} hints")
-        return [upscaled_call(pipe, s, h, projection, seed, return_projected, factor, lines, flatten)
+        return [upscaled_call(pipe, s, h, projection, seed, return_projected, factor, lines, flatten, denoise)
                 for s, h in zip(sketch, hints)]
     sketch_tensor, hint_tensor, size = pipe.prepare(sketch, hint)
-    result = pipe.generate_tensors(sketch_tensor, hint_tensor, projection, seed)
+    result = pipe.generate_tensors(sketch_tensor, hint_tensor, projection, seed, denoise)
     picture, projected = pipe._to_pictures(result, size, "model" if factor > 1 else "input")
     picture = enlarge(picture, factor, device=str(pipe.device))
     if flatten:  # after enlarging: the regions at the sketch's own detail, before the lines go over them
