@@ -39,14 +39,6 @@ DEFAULT_SETTINGS = ((7, 5.0, 3.0), (7, 7.0, 3.0), (7, 10.0, 3.0), (7, 15.0, 3.0)
 MANIFEST = "manifest.jsonl"
 
 
-def parse_setting(text: str) -> DenoiseConfig:
-    """``"7,10,3"`` -> ``DenoiseConfig(7, 10.0, 3.0)`` (ValueError with the expected form otherwise)."""
-    parts = text.split(",")
-    if len(parts) != 3:
-        raise ValueError(f"a setting is DIAMETER,SIGMA_COLOUR,SIGMA_SPACE (e.g. 7,10,3), got {text!r}")
-    return DenoiseConfig(int(parts[0]), float(parts[1]), float(parts[2]))
-
-
 def training_faces_as_validation(data: Path, count: int, out: Path) -> list[str]:
     """A dataset at ``out`` (links to ``data``'s folders, a copy of its files) whose validation split
     is ``count`` of ``data``'s training images, every k-th by id; ``data``'s own validation images
@@ -79,12 +71,8 @@ def sweep_rows(pipe: Sketch2AnimePipeline, protocol: EvaluationProtocol, setting
     indices = list(range(len(protocol)))
     target = protocol.target_tensor(indices)
     sketch, hint = protocol.sketch_tensor("none", indices), protocol.hint_tensor("sparse", indices)
-    plain = pipe.description.replace(denoise=None)  # the raw pictures, whatever the folder ships with
-    shipped, pipe.description = pipe.description, plain
-    try:
-        pictures = pipe.generate_tensors(sketch, hint, projection=0.0)["image"]
-    finally:
-        pipe.description = shipped
+    # the raw pictures, whatever the folder ships with
+    pictures = pipe.generate_tensors(sketch, hint, projection=0.0, denoise=False)["image"]
     if pictures.shape[-1] != target.shape[-1]:
         raise ValueError(f"the model draws {pictures.shape[-1]} px, the dataset holds {target.shape[-1]} px images")
     real = extractor(target)
@@ -118,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        settings = ([parse_setting(s) for s in args.setting] if args.setting
+        settings = ([DenoiseConfig.from_text(s) for s in args.setting] if args.setting
                     else [DenoiseConfig(*s) for s in DEFAULT_SETTINGS])
         pipe = Sketch2AnimePipeline.from_pretrained(args.model)
         with tempfile.TemporaryDirectory(prefix="s2a-denoise-") as scratch:

@@ -464,7 +464,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="only rewrite the card's clean-up bullet and Metrics section (from --metrics) in "
                              "--target; no run folder needed")
     args = parser.parse_args(argv)
-    args.denoise = parse_denoise(parser, args.denoise)
+    try:  # None keeps the source folder's setting
+        args.denoise = DenoiseConfig.from_text(args.denoise) if args.denoise is not None else None
+    except ValueError as exc:
+        parser.error(f"--denoise: {exc}")
     if args.refresh_card:
         if args.run is not None or args.denoise is not None:
             parser.error("--refresh-card takes no run folder and no --denoise (scripts/set_denoise.py sets it)")
@@ -487,17 +490,6 @@ def main(argv: list[str] | None = None) -> int:
                       args.parts_run, args.snapshot, args.soup_alpha)
     print(f"default model at {args.target} ({folder_bytes(args.target) / 1e6:.1f} MB); card {card}")
     return 0
-
-
-def parse_denoise(parser: argparse.ArgumentParser, text: str | None) -> DenoiseConfig | None:
-    """``"7,10,3"`` -> ``DenoiseConfig(7, 10.0, 3.0)``; None stays None (keep the source's setting)."""
-    if text is None:
-        return None
-    try:
-        diameter, sigma_colour, sigma_space = text.split(",")
-        return DenoiseConfig(int(diameter), float(sigma_colour), float(sigma_space))
-    except ValueError as exc:
-        parser.error(f"--denoise must be DIAMETER,SIGMA_COLOUR,SIGMA_SPACE (e.g. 7,10,3): {exc}")
 
 
 def soup_with_start(run: Path, start: Path | None, source: Path, alpha: float, out: Path) -> Path:

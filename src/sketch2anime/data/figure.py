@@ -137,12 +137,11 @@ FOLD_HANG_SHARE, FOLD_HANG_SPREAD = 0.7, 0.35  # share of hanging folds, their a
 MARK_COLOUR_SHARE = 0.5  # buttons and bows in another colour than the cloth, else the cloth's own
 
 
-def _fold_stroke(part: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(P, 2) int32 points of one fold: a quadratic curve from a random point of ``part``."""
-    ys, xs = np.nonzero(part)
+def _fold_stroke(ys: np.ndarray, xs: np.ndarray, extent: int, rng: np.random.Generator) -> np.ndarray:
+    """(P, 2) int32 points of one fold: a quadratic curve from a random one of a part's pixels
+    (``ys``, ``xs``), as long as 20-60% of its ``extent`` (the larger side of its bounding box)."""
     k = int(rng.integers(len(ys)))
     start = np.array([xs[k], ys[k]], np.float64)
-    extent = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
     length = max(4.0, rng.uniform(0.2, 0.6) * extent)
     if rng.random() < FOLD_HANG_SHARE:
         angle = np.pi / 2 + rng.normal(0.0, FOLD_HANG_SPREAD)
@@ -173,11 +172,12 @@ def draw_clothing_details(part: np.ndarray, page: np.ndarray, ink: np.ndarray, r
     inner = cv2.erode(part.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     if inner.sum() < 16:  # a sliver: no room inside
         return
-    layer = np.full((h, w), PAPER, np.uint8)
-    for _ in range(int(rng.integers(1, count + 1))):
-        cv2.polylines(layer, [_fold_stroke(inner, rng)], False, pen_ink, thickness=pen_width, lineType=cv2.LINE_AA)
     ys, xs = np.nonzero(inner)
     extent = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
+    layer = np.full((h, w), PAPER, np.uint8)
+    for _ in range(int(rng.integers(1, count + 1))):
+        cv2.polylines(layer, [_fold_stroke(ys, xs, extent, rng)], False, pen_ink, thickness=pen_width,
+                      lineType=cv2.LINE_AA)
     for _ in range(int(rng.integers(0, count // 2 + 1))):
         k = int(rng.integers(len(ys)))
         radius = max(3, int(round(rng.uniform(0.04, 0.12) * extent)))

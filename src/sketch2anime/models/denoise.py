@@ -51,6 +51,20 @@ class DenoiseConfig:
         return asdict(self)
 
     @classmethod
+    def from_text(cls, text: str) -> "DenoiseConfig":
+        """``"7,5,3"`` (diameter, colour sigma, space sigma) -> ``DenoiseConfig(7, 5.0, 3.0)``: the
+        command-line form of the scripts; ValueError naming the form otherwise."""
+        parts = str(text).split(",")
+        try:
+            if len(parts) != 3:
+                raise ValueError(f"got {len(parts)} values")
+            diameter, sigma_colour, sigma_space = int(parts[0]), float(parts[1]), float(parts[2])
+        except ValueError as exc:
+            raise ValueError(f"a denoise setting is DIAMETER,SIGMA_COLOUR,SIGMA_SPACE (e.g. 7,5,3), got {text!r} "
+                             f"({exc})") from None
+        return cls(diameter, sigma_colour, sigma_space)
+
+    @classmethod
     def from_dict(cls, data: Any) -> "DenoiseConfig":
         """From ``pipeline.json``'s ``"denoise"`` object; unknown or missing keys are errors."""
         if not isinstance(data, dict):
