@@ -269,6 +269,61 @@ def test_flatness_regions_come_from_the_chosen_sketch(autoencoder64: Path, datas
         assert torch.equal(lines, seen[regions][step])
 
 
+def test_denoise_puts_the_clean_up_between_the_generator_and_every_loss_and_ships_it(
+        autoencoder64: Path, dataset128: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sketch2anime.models.denoise import DenoiseConfig, bilateral_denoise
+    from sketch2anime.training import guided_stage
+
+    raw_pictures, judged = [], []
+    discriminator_update = guided_stage.GuidedStage.discriminator_update
+    generator_update = guided_stage.GuidedStage.generator_update
+
+    def recording_d(self, image, fake, *args):
+        judged.append(("d", fake.detach().clone()))
+        return discriminator_update(self, image, fake, *args)
+
+    def recording_g(self, image, fake, *args):
+        judged.append(("g", fake.detach().clone()))
+        return generator_update(self, image, fake, *args)
+
+    monkeypatch.setattr(guided_stage.GuidedStage, "discriminator_update", recording_d)
+    monkeypatch.setattr(guided_stage.GuidedStage, "generator_update", recording_g)
+    original_init = guided_stage.GuidedStage.__init__
+
+    def hooked_init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.G.register_forward_hook(lambda module, inputs, output: raw_pictures.append(output.detach().clone())
+                                     if module.training else None)
+
+    monkeypatch.setattr(guided_stage.GuidedStage, "__init__", hooked_init)
+    setting = DenoiseConfig(5, 40.0, 2.0)
+    run = tmp_path / "run"
+    train_experiment(_guided_config(dataset128, autoencoder64, run, "train.steps=2", 'train.denoise="5,40,2"'))
+    assert len(raw_pictures) == 2 and [kind for kind, _ in judged] == ["d", "g", "d", "g"]
+    for step, raw in enumerate(raw_pictures):
+        expected = bilateral_denoise(raw, setting)
+        assert not torch.allclose(expected, raw, atol=1e-3)  # so a loss fed the raw picture fails below
+        for kind, fake in judged[2 * step:2 * step + 2]:
+            assert torch.allclose(fake, expected, atol=1e-5), kind
+    # The exported folder shows its pictures through the same clean-up, so it scores what was trained.
+    description = json.loads((run / "model" / "pipeline.json").read_text())
+    assert description["denoise"] == setting.to_dict()
+    assert Sketch2AnimePipeline.from_pretrained(run / "model", device="cpu").description.denoise == setting
+
+
+def test_denoise_needs_the_setting_form_and_the_guided_stage(autoencoder64: Path, dataset128: Path,
+                                                             tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="train.denoise.*DIAMETER,SIGMA_COLOUR,SIGMA_SPACE"):
+        _guided_config(dataset128, autoencoder64, tmp_path / "a", 'train.denoise="7,5"')
+    with pytest.raises(ConfigError, match="train.denoise.*odd"):
+        _guided_config(dataset128, autoencoder64, tmp_path / "b", 'train.denoise="6,5,3"')
+    with pytest.raises(ConfigError, match="train.denoise is only used by the guided stage"):
+        load_experiment(CONFIGS / "test_pix2pix.toml", ['train.denoise="7,5,3"'])
+    plain = tmp_path / "plain"
+    train_experiment(_guided_config(dataset128, autoencoder64, plain, "train.steps=1"))
+    assert "denoise" not in json.loads((plain / "model" / "pipeline.json").read_text())
+
+
 def test_guided_stage_fine_tunes_from_an_exported_generator(autoencoder64: Path, dataset128: Path,
                                                              tmp_path: Path) -> None:
     """init_generator starts G from a pipeline's weights: at a vanishing lr the export is those weights exactly."""

@@ -36,6 +36,7 @@ from ..config import ConfigError, apply_overrides, from_dict, load_config_file, 
 from ..data.dataset import DatasetConfig
 from ..models.autoencoder import AutoencoderConfig
 from ..models.cyclegan import ResnetGeneratorConfig
+from ..models.denoise import DenoiseConfig
 from ..models.discriminator import DiscriminatorConfig
 from ..models.generator import GeneratorConfig
 from ..models.guided_unet import GuidedUNetConfig
@@ -107,6 +108,10 @@ class TrainConfig:
     guided stage only; the regions
     of the ``flatness_regions`` = "clean" sketch the picture was drawn from, or of the "input" the
     generator saw, rough or not),
+    ``denoise`` ("DIAMETER,SIGMA_COLOUR,SIGMA_SPACE", "" for none; guided stage only): the
+    pipeline's bilateral clean-up (``models/denoise.py``) applied to the generator's picture before
+    every loss and written into the exported ``pipeline.json``, so the losses judge the picture the
+    user is shown, not the raw one.
     ``r1_gamma`` (R1 on real images every ``r1_every`` steps), ``d_augment`` (DiffAugment: shifts
     and cutout of what D sees, real and fake alike; ``training/d_augment.py``).
     Stage 1 feeds a rough sketch instead of the clean one with probability ``rough_fraction``.
@@ -143,6 +148,7 @@ class TrainConfig:
     flatness_weight: float = 0.0
     flatness_min_region: float = 0.005
     flatness_regions: Literal["clean", "input"] = "clean"
+    denoise: str = ""
     r1_gamma: float = 0.0
     r1_every: int = 16
     d_augment: DAugmentConfig = field(default_factory=DAugmentConfig)
@@ -184,6 +190,11 @@ class TrainConfig:
         if not 0.0 <= self.flatness_min_region <= 1.0:
             raise ConfigError(f"train.flatness_min_region must be a fraction of the picture in [0, 1], "
                               f"got {self.flatness_min_region!r}")
+        if self.denoise:
+            try:
+                DenoiseConfig.from_text(self.denoise)
+            except ValueError as exc:
+                raise ConfigError(f"train.denoise: {exc}") from None
         if self.threads < 0:
             raise ConfigError(f"train.threads must be 0 (torch's default) or more, got {self.threads}")
         if self.lr_discriminator is not None:
@@ -250,6 +261,9 @@ class ExperimentConfig:
         if self.train.flatness_weight > 0 and self.experiment.stage != "guided":
             raise ConfigError(f"train.flatness_weight is only used by the guided stage, not by stage "
                               f"{self.experiment.stage!r}: set it to 0")
+        if self.train.denoise and self.experiment.stage != "guided":
+            raise ConfigError(f"train.denoise is only used by the guided stage, not by stage "
+                              f"{self.experiment.stage!r}: set it to \"\"")
 
     @property
     def output_dir(self) -> Path:

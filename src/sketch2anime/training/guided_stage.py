@@ -36,6 +36,7 @@ from ..config import ConfigError
 from ..data.palettes import PaletteBank
 from ..data.regions import region_labels
 from ..hint_format import hint_to_display, hint_upsampled, resize_hint
+from ..models.denoise import DenoiseConfig, bilateral_denoise
 from ..models.discriminator import DiscriminatorConfig, make_discriminator
 from ..models.guide import encode_sketch, guide_from_latent
 from ..models.guided_unet import GuidedUNet, GuidedUNetConfig, recentre_latent_modulation
@@ -125,6 +126,7 @@ class GuidedStage(GANStageBase, ConditionalGANUpdate):
         self.opt_g = make_optimizer(self.G.parameters(), config, train.lr)
         self.opt_d = make_optimizer(self.D.parameters(), config, train.lr_discriminator or train.lr)
         self.ema = EMA(self.G, train.ema_decay) if train.ema_decay else None
+        self.denoise = DenoiseConfig.from_text(train.denoise) if train.denoise else None
         self.generator = torch.Generator().manual_seed(config.experiment.seed + 5 + 7919 * engine.rank)
         self.samples = fixed_sample_batch(config, engine) if engine.is_main else None
         self.step = 0
@@ -218,6 +220,7 @@ class GuidedStage(GANStageBase, ConditionalGANUpdate):
         self.D.train()
         with self.engine.autocast():
             fake = self.g_net(self.as_input(user), self.as_input(guide), hint, latent)
+        fake = self.shown(fake)
         losses = self.discriminator_update(image, fake, d_sketch, d_hint, step)
         regions = None
         train = self.config.train
@@ -228,6 +231,11 @@ class GuidedStage(GANStageBase, ConditionalGANUpdate):
         losses.update(self.generator_update(image, fake, d_sketch, d_hint, hint, step, regions))
         self.step = step + 1
         return losses
+
+    def shown(self, picture: torch.Tensor) -> torch.Tensor:
+        """The generator's ``(N, 3, S, S)`` picture as the exported pipeline shows it: through the
+        ``train.denoise`` clean-up when set (differentiable, so the losses train through it)."""
+        return picture if self.denoise is None else bilateral_denoise(picture, self.denoise)
 
     def saved_networks(self) -> dict[str, torch.nn.Module]:
         return {"generator_model": self.G, "discriminator": self.D}
@@ -250,7 +258,7 @@ class GuidedStage(GANStageBase, ConditionalGANUpdate):
         guide = guide_from_latent(self.autoencoder, z, size)
         if self.parts is not None:
             guide = guide_with_parts(self.parts, self.part_banks, user, guide, t, self.config.train.projection_k)
-        output = generator(user, guide, hint, z if generator.config.latent_dim > 0 else None)
+        output = self.shown(generator(user, guide, hint, z if generator.config.latent_dim > 0 else None))
         generator.train(was_training)
         return [user, hint_to_display(hint, size), guide, output.float(), image]
 
@@ -270,6 +278,7 @@ class GuidedStage(GANStageBase, ConditionalGANUpdate):
             latent_dim=self.autoencoder.config.latent_dim, projection_k=self.config.train.projection_k,
             training={**meta, "dataset": str(self.config.data.root), "final": final,
                       "autoencoder": str(self.ae_folder), "bank_size": len(self.bank)},
+            denoise=self.denoise,
         )
         if self.parts is not None and not has_parts(folder):  # before pipeline.json: a folder never lacks its parts
             write_parts_folder(folder, self.parts.layout, self.parts_folder / "parts" / "autoencoder",
