@@ -46,7 +46,7 @@ class FakePipeline:
         self.uses_projection = True
 
     def __call__(self, sketch, hint=None, projection=0.5, seed=None, return_projected=False, output_size="input",
-                 max_side=None):
+                 max_side=None, denoise=True):
         sketch_img = load_sketch(sketch)
         hint_img = None if hint is None else load_rgba(hint).resize(sketch_img.size, Image.Resampling.NEAREST)
         self._inputs = (sketch_img, hint_img, projection, seed)
@@ -64,7 +64,8 @@ class FakePipeline:
             image, sketch_img = image.resize((self.image_size,) * 2), sketch_img.resize((self.image_size,) * 2)
         return (image, sketch_img) if return_projected else image
 
-    def variations(self, sketch, hint=None, projection=0.5, count=4, seed=0, output_size="input", max_side=None):
+    def variations(self, sketch, hint=None, projection=0.5, count=4, seed=0, output_size="input", max_side=None,
+                   denoise=True):
         return [self(sketch, hint, projection, seed + i, output_size=output_size) for i in range(count)]
 
 
@@ -151,6 +152,36 @@ def test_generate_and_variations_flatten_on_request(client: TestClient, tiny: di
     assert np.array_equal(np.asarray(decode_data_url(variations[0])), np.asarray(flat))
     for bad in ("2", "-0.1", "flat"):
         assert client.post("/api/generate", files=files(), data={"flatten": bad}).status_code == 422
+
+
+def test_generate_and_variations_skip_the_clean_up_on_request(tmp_path: Path) -> None:
+    """``denoise`` false gives the generator's raw picture, true (the default) the folder's clean-up,
+    for the live update and the candidates alike; a value that is not a boolean is a 422."""
+    from sketch2anime.models.denoise import DenoiseConfig
+
+    folder = build_tiny_pipeline(tmp_path / "dn")
+    description = json.loads((folder / "pipeline.json").read_text())
+    setting = DenoiseConfig(5, 40.0, 2.0)
+    (folder / "pipeline.json").write_text(json.dumps({**description, "denoise": setting.to_dict()}))
+    pipe = Sketch2AnimePipeline.from_pretrained(folder, device="cpu")
+    assert pipe.description.denoise == setting
+    client = TestClient(create_app({"dn": pipe}), base_url="http://127.0.0.1")
+    data = {"projection": "0.3", "seed": "5", "output_size": "model"}
+    pictures = {}
+    for flag in ("true", "false"):
+        body = client.post("/api/generate", files=files(sketch_png(256)), data={**data, "denoise": flag}).json()
+        assert body["denoise"] is (flag == "true")
+        pictures[flag] = np.asarray(decode_data_url(body["image"]))
+        expected = pipe(sketch_png(256), projection=0.3, seed=5, output_size="model", denoise=flag == "true")
+        assert np.array_equal(pictures[flag], np.asarray(expected))
+        candidates = client.post("/api/variations", files=files(sketch_png(256)),
+                                 data={"count": "2", "denoise": flag, **data}).json()["images"]
+        assert np.array_equal(np.asarray(decode_data_url(candidates[0])), pictures[flag])
+    assert not np.array_equal(pictures["true"], pictures["false"])
+    default = client.post("/api/generate", files=files(sketch_png(256)), data=data).json()
+    assert np.array_equal(np.asarray(decode_data_url(default["image"])), pictures["true"])
+    for bad in ("maybe", "2"):
+        assert client.post("/api/generate", files=files(), data={"denoise": bad}).status_code == 422
 
 
 def test_output_size_model_sends_the_model_resolution(client: TestClient, tiny: dict) -> None:

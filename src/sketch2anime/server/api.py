@@ -57,6 +57,8 @@ FLATTEN_HELP = ("flat colours, 0 to 1: each region your lines close (face, fring
                 "small parts and regions open to the edge keep the model's (0 = the model's picture as it is)")
 WORK_SCALE_HELP = ("run the model at this multiple of its size (2: 256 px for the default): for large, detailed line "
                    "art such as full-length characters; about 4x the time (guided models only)")
+DENOISE_HELP = ("the model folder's picture clean-up (an edge-preserving filter that smooths speckle, see "
+                "pipeline.json's denoise entry); false gives the generator's raw picture")
 # Uploads arrive as these; browsers send "application/octet-stream" for some blobs.
 ACCEPTED_TYPES = ("image/", "application/octet-stream")
 
@@ -248,6 +250,7 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
         output_size: Literal["input", "model"] = Form("input", description=OUTPUT_SIZE_HELP),
         flatten: float = Form(0.0, ge=0.0, le=1.0, description=FLATTEN_HELP),
         work_scale: int = Form(1, ge=1, le=2, description=WORK_SCALE_HELP),
+        denoise: bool = Form(True, description=DENOISE_HELP),
         format: Literal["json", "png"] = Query("json", description="json: data URLs and timings; png: the picture only"),
     ) -> Response | dict[str, Any]:
         """JSON reply: ``image`` and ``projected_sketch`` (PNG data URLs; the projected sketch is null
@@ -268,7 +271,7 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
         hint_data = _image_upload(hint, "the hint layer")
         result, elapsed_ms = run(slot, "__call__", sketch=sketch_data, hint=hint_data, projection=projection,
                                  seed=seed, return_projected=True, output_size=output_size,
-                                 max_side=MAX_OUTPUT_SIDE, work_scale=work_scale)
+                                 max_side=MAX_OUTPUT_SIDE, work_scale=work_scale, denoise=denoise)
         image, projected = _unpack(result)
         if flatten:  # outside the model's lock: the next live update need not wait for it
             image = flatten_picture(image, sketch_data, flatten)
@@ -285,6 +288,7 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
             "seed": seed,
             "flatten": flatten,
             "work_scale": work_scale,
+            "denoise": denoise,
             "elapsed_ms": elapsed_ms,
             "server_ms": round((time.perf_counter() - started) * 1000.0, 1),
         }
@@ -300,6 +304,7 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
         output_size: Literal["input", "model"] = Form("input", description=OUTPUT_SIZE_HELP),
         flatten: float = Form(0.0, ge=0.0, le=1.0, description=FLATTEN_HELP),
         work_scale: int = Form(1, ge=1, le=2, description=WORK_SCALE_HELP),
+        denoise: bool = Form(True, description=DENOISE_HELP),
     ) -> dict[str, Any]:
         """``images``: ``count`` PNG data URLs; the first is what /api/generate gives for the same
         inputs, the others borrow from different training sketches."""
@@ -308,7 +313,7 @@ def build_router(slots: dict[str, ModelSlot], upscalers: dict[str, Any] | None =
         hint_data = _image_upload(hint, "the hint layer")
         images, elapsed_ms = run(slot, "variations", sketch=sketch_data, hint=hint_data, projection=projection,
                                  count=count, seed=seed, output_size=output_size, max_side=variation_side(count),
-                                 work_scale=work_scale)
+                                 work_scale=work_scale, denoise=denoise)
         if flatten:
             images = [flatten_picture(image, sketch_data, flatten) for image in images]
         return {
