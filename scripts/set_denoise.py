@@ -1,9 +1,11 @@
-"""Switch a pipeline folder's picture clean-up (the bilateral filter of models/denoise.py) on or off.
+"""Switch a pipeline folder's picture clean-up (the bilateral filter of models/denoise.py, and
+optionally the flip average before it) on or off.
 
     python scripts/set_denoise.py FOLDER [--out COPY] [--diameter 7] [--sigma-colour 5] [--sigma-space 3]
+                                  [--flip-average]
     python scripts/set_denoise.py FOLDER --off
 
-Writes the ``"denoise"`` entry of ``pipeline.json`` (nothing else changes: the weights, banks and
+Writes the ``"denoise"`` and ``"flip_average"`` entries of ``pipeline.json`` (nothing else changes: the weights, banks and
 model card stay as they are). With ``--out`` the folder is copied first and the copy changed, so
 the two can be scored side by side (``sketch2anime evaluate --model FOLDER --model COPY``).
 """
@@ -22,8 +24,10 @@ from sketch2anime.pipeline_format import PipelineDescription, find_pipeline_fold
 DEFAULTS = DenoiseConfig()  # the shipped setting: 7 px, colour sigma 5, space sigma 3
 
 
-def set_denoise(folder: Path, setting: DenoiseConfig | None, out: Path | None = None) -> Path:
-    """Write ``setting`` (None: off) into ``folder``'s ``pipeline.json``, or into a copy at ``out``."""
+def set_denoise(folder: Path, setting: DenoiseConfig | None, out: Path | None = None,
+                flip_average: bool = False) -> Path:
+    """Write ``setting`` (None: off) and ``flip_average`` into ``folder``'s ``pipeline.json``, or
+    into a copy at ``out``."""
     source = find_pipeline_folder(folder)
     if source is None:
         raise ValueError(f"{folder} is not a pipeline folder (no pipeline.json)")
@@ -34,7 +38,7 @@ def set_denoise(folder: Path, setting: DenoiseConfig | None, out: Path | None = 
             raise ValueError(f"--out {out} already exists; pick a new folder")
         shutil.copytree(source, out)
         target = out
-    description.replace(denoise=setting).write(target)
+    description.replace(denoise=setting, flip_average=flip_average).write(target)
     return target
 
 
@@ -45,15 +49,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--diameter", type=int, default=DEFAULTS.diameter)
     parser.add_argument("--sigma-colour", type=float, default=DEFAULTS.sigma_colour)
     parser.add_argument("--sigma-space", type=float, default=DEFAULTS.sigma_space)
-    parser.add_argument("--off", action="store_true", help="remove the clean-up")
+    parser.add_argument("--flip-average", action="store_true",
+                        help="also average each picture with the mirrored picture of the mirrored drawing, "
+                             "before the filter (twice the generator's work)")
+    parser.add_argument("--off", action="store_true", help="remove the clean-up (the filter and the flip average)")
     args = parser.parse_args(argv)
     try:
         setting = None if args.off else DenoiseConfig(args.diameter, args.sigma_colour, args.sigma_space)
-        target = set_denoise(args.folder, setting, args.out)
+        if args.off and args.flip_average:
+            raise ValueError("--off removes the whole clean-up; drop --flip-average or --off")
+        target = set_denoise(args.folder, setting, args.out, flip_average=args.flip_average)
     except (ValueError, CheckpointError) as exc:
         print(f"set_denoise: {exc}", file=sys.stderr)
         return 2
-    print(f"{target}: denoise {'off' if setting is None else setting.to_dict()}")
+    print(f"{target}: denoise {'off' if setting is None else setting.to_dict()}, "
+          f"flip average {'on' if args.flip_average else 'off'}")
     return 0
 
 

@@ -182,3 +182,55 @@ def test_denoise_false_gives_the_raw_pictures_on_every_path(tmp_path) -> None:
         assert (np.abs(as_array(Image.open(out).convert("RGB")) - plain).max() <= 1) == expected_same
     with pytest.raises(ValueError, match="denoise must be True"):
         clean(sketch, denoise="no")
+
+
+# ---- the flip average ----------------------------------------------------------------------------
+
+def test_pipeline_json_carries_the_flip_average_and_refuses_a_bad_one() -> None:
+    on = PipelineDescription("guided", 32, 4, latent_dim=8, flip_average=True)
+    assert on.to_dict()["flip_average"] is True
+    assert PipelineDescription.from_dict(json.loads(json.dumps(on.to_dict()))).flip_average is True
+    off = PipelineDescription("guided", 32, 4, latent_dim=8)
+    assert "flip_average" not in off.to_dict() and PipelineDescription.from_dict(off.to_dict()).flip_average is False
+    for bad in ("yes", 1, None):
+        with pytest.raises(CheckpointError, match="flip_average must be true or false"):
+            PipelineDescription.from_dict({**off.to_dict(), "flip_average": bad}, "x/pipeline.json")
+
+
+def test_the_flip_average_is_the_mean_with_the_mirrored_drawing_before_the_filter(tmp_path) -> None:
+    """The picture is (G(x) + mirror(G(mirror(x)))) / 2 with x = sketch, hints and guide (the latent
+    kept), then the bilateral filter; ``denoise=False`` skips both."""
+    import numpy as np
+
+    from conftest import load_script
+    from sketch2anime.inference import Sketch2AnimePipeline
+    from sketch2anime.testing import tiny_pipeline
+
+    set_denoise = load_script("set_denoise")
+    raw_folder = tiny_pipeline(tmp_path / "raw", kind="sketch2anime")
+    setting = DenoiseConfig(5, 30.0, 2.0)
+    assert set_denoise.main([str(raw_folder), "--out", str(tmp_path / "flip"), "--diameter", "5",
+                             "--sigma-colour", "30", "--sigma-space", "2", "--flip-average"]) == 0
+    raw, flip = (Sketch2AnimePipeline.from_pretrained(f) for f in (raw_folder, tmp_path / "flip"))
+    assert flip.description.flip_average and flip.description.denoise == setting
+    sketch = (torch.from_numpy(np.asarray(_sketch(), dtype=np.float32)) / 127.5 - 1)[None, None]
+    hint = torch.zeros(1, 4, 16, 16)
+    hint[0, :, 2:5, 3:6] = torch.tensor([1.0, -1.0, -1.0, 1.0])[:, None, None]  # a red dab on the left
+    with torch.inference_mode():
+        z, decoded = raw._latents(sketch, 0.0)
+        direct = raw.run_generator(sketch, hint, z, decoded)
+        mirrored = raw.run_generator(sketch.flip(-1), hint.flip(-1), z, decoded.flip(-1)).flip(-1)
+    assert not torch.allclose(direct, mirrored, atol=1e-3)  # an untrained generator is not symmetric
+    expected = bilateral_denoise((direct + mirrored) / 2, setting)
+    assert torch.allclose(flip.generate_tensors(sketch, hint, projection=0.0)["image"], expected, atol=1e-5)
+    assert torch.allclose(flip.generate_tensors(sketch, hint, projection=0.0, denoise=False)["image"],
+                          direct.clamp(-1, 1), atol=1e-5)
+    first = np.asarray(flip.variations(_sketch(), projection=0.0, count=2, seed=1, output_size="model")[0],
+                       dtype=np.float32)
+    picture = np.asarray(flip(_sketch(), projection=0.0, output_size="model"), dtype=np.float32)
+    assert np.abs(first - picture).max() <= 1.0
+    flip.save_pretrained(tmp_path / "saved")
+    assert Sketch2AnimePipeline.from_pretrained(tmp_path / "saved").description.flip_average is True
+    assert set_denoise.main([str(tmp_path / "flip"), "--off", "--flip-average"]) == 2
+    assert set_denoise.main([str(tmp_path / "flip"), "--off"]) == 0
+    assert not Sketch2AnimePipeline.from_pretrained(tmp_path / "flip").description.flip_average

@@ -91,6 +91,21 @@ def resolve_model_path(path_or_name: str | Path) -> Path:
     return folder
 
 
+def flip_averaged(runner: Any, pipe: "Sketch2AnimePipeline", sketch: torch.Tensor, hint: torch.Tensor,
+                  z: torch.Tensor | None, decoded: torch.Tensor | None) -> torch.Tensor:
+    """The mean of the runner's picture and the mirror image of its picture of the mirrored sketch,
+    hints and guide (one batch of 2N; the latent is kept: the generator saw flipped drawings with
+    their own latents in training; recomputing it for the mirrored sketch scored within 0.002 SSIM on
+    the validation faces): ``(N, 3, S, S)``.
+    Where the generator hedges (speckle, blotches of another hue) the two pictures disagree and the
+    mean settles it; what the drawing fixes, both agree on."""
+    n = sketch.shape[0]
+    both = runner(pipe, torch.cat([sketch, sketch.flip(-1)]), torch.cat([hint, hint.flip(-1)]),
+                  None if z is None else torch.cat([z, z]),
+                  None if decoded is None else torch.cat([decoded, decoded.flip(-1)])).float()
+    return (both[:n] + both[n:].flip(-1)) / 2
+
+
 class Sketch2AnimePipeline:
     """A loaded pipeline folder. Attributes: ``description`` (a ``PipelineDescription``),
     ``pipeline_type``, ``image_size``, ``hint_size``, ``hint_downscale``, ``projection_k``,
@@ -288,9 +303,14 @@ class Sketch2AnimePipeline:
 
     def run_generator(self, sketch: torch.Tensor, hint: torch.Tensor, z: torch.Tensor | None,
                       decoded: torch.Tensor | None, denoise: bool = True) -> torch.Tensor:
-        """This pipeline type's runner (``(N, 3, S, S)`` in about [-1, 1]), then the folder's
-        picture clean-up when ``pipeline.json`` asks for one (``models/denoise.py``) and ``denoise``."""
-        image = GENERATOR_RUNNERS[self.pipeline_type](self, sketch, hint, z, decoded)
+        """This pipeline type's runner (``(N, 3, S, S)`` in about [-1, 1]), then, when ``denoise``,
+        the folder's picture clean-up as ``pipeline.json`` asks: the flip average, then the
+        bilateral filter (``models/denoise.py``)."""
+        runner = GENERATOR_RUNNERS[self.pipeline_type]
+        if denoise and self.description.flip_average:
+            image = flip_averaged(runner, self, sketch, hint, z, decoded)
+        else:
+            image = runner(self, sketch, hint, z, decoded)
         if denoise and self.description.denoise is not None:
             from .models.denoise import bilateral_denoise
 

@@ -5,7 +5,8 @@
     MODEL/pipeline.json     {"format_version": 1, "pipeline_type": "sketch2anime" | "guided" | "simple_gan" | ...,
                              "image_size": 64, "hint_downscale": 4, "latent_dim": 512,
                              "projection": {"k": 10, "reg": 0.001}, "training": {...},
-                             "denoise": {"diameter": 7, "sigma_colour": 5.0, "sigma_space": 3.0}}  # optional
+                             "denoise": {"diameter": 7, "sigma_colour": 5.0, "sigma_space": 3.0},  # optional
+                             "flip_average": true}  # optional
     MODEL/autoencoder/      save_model folder (pipelines with a latent: sketch2anime, guided, autoencoder)
     MODEL/generator/        save_model folder (every type but the stage-1 "autoencoder")
     MODEL/latent_bank.*     the training latents for projection (pipelines with a latent)
@@ -58,7 +59,7 @@ BANK_STEM = "latent_bank"
 # Parts each pipeline type's folder must hold (types not listed: a generator only).
 LATENT_PIPELINE_TYPES = ("sketch2anime", "guided")
 _KNOWN_KEYS = {"format_version", "pipeline_type", "image_size", "hint_downscale", "latent_dim", "projection",
-               "training", "denoise"}
+               "training", "denoise", "flip_average"}
 
 
 def _positive_int(value: Any) -> bool:
@@ -74,7 +75,8 @@ class PipelineDescription:
     bank latents and the LLE regulariser of ``models.projection.project``. ``training``: what made
     it (experiment, step, dataset, final). ``denoise``: the bilateral clean-up the pipeline applies
     to its pictures (``models/denoise.py``), None for none; an optional key, so folders without it
-    read as before. ``extra``: keys this version does not know, kept so that a folder saves back as
+    read as before. ``flip_average``: the clean-up also averages each picture with the mirror image
+    of the picture drawn from the mirrored inputs (optional, False when absent). ``extra``: keys this version does not know, kept so that a folder saves back as
     it was read.
     """
 
@@ -86,6 +88,7 @@ class PipelineDescription:
     projection_reg: float = DEFAULT_REG
     training: dict[str, Any] = field(default_factory=dict)
     denoise: DenoiseConfig | None = None
+    flip_average: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -106,6 +109,8 @@ class PipelineDescription:
             raise ValueError("training and extra must be dicts")
         if self.denoise is not None and not isinstance(self.denoise, DenoiseConfig):
             raise ValueError(f"denoise must be a DenoiseConfig or None, got {self.denoise!r}")
+        if not isinstance(self.flip_average, bool):
+            raise ValueError(f"flip_average must be true or false, got {self.flip_average!r}")
         # Plain Python numbers, so the JSON never holds numpy scalars.
         for name in ("image_size", "hint_downscale", "projection_k"):
             object.__setattr__(self, name, int(getattr(self, name)))
@@ -140,6 +145,8 @@ class PipelineDescription:
             description["training"] = self.training
         if self.denoise is not None:
             description["denoise"] = self.denoise.to_dict()
+        if self.flip_average:
+            description["flip_average"] = True
         return description
 
     @classmethod
@@ -163,6 +170,7 @@ class PipelineDescription:
                        hint_downscale=data["hint_downscale"], latent_dim=data.get("latent_dim"),
                        projection_k=projection.get("k", DEFAULT_K), projection_reg=projection.get("reg", DEFAULT_REG),
                        training=data.get("training") or {}, denoise=denoise,
+                       flip_average=data.get("flip_average", False),
                        extra={k: v for k, v in data.items() if k not in _KNOWN_KEYS})
         except ValueError as exc:
             raise CheckpointError(f"{source}: {exc}") from None
