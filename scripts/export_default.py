@@ -220,14 +220,23 @@ CLEAN_UP_BULLET = "- Picture clean-up:"
 
 
 def denoise_lines(description: dict[str, Any]) -> list[str]:
-    """The card's bullet on the folder's picture clean-up (``pipeline.json``'s ``denoise``), if any."""
-    setting = description.get("denoise")
-    if not setting:
+    """The card's bullet on the folder's picture clean-up (``pipeline.json``'s ``flip_average`` and
+    ``denoise``), if any."""
+    setting, flip = description.get("denoise"), description.get("flip_average") is True
+    if not setting and not flip:
         return []
-    return [f"{CLEAN_UP_BULLET} every picture passes an edge-preserving bilateral filter (`models/denoise.py`; "
-            f"diameter {setting['diameter']} px, colour sigma {setting['sigma_colour']:g} of 255, space sigma "
-            f"{setting['sigma_space']:g} px, the `denoise` entry of `pipeline.json`; `scripts/set_denoise.py FOLDER "
-            "--off` removes it): it smooths the generator's faint speckle and keeps lines and colour edges."]
+    steps = []
+    if flip:
+        steps.append("is averaged with the mirror image of the picture drawn from the mirrored sketch, hints and "
+                     "guide (the `flip_average` entry of `pipeline.json`; where the generator hedges, the two "
+                     "disagree and the mean settles it; twice the generator's work)")
+    if setting:
+        steps.append(f"passes an edge-preserving bilateral filter (`models/denoise.py`; diameter "
+                     f"{setting['diameter']} px, colour sigma {setting['sigma_colour']:g} of 255, space sigma "
+                     f"{setting['sigma_space']:g} px, the `denoise` entry; it smooths the generator's faint speckle "
+                     "and keeps lines and colour edges)")
+    return [f"{CLEAN_UP_BULLET} every picture {', then '.join(steps)}. `scripts/set_denoise.py FOLDER --off` "
+            "removes the clean-up, `pipe(..., denoise=False)` skips it for one call."]
 
 
 def refresh_card(target: Path, metrics: Path) -> Path:

@@ -273,10 +273,16 @@ def test_refresh_card_rewrites_the_metrics_and_the_clean_up_bullet_only(export_d
     lines = text.splitlines()
     bullet = next(i for i, line in enumerate(lines) if line.startswith("- Picture clean-up:"))
     assert lines[bullet + 1].startswith("- Resolution") and "diameter 7 px, colour sigma 10 of 255" in lines[bullet]
+    assert "mirror" not in lines[bullet]
+    PipelineDescription.read(target).replace(flip_average=True).write(target)
+    assert export_default.main(["--refresh-card", "--metrics", str(metrics), "--target", str(target)]) == 0
+    bullet = next(line for line in (target / "MODEL_CARD.md").read_text().splitlines()
+                  if line.startswith("- Picture clean-up:"))
+    assert bullet.index("mirror image") < bullet.index("bilateral filter") and "`flip_average`" in bullet
     # twice gives one bullet; without the clean-up it goes
     assert export_default.main(["--refresh-card", "--metrics", str(metrics), "--target", str(target)]) == 0
     assert (target / "MODEL_CARD.md").read_text().count("- Picture clean-up:") == 1
-    PipelineDescription.read(target).replace(denoise=None).write(target)
+    PipelineDescription.read(target).replace(denoise=None, flip_average=False).write(target)
     assert export_default.main(["--refresh-card", "--metrics", str(metrics), "--target", str(target)]) == 0
     assert "- Picture clean-up:" not in (target / "MODEL_CARD.md").read_text()
     with pytest.raises(SystemExit):
