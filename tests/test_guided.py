@@ -311,6 +311,50 @@ def test_denoise_puts_the_clean_up_between_the_generator_and_every_loss_and_ship
     assert Sketch2AnimePipeline.from_pretrained(run / "model", device="cpu").description.denoise == setting
 
 
+def test_flip_consistency_pulls_the_picture_towards_its_mirrored_twin(
+        autoencoder64: Path, dataset128: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sketch2anime.training import guided_stage
+
+    calls, passed = [], []
+    generator_update = guided_stage.GuidedStage.generator_update
+
+    def recording_g(self, *args):
+        passed.append(args[-1])
+        return generator_update(self, *args)
+
+    monkeypatch.setattr(guided_stage.GuidedStage, "generator_update", recording_g)
+    original_init = guided_stage.GuidedStage.__init__
+
+    def hooked_init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.G.register_forward_hook(lambda module, inputs, output: calls.append(
+            ([x.detach().clone() for x in inputs[:3]], output.detach().clone())) if module.training else None)
+
+    monkeypatch.setattr(guided_stage.GuidedStage, "__init__", hooked_init)
+    plain, weighted = tmp_path / "plain", tmp_path / "flip"
+    train_experiment(_guided_config(dataset128, autoencoder64, weighted, "train.log_every=1", "train.steps=1",
+                                    "train.flip_consistency_weight=50"))
+    assert len(calls) == 2 and passed[0] is not None
+    (inputs, picture), (mirrored_inputs, mirrored_picture) = calls
+    for given, flipped in zip(inputs, mirrored_inputs):  # sketch, guide, hint: all mirrored
+        assert torch.equal(flipped, given.flip(-1))
+    assert torch.allclose(passed[0], mirrored_picture.flip(-1))  # and the picture mirrored back
+    assert not torch.allclose(passed[0], picture, atol=1e-3)
+    half_gap = 0.5 * float((picture.float() - passed[0].float()).abs().mean())
+    calls.clear()
+    passed.clear()
+    train_experiment(_guided_config(dataset128, autoencoder64, plain, "train.log_every=1", "train.steps=1"))
+    assert len(calls) == 1 and passed == [None]
+    read = lambda run: [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    without, with_flip = read(plain)[0], read(weighted)[0]
+    assert "flip" not in without and with_flip["flip"] > 0
+    # the distance to the mean of the two pictures (half that to the twin), and the only change to the total
+    assert with_flip["flip"] == pytest.approx(half_gap, rel=1e-3)
+    assert with_flip["g_loss"] - without["g_loss"] == pytest.approx(50 * with_flip["flip"], rel=1e-3, abs=1e-5)
+    with pytest.raises(ConfigError, match="flip_consistency_weight is only used by the guided stage"):
+        load_experiment(CONFIGS / "test_pix2pix.toml", ["train.flip_consistency_weight=1"])
+
+
 def test_denoise_needs_the_setting_form_and_the_guided_stage(autoencoder64: Path, dataset128: Path,
                                                              tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="train.denoise.*DIAMETER,SIGMA_COLOUR,SIGMA_SPACE"):

@@ -108,6 +108,9 @@ class TrainConfig:
     guided stage only; the regions
     of the ``flatness_regions`` = "clean" sketch the picture was drawn from, or of the "input" the
     generator saw, rough or not),
+    ``flip_consistency_weight`` (guided stage only): L1 between the picture and the mean of it and
+    the mirror image of the picture of the mirrored inputs (no gradient through the mirrored pass),
+    so one pass learns the calmer picture of the inference-time flip average.
     ``denoise`` ("DIAMETER,SIGMA_COLOUR,SIGMA_SPACE", "" for none; guided stage only): the
     pipeline's bilateral clean-up (``models/denoise.py``) applied to the generator's picture before
     every loss and written into the exported ``pipeline.json``, so the losses judge the picture the
@@ -148,6 +151,7 @@ class TrainConfig:
     flatness_weight: float = 0.0
     flatness_min_region: float = 0.005
     flatness_regions: Literal["clean", "input"] = "clean"
+    flip_consistency_weight: float = 0.0
     denoise: str = ""
     r1_gamma: float = 0.0
     r1_every: int = 16
@@ -179,7 +183,8 @@ class TrainConfig:
         for name in ("steps", "lr", "log_every", "sample_every", "checkpoint_every", "r1_every", "projection_k"):
             positive(name)
         for name in ("weight_decay", "warmup_steps", "l1_weight", "adversarial_weight", "feature_matching_weight",
-                     "perceptual_weight", "hint_weight", "ssim_weight", "flatness_weight", "r1_gamma", "snapshot_every",
+                     "perceptual_weight", "hint_weight", "ssim_weight", "flatness_weight", "flip_consistency_weight",
+                     "r1_gamma", "snapshot_every",
                      "max_minutes"):
             positive(name, allow_zero=True)
         # Counts of steps beyond any real run (1e20) are typos; they would also overflow int64 tensors.
@@ -260,6 +265,9 @@ class ExperimentConfig:
         # Only the guided stage reads the region labels: elsewhere the weight would be silently ignored.
         if self.train.flatness_weight > 0 and self.experiment.stage != "guided":
             raise ConfigError(f"train.flatness_weight is only used by the guided stage, not by stage "
+                              f"{self.experiment.stage!r}: set it to 0")
+        if self.train.flip_consistency_weight > 0 and self.experiment.stage != "guided":
+            raise ConfigError(f"train.flip_consistency_weight is only used by the guided stage, not by stage "
                               f"{self.experiment.stage!r}: set it to 0")
         if self.train.denoise and self.experiment.stage != "guided":
             raise ConfigError(f"train.denoise is only used by the guided stage, not by stage "

@@ -127,10 +127,13 @@ class ConditionalGANUpdate:
 
     def generator_update(self, image: torch.Tensor, fake: torch.Tensor, sketch: torch.Tensor | None,
                          d_hint: torch.Tensor | None, hint: torch.Tensor, step: int,
-                         regions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                         regions: torch.Tensor | None = None,
+                         mirrored: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One G step from ``fake`` (with its graph); D is frozen and used unwrapped (no gradient sync).
         ``sketch``/``d_hint``: what D sees (``d_inputs``); ``hint``: the hint of the masked hint loss;
-        ``regions`` (N, S, S): a sketch's region labels for the flatness loss (None: off)."""
+        ``regions`` (N, S, S): a sketch's region labels for the flatness loss (None: off);
+        ``mirrored`` (N, 3, S, S), no graph: the mirror image of G's picture of the mirrored inputs,
+        which the flip-consistency loss pulls ``fake`` towards (None: off)."""
         from .losses import (feature_matching_loss, generator_adversarial_loss, masked_hint_loss,
                              region_flatness_loss, ssim_loss)
 
@@ -169,6 +172,11 @@ class ConditionalGANUpdate:
             flatness = region_flatness_loss(fake32, image, regions)
             total = total + train.flatness_weight * flatness
             losses["flatness"] = flatness.detach()
+        if mirrored is not None and train.flip_consistency_weight > 0:
+            # Towards the mean of the two pictures, the flip average inference would otherwise pay twice for.
+            consistency = torch.nn.functional.l1_loss(fake32, (fake32.detach() + mirrored.float()) / 2)
+            total = total + train.flip_consistency_weight * consistency
+            losses["flip"] = consistency.detach()
         losses.update({"l1": l1.detach(), "hint": hint_loss.detach(), "g_loss": total.detach()})
         optimizer_step(self.opt_g, total, self.G.parameters(), train.grad_clip)
         if self.ema is not None:

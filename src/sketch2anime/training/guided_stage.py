@@ -228,7 +228,13 @@ class GuidedStage(GANStageBase, ConditionalGANUpdate):
             # The true picture's colours follow the clean lines; a rough sketch's regions straddle them.
             lines = clean if train.flatness_regions == "clean" else user
             regions = region_labels(lines, train.flatness_min_region)
-        losses.update(self.generator_update(image, fake, d_sketch, d_hint, hint, step, regions))
+        mirrored = None
+        if train.flip_consistency_weight > 0:
+            with torch.no_grad(), self.engine.autocast():
+                mirrored = self.g_net(self.as_input(user.flip(-1)), self.as_input(guide.flip(-1)), hint.flip(-1),
+                                      latent)
+            mirrored = self.shown(mirrored.float()).flip(-1)
+        losses.update(self.generator_update(image, fake, d_sketch, d_hint, hint, step, regions, mirrored))
         self.step = step + 1
         return losses
 
