@@ -76,8 +76,8 @@ class PipelineDescription:
     it (experiment, step, dataset, final). ``denoise``: the bilateral clean-up the pipeline applies
     to its pictures (``models/denoise.py``), None for none; an optional key, so folders without it
     read as before. ``flip_average``: the clean-up also averages each picture with the mirror image
-    of the picture drawn from the mirrored inputs (optional, False when absent). ``extra``: keys this version does not know, kept so that a folder saves back as
-    it was read.
+    of the picture drawn from the mirrored inputs (optional, False when absent). ``extra``: keys
+    this version does not know, kept so that a folder saves back as it was read.
     """
 
     pipeline_type: str

@@ -57,8 +57,9 @@ FLATTEN_HELP = ("flat colours, 0 to 1: each region your lines close (face, fring
                 "small parts and regions open to the edge keep the model's (0 = the model's picture as it is)")
 WORK_SCALE_HELP = ("run the model at this multiple of its size (2: 256 px for the default): for large, detailed line "
                    "art such as full-length characters; about 4x the time (guided models only)")
-DENOISE_HELP = ("the model folder's picture clean-up (an edge-preserving filter that smooths speckle, see "
-                "pipeline.json's denoise entry); false gives the generator's raw picture")
+DENOISE_HELP = ("the model folder's picture clean-up (pipeline.json's denoise and flip_average entries: an "
+                "edge-preserving filter that smooths speckle, and the mean with the mirrored drawing's picture); "
+                "false gives the generator's raw picture")
 # Uploads arrive as these; browsers send "application/octet-stream" for some blobs.
 ACCEPTED_TYPES = ("image/", "application/octet-stream")
 
