@@ -262,16 +262,11 @@ class ExperimentConfig:
     baseline: BaselineSection = field(default_factory=BaselineSection)
 
     def __post_init__(self) -> None:
-        # Only the guided stage reads the region labels: elsewhere the weight would be silently ignored.
-        if self.train.flatness_weight > 0 and self.experiment.stage != "guided":
-            raise ConfigError(f"train.flatness_weight is only used by the guided stage, not by stage "
-                              f"{self.experiment.stage!r}: set it to 0")
-        if self.train.flip_consistency_weight > 0 and self.experiment.stage != "guided":
-            raise ConfigError(f"train.flip_consistency_weight is only used by the guided stage, not by stage "
-                              f"{self.experiment.stage!r}: set it to 0")
-        if self.train.denoise and self.experiment.stage != "guided":
-            raise ConfigError(f"train.denoise is only used by the guided stage, not by stage "
-                              f"{self.experiment.stage!r}: set it to \"\"")
+        # Only the guided stage reads these: elsewhere they would be silently ignored.
+        for name, off in (("flatness_weight", "0"), ("flip_consistency_weight", "0"), ("denoise", '""')):
+            if getattr(self.train, name) and self.experiment.stage != "guided":
+                raise ConfigError(f"train.{name} is only used by the guided stage, not by stage "
+                                  f"{self.experiment.stage!r}: set it to {off}")
 
     @property
     def output_dir(self) -> Path:
