@@ -297,6 +297,20 @@ def baseline_budgets(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]
     return found
 
 
+def autoencoder_size(target: Path) -> int:
+    """Side in px of the sketch autoencoder shipped in ``target``."""
+    return int(json.loads((target / "autoencoder" / "config.json").read_text())["config"]["image_size"])
+
+
+def autoencoder_text(table: dict[int, str], target: Path) -> str:
+    """The card's line from ``table`` (AUTOENCODER_DATA, GUIDE_LIMIT) for the autoencoder in ``target``."""
+    size = autoencoder_size(target)
+    if size not in table:
+        raise SystemExit(f"the card has no text for a {size} px sketch autoencoder; add it to AUTOENCODER_DATA "
+                         "and GUIDE_LIMIT in scripts/export_default.py")
+    return table[size]
+
+
 def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: Path | None,
                showcase: Path | None, inherited: tuple[Path | None, list[str]],
                parts_run: Path | None = None, snapshot: int | None = None,
@@ -346,7 +360,7 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
         "square, resized, and the result is resized back.",
         f"- Files: {size_mb:.1f} MB (safetensors + JSON, no pickle); the weights are stored as float16, the latent "
         "banks as int8 with one scale per row; both are loaded as float32.", "",
-        "## Training data", ""] + (GUIDED_DATA if guided else FACES64_DATA) + [
+        "## Training data", ""] + (GUIDED_DATA + [autoencoder_text(AUTOENCODER_DATA, target)] if guided else FACES64_DATA) + [
         "- Licence of the data: none given; copyrighted art, **research use only**. The weights inherit that: use "
         "them for research and personal experiments, not commercially.", "",
         BUDGET_HEADING, "",
@@ -366,6 +380,8 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
                   "hint | result with hint).", ""]
     hours = sum(budget_row_hours(row) for row in inherited_rows) + sum(b["hours"] for _, b in runs)
     limits = [line.replace("{hours}", f"{hours:.1f}") for line in (GUIDED_LIMITS if guided else FACES64_LIMITS)]
+    if guided:
+        limits = [autoencoder_text(GUIDE_LIMIT, target) if line == "{guide_limit}" else line for line in limits]
     lines += ["## Limits", ""] + limits
     card = target / "MODEL_CARD.md"
     card.write_text("\n".join(lines), encoding="utf-8")
@@ -386,10 +402,15 @@ GUIDED_DATA = [
     "line-style changes (width, darkness, blur, binarising, noise), flips, random crops (jitter 1.08), "
     "zoom-out onto white paper, figure cut-outs (an outlined silhouette on white paper or on a flat backdrop "
     "colour that hint dabs ask for; two fine-tunes), half-body figures (the face shrunk to the head of a drawn "
-    "figure in flat-coloured, outlined clothes; the last two fine-tunes) and round-brush colour hints.",
-    "- Sketch autoencoder: the 64 px autoencoder of the previous default model, trained on `datasets/faces64` "
-    "(14,896 getchu.com visual-novel faces, detail + XDoG; 2000 steps × 32 images, 0.51 h on this CPU); unchanged "
-    "here. The latent bank is re-encoded from the 128 px training sketches (min-pooled to 64 px)."]
+    "figure in flat-coloured, outlined clothes; the last two fine-tunes) and round-brush colour hints."]
+AUTOENCODER_DATA = {
+    64: "- Sketch autoencoder: the 64 px autoencoder of the previous default model, trained on `datasets/faces64` "
+        "(14,896 getchu.com visual-novel faces, detail + XDoG; 2000 steps × 32 images, 0.51 h on this CPU); "
+        "unchanged here. The latent bank is re-encoded from the 128 px training sketches (min-pooled to 64 px).",
+    128: "- Sketch autoencoder: a 128 px autoencoder (`configs/ae128.toml`) trained on the training sketches of "
+         "`datasets/faces128` (all five line styles, rough and restyled on the fly; its budget row is the "
+         "stage-1 row below); the latent bank holds the same sketches encoded at 128 px. The generator's last "
+         "fine-tune moved it from the 64 px autoencoder onto this one (`configs/guided128_ae128.toml`)."}
 FACES64_RETRAIN = (
     "Retrain: `sketch2anime prepare ../shared/data/anime-faces-64 datasets/faces64 --size 64 --extractor "
     "detail,xdog --val-fraction 0.05 --seed 0`, then `sketch2anime train configs/ae64.toml` and "
@@ -424,6 +445,12 @@ GUIDED_RETRAIN = (
     "stage-1 autoencoder comes from `experiment.autoencoder_dir`, "
     "`configs/ae64.toml` trains a new one). Add `--set train.threads=1` when another job shares the 2-core "
     "machine: one thread per job was fastest then.")
+GUIDE_LIMIT = {
+    64: "- The guide (autoencoder preview) is a blurry grey shadow, because the 64 px autoencoder is small, so "
+        "the projection strength barely changes the result.",
+    128: "- The guide (autoencoder preview) is drawn at 128 px: a clean face outline, eyes and hair masses on white "
+         "paper, but closer to a template face than to the user's drawing (one 512-d latent cannot hold the "
+         "lines); the projection strength changes the result only a little (README, \"Projection strength\")."}
 GUIDED_LIMITS = [
     "- 128 px face crops: it draws a face-crop composition. A figure drawn on white paper keeps the paper "
     "outside its outline (the cut-out fine-tunes), unless a hint asks for a background colour there. Bodies "
@@ -431,9 +458,8 @@ GUIDED_LIMITS = [
     "and scenery still get blotchy face colours where no hint says otherwise.",
     "- Trained for about {hours} hours on a 2-core CPU (the budget table's rows together): layouts and hints "
     "are followed, but flat regions still carry some colour blotches (fewer since the SSIM fine-tune; the "
-    "adversarial fine-tunes add texture and some pink smudges) and fine detail is missing; the guide "
-    "(autoencoder preview) is a blurry shadow, because the 64 px autoencoder is small, so the projection "
-    "strength barely changes the result.",
+    "adversarial fine-tunes add texture and some pink smudges) and fine detail is missing.",
+    "{guide_limit}",
     "- Hints are followed as colour regions at 32 px hint resolution; thin hint strokes are averaged away.",
     "- Style: TV-anime faces of one data set; it reproduces that data's biases (mostly young female characters, "
     "light skin).", ""]
@@ -489,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     source = args.run / "model" if args.snapshot is None else args.run / "snapshots" / f"step_{args.snapshot:07d}"
     if not (source / "pipeline.json").is_file():
         raise SystemExit(f"{source} is not an exported pipeline folder")
+    if json.loads((source / "pipeline.json").read_text()).get("pipeline_type") == "guided":
+        autoencoder_text(AUTOENCODER_DATA, source)  # a card it cannot write stops it before the target changes
     inherited = inherited_budget_rows(args.run)  # before the target, maybe the starting model, is replaced
     if not args.card_only:
         with tempfile.TemporaryDirectory(prefix="s2a-soup-") as scratch:

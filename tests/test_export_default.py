@@ -164,8 +164,9 @@ def test_a_baselines_budget_stops_at_the_step_its_model_was_exported(export_defa
     assert name == "p2p" and budget["steps"] == 200 and budget["images_seen"] == 1600
 
 
-def _tiny_guided(folder: Path, seed: int, experiment: str = "") -> None:
-    """A 64 px guided pipeline folder: one shared autoencoder, bank and palettes; the generator from ``seed``."""
+def _tiny_guided(folder: Path, seed: int, experiment: str = "", size: int = 64) -> None:
+    """A ``size`` px guided pipeline folder (autoencoder at the same size): one shared autoencoder, bank
+    and palettes; the generator from ``seed``."""
     from sketch2anime.data.palettes import PaletteBank
     from sketch2anime.models.autoencoder import AutoencoderConfig, SketchAutoencoder
     from sketch2anime.models.guided_unet import GuidedUNet, GuidedUNetConfig
@@ -173,14 +174,14 @@ def _tiny_guided(folder: Path, seed: int, experiment: str = "") -> None:
     from sketch2anime.pipeline_format import PipelineDescription, write_pipeline_folder
 
     torch.manual_seed(0)
-    autoencoder = SketchAutoencoder(AutoencoderConfig(image_size=64, latent_dim=16, base_channels=4, max_channels=16))
+    autoencoder = SketchAutoencoder(AutoencoderConfig(image_size=size, latent_dim=16, base_channels=4, max_channels=16))
     ids = [f"face_{i}/detail" for i in range(12)]
     bank = LatentBank(torch.randn(12, 16), ids)
     palettes = PaletteBank(torch.randint(0, 256, (12, 16, 16, 3), dtype=torch.uint8), ids)
     torch.manual_seed(seed)
-    generator = GuidedUNet(GuidedUNetConfig(image_size=64, latent_dim=16, base_channels=4, max_channels=16, depth=3))
+    generator = GuidedUNet(GuidedUNetConfig(image_size=size, latent_dim=16, base_channels=4, max_channels=16, depth=3))
     training = {"experiment": experiment} if experiment else {}
-    write_pipeline_folder(folder, PipelineDescription("guided", 64, 4, latent_dim=16, training=training),
+    write_pipeline_folder(folder, PipelineDescription("guided", size, 4, latent_dim=16, training=training),
                           {"autoencoder": autoencoder, "generator": generator}, bank=bank, palettes=palettes)
 
 
@@ -213,6 +214,7 @@ def test_a_soup_export_ships_the_average_with_the_starting_model_and_counts_both
     assert "weight average 0.75 ×" in card and "--alpha 0.25" in card
     assert f"generator of `{start}` (experiment `guided128_parts`)" in card  # a copied folder named by what made it
     assert "Trained for about 2.6 hours" in card  # 2.48 h inherited + the run's 300 s
+    assert "the 64 px autoencoder of the previous default model" in card and "blurry grey shadow" in card
 
 
 def test_a_soup_of_a_run_from_scratch_is_refused(export_default, tmp_path: Path) -> None:
@@ -287,3 +289,22 @@ def test_refresh_card_rewrites_the_metrics_and_the_clean_up_bullet_only(export_d
     assert "- Picture clean-up:" not in (target / "MODEL_CARD.md").read_text()
     with pytest.raises(SystemExit):
         export_default.main([str(tmp_path), "--refresh-card", "--metrics", str(metrics), "--target", str(target)])
+
+
+def test_the_card_describes_the_autoencoder_that_ships(export_default, tmp_path: Path) -> None:
+    start = tmp_path / "shipped"
+    _tiny_guided(start, seed=1, experiment="guided128_parts")
+    (start / "MODEL_CARD.md").write_text(START_CARD)
+    run = _run(tmp_path / "ae128", {"steps": 300, "lr": 1e-4}, init_generator=str(start))
+    _tiny_guided(run / "model", seed=2, size=128)
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 300, "time": 300.0, "images_per_s": 8.0}) + "\n")
+    target = tmp_path / "default"
+    assert export_default.main([str(run), "--target", str(target)]) == 0
+    card = (target / "MODEL_CARD.md").read_text()
+    assert "a 128 px autoencoder (`configs/ae128.toml`)" in card and "drawn at 128 px" in card
+    assert "64 px autoencoder of the previous default" not in card and "blurry grey shadow" not in card
+
+    _tiny_guided(run / "model", seed=2, size=32)  # a size the card has no words for: refused, not mislabelled
+    with pytest.raises(SystemExit, match="no text for a 32 px sketch autoencoder"):
+        export_default.main([str(run), "--target", str(target)])
+    assert "a 128 px autoencoder" in (target / "MODEL_CARD.md").read_text()  # the shipped folder untouched
