@@ -150,12 +150,11 @@ def fine_tune_stage_suffix(inherited: list[str]) -> str:
 
 def fine_tune_note(run: Path, start: Path, snapshot: int | None = None, soup_alpha: float | None = None) -> str:
     """How the fine-tune differed from the configuration it started from, read from its config.json
-    (``train.steps`` is the snapshot's step when one is shipped), and, with ``soup_alpha``, that the
-    shipped generator averages the fine-tune's weights with the starting model's."""
+    (``train.steps`` as configured: its learning-rate schedule; a shipped snapshot's step is named
+    after it), and, with ``soup_alpha``, that the shipped generator averages the fine-tune's weights
+    with the starting model's."""
     config = json.loads((run / "config.json").read_text())
     train = config["train"]
-    if snapshot is not None:
-        train["steps"] = snapshot
     keys = ("steps", "lr", "l1_weight", "adversarial_weight", "ssim_weight", "flatness_weight")
     settings = [f"`train.{key}={train[key]}`" for key in keys if train.get(key) not in (None, 0, 0.0)]
     # The discriminator's design choices the fine-tunes vary, where they left the defaults (its widths
@@ -168,6 +167,8 @@ def fine_tune_note(run: Path, start: Path, snapshot: int | None = None, soup_alp
     policy = (train.get("d_augment") or {}).get("policy") or []
     if policy:
         settings.append(f"`train.d_augment.policy={json.dumps(list(policy))}` (DiffAugment)")
+    if snapshot is not None and snapshot != train.get("steps"):
+        settings[0] += f" (shipped at its step-{snapshot:,} snapshot)"
     settings = ", ".join(settings)
     # A copied folder's path says little; the experiment that made it says which model it is.
     made_by = training_record(Path(start)).get("experiment")
@@ -450,7 +451,8 @@ GUIDE_LIMIT = {
         "the projection strength barely changes the result.",
     128: "- The guide (autoencoder preview) is drawn at 128 px: a clean face outline, eyes and hair masses on white "
          "paper, but closer to a template face than to the user's drawing (one 512-d latent cannot hold the "
-         "lines); the projection strength changes the result only a little (README, \"Projection strength\")."}
+         "lines); the generator follows the user's lines over it, so the projection strength changes the "
+         "result only a little (about 9 of 255 from t = 0 to t = 1 on rough sketches; docs/experiments.md)."}
 GUIDED_LIMITS = [
     "- 128 px face crops: it draws a face-crop composition. A figure drawn on white paper keeps the paper "
     "outside its outline (the cut-out fine-tunes), unless a hint asks for a background colour there. Bodies "

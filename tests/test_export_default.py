@@ -146,7 +146,10 @@ def test_a_shipped_snapshot_counts_the_run_only_up_to_its_step(export_default, t
     # The second pass through step 300 is the one the snapshot holds: its time is counted, 400 and 500 are not.
     assert snapshot["steps"] == 300 and snapshot["images_seen"] == 2400
     assert snapshot["hours"] == pytest.approx((30 + 25) / 3600)
-    assert "train.steps=300" in export_default.fine_tune_note(run, tmp_path / "shipped", snapshot=300)
+    configured = json.loads((run / "config.json").read_text())["train"]["steps"]
+    assert configured != 300
+    note = export_default.fine_tune_note(run, tmp_path / "shipped", snapshot=300)
+    assert f"`train.steps={configured}` (shipped at its step-300 snapshot)" in note
     with pytest.raises(SystemExit, match="no record of step 250"):
         export_default.run_budget(run, until_step=250)
     assert export_default.run_budget(run, until_step=250, strict=False)["steps"] == 500
