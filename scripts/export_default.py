@@ -361,7 +361,8 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
         "square, resized, and the result is resized back.",
         f"- Files: {size_mb:.1f} MB (safetensors + JSON, no pickle); the weights are stored as float16, the latent "
         "banks as int8 with one scale per row; both are loaded as float32.", "",
-        "## Training data", ""] + (GUIDED_DATA + [autoencoder_text(AUTOENCODER_DATA, target)] if guided else FACES64_DATA) + [
+        "## Training data", ""] + (GUIDED_DATA + [autoencoder_text(AUTOENCODER_DATA, target)] if guided
+                                    else FACES64_DATA) + [
         "- Licence of the data: none given; copyrighted art, **research use only**. The weights inherit that: use "
         "them for research and personal experiments, not commercially.", "",
         BUDGET_HEADING, "",
