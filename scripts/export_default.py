@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from sketch2anime.checkpoint import atomic_save_tensors, atomic_write_text, read_tensors
+from sketch2anime.checkpoint import atomic_save_tensors, atomic_write_text, read_model_description, read_tensors
 from sketch2anime.inference import DEFAULT_MODEL_DIR, Sketch2AnimePipeline
 from sketch2anime.interpolate import interpolate_pipelines
 from sketch2anime.data.palettes import PaletteBank
@@ -300,7 +300,7 @@ def baseline_budgets(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]
 
 def autoencoder_size(target: Path) -> int:
     """Side in px of the sketch autoencoder shipped in ``target``."""
-    return int(json.loads((target / "autoencoder" / "config.json").read_text())["config"]["image_size"])
+    return int(read_model_description(target / "autoencoder")["config"]["image_size"])
 
 
 def autoencoder_text(table: dict[int, str], target: Path) -> str:

@@ -184,8 +184,7 @@ class TrainConfig:
             positive(name)
         for name in ("weight_decay", "warmup_steps", "l1_weight", "adversarial_weight", "feature_matching_weight",
                      "perceptual_weight", "hint_weight", "ssim_weight", "flatness_weight", "flip_consistency_weight",
-                     "r1_gamma", "snapshot_every",
-                     "max_minutes"):
+                     "r1_gamma", "snapshot_every", "max_minutes"):
             positive(name, allow_zero=True)
         # Counts of steps beyond any real run (1e20) are typos; they would also overflow int64 tensors.
         for name in ("steps", "warmup_steps", "log_every", "sample_every", "checkpoint_every", "snapshot_every",
