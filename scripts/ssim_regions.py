@@ -12,6 +12,12 @@ match). The evaluation's inputs are used unchanged: clean sketches, sparse hints
 
 SSIM = paper share × paper SSIM + (1 − paper share) × figure SSIM, so the two region columns say
 how much of a gap to the floor comes from painting over the paper and how much from the figure.
+
+``--ladder 8,16,32`` adds a colour-knowledge ladder: the true picture's colours area-averaged to N px
+(upscaled bilinearly) times the sketch's lines, as the evaluation's ``ref-colour16`` reference does
+at 16 px, and the same for each model's picture. The true rows say how much colour a picture must
+know to beat the sketch floor; a model's rows say whether its colour layout, without its own
+detail, would.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from sketch2anime.evaluation.floors import colour16_times_lines
 from sketch2anime.evaluation.protocol import EvaluationProtocol, ProtocolConfig
 from sketch2anime.evaluation.sets import pairs_set
 from sketch2anime.evaluation.ssim import ssim_terms, window_statistics
@@ -56,16 +63,38 @@ def region_scores(output: torch.Tensor, target: torch.Tensor, paper: torch.Tenso
     return row
 
 
-def set_rows(protocol: EvaluationProtocol, models: list[str]) -> list[tuple[str, dict[str, float]]]:
+def ladder_rows(name: str, colours: torch.Tensor, sketch: torch.Tensor, target: torch.Tensor, paper: torch.Tensor,
+                sizes: tuple[int, ...]) -> list[tuple[str, dict[str, float]]]:
+    """One row per size N: ``colours`` (N, 3, H, W) kept only at N px, times the sketch's lines."""
+    return [(f"{name}, colours at {size} px × the lines",
+             region_scores(colour16_times_lines(colours, sketch, size), target, paper)) for size in sizes]
+
+
+def set_rows(protocol: EvaluationProtocol, models: list[str],
+             ladder: tuple[int, ...] = ()) -> list[tuple[str, dict[str, float]]]:
     indices = list(range(len(protocol)))
     target = protocol.target_tensor(indices)
     sketch = protocol.sketch_tensor("none", indices)
     hint = protocol.hint_tensor("sparse", indices)
     paper = paper_mask(target)
     rows = [("floor-sketch (the sketch as output)", region_scores(sketch.expand(-1, 3, -1, -1), target, paper))]
+    rows += ladder_rows("the true picture", target, sketch, target, paper, ladder)
     for source in models:
-        rows.append((source, region_scores(model_pictures(source, sketch, hint, target.shape[-1]), target, paper)))
+        pictures = model_pictures(source, sketch, hint, target.shape[-1])
+        rows.append((source, region_scores(pictures, target, paper)))
+        rows += ladder_rows(source, pictures, sketch, target, paper, ladder)
     return rows
+
+
+def parse_ladder(text: str) -> tuple[int, ...]:
+    """"8,16,32" -> (8, 16, 32); empty -> ()."""
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"--ladder {text!r}: give sizes in pixels separated by commas, e.g. 8,16,32") from None
+    if any(size < 1 for size in sizes):
+        raise ValueError(f"--ladder {text!r}: sizes must be at least 1 px")
+    return sizes
 
 
 def markdown(title: str, rows: list[tuple[str, dict[str, float]]]) -> str:
@@ -86,18 +115,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=Path, help="real line-art pairs (DIR/sketch, DIR/color)")
     parser.add_argument("--data", type=Path, help="a prepared dataset: its validation split")
     parser.add_argument("--size", type=int, default=128, help="the size the pairs are read at (the model's)")
+    parser.add_argument("--ladder", default="", help="colour-knowledge ladder sizes, e.g. 8,16,32,64 (see above)")
     args = parser.parse_args(argv)
     config = ProtocolConfig(hint_levels=("sparse",), roughness=("none",))
     try:
+        ladder = parse_ladder(args.ladder)
         if not args.pairs and not args.data:
             raise ValueError("name --pairs DIR and/or --data DIR")
         sections = []
         if args.pairs:
             pairs = pairs_set(args.pairs, args.size, config, None)
-            sections.append(markdown(pairs.title, set_rows(pairs.protocol, args.model)))
+            sections.append(markdown(pairs.title, set_rows(pairs.protocol, args.model, ladder)))
         if args.data:
             sections.append(markdown(f"Validation split of {args.data}",
-                                     set_rows(EvaluationProtocol(args.data, config), args.model)))
+                                     set_rows(EvaluationProtocol(args.data, config), args.model, ladder)))
     except ValueError as exc:
         print(f"ssim_regions: {exc}", file=sys.stderr)
         return 2

@@ -72,3 +72,37 @@ def test_main_scores_a_prepared_validation_split(tmp_path: Path, capsys: pytest.
         assert all(-1.0 <= c <= 1.0 for c in cells)
     assert ssim_regions.main(["--model", str(model)]) == 2
     assert "--pairs" in capsys.readouterr().err
+
+
+def test_the_colour_ladder_climbs_towards_the_true_picture() -> None:
+    """Knowing the true colours at more pixels must score higher; the rows are named by their size."""
+    target = page(48)
+    sketch = torch.ones(1, 1, 48, 48)
+    sketch[..., 16, 16:32] = sketch[..., 31, 16:32] = sketch[..., 16:32, 16] = sketch[..., 16:32, 31] = -1.0
+    target = target * (sketch + 1) / 2 + ((sketch + 1) / 2 - 1)  # the true picture carries the lines
+    paper = ssim_regions.paper_mask(target)
+    rows = ssim_regions.ladder_rows("the true picture", target, sketch, target, paper, (4, 12, 48))
+    assert [name for name, _ in rows] == [f"the true picture, colours at {n} px × the lines" for n in (4, 12, 48)]
+    scores = [row["ssim"] for _, row in rows]
+    assert scores[0] < scores[1] < scores[2]
+    assert scores[2] > 0.99  # full-size colours times lines the picture already has: the picture itself
+
+
+def test_the_ladder_sizes_are_checked() -> None:
+    assert ssim_regions.parse_ladder("8, 16,32") == (8, 16, 32)
+    assert ssim_regions.parse_ladder("") == ()
+    for bad in ("8,x", "0,16"):
+        with pytest.raises(ValueError, match="--ladder"):
+            ssim_regions.parse_ladder(bad)
+
+
+def test_main_prints_the_ladder_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = prepare_drawings(tmp_path, 6, 80, SIZE)
+    model = tiny_pipeline(tmp_path / "tiny", image_size=SIZE)
+    assert ssim_regions.main(["--model", str(model), "--data", str(data), "--ladder", "8,16"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "colours at" in line]
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "the true picture, colours at 8 px × the lines", "the true picture, colours at 16 px × the lines",
+        f"{model}, colours at 8 px × the lines", f"{model}, colours at 16 px × the lines"]
+    assert ssim_regions.main(["--data", str(data), "--ladder", "8,x"]) == 2
+    assert "--ladder" in capsys.readouterr().err
