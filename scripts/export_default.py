@@ -307,8 +307,8 @@ def autoencoder_text(table: dict[int, str], target: Path) -> str:
     """The card's line from ``table`` (AUTOENCODER_DATA, GUIDE_LIMIT) for the autoencoder in ``target``."""
     size = autoencoder_size(target)
     if size not in table:
-        raise SystemExit(f"the card has no text for a {size} px sketch autoencoder; add it to AUTOENCODER_DATA "
-                         "and GUIDE_LIMIT in scripts/export_default.py")
+        raise SystemExit(f"the card has no text for a {size} px sketch autoencoder; add it to AUTOENCODER_DATA, "
+                         "GUIDE_LIMIT and RETRAIN_AUTOENCODER in scripts/export_default.py")
     return table[size]
 
 
@@ -375,7 +375,8 @@ def write_card(target: Path, generator_run: Path, ae_run: Path | None, metrics: 
     lines += ["", f"Hardware: {cpu_name()}, {os.cpu_count()} cores, no GPU; torch {torch.__version__}. Other jobs "
               "shared the machine during training, so wall times are upper bounds."
               + (" " + fine_tune_note(generator_run, start, snapshot, soup_alpha) if start is not None else ""), "",
-              GUIDED_RETRAIN if guided else FACES64_RETRAIN, "",
+              GUIDED_RETRAIN.replace("{autoencoder}", autoencoder_text(RETRAIN_AUTOENCODER, target)) if guided
+              else FACES64_RETRAIN, "",
               "## Metrics", ""] + metrics_section(metrics) + [""]
     if showcase is not None and showcase.is_file():
         lines += ["## Examples", "", f"`scripts/showcase.py` → `{showcase}` (sketch | projected sketch | result | "
@@ -443,10 +444,14 @@ GUIDED_RETRAIN = (
     "averaged with its start (`scripts/export_default.py runs/guided128_texture --soup-alpha A "
     "--part-bank-styles detail,xdog`, the alpha in the budget note above), then, with that average "
     "installed as the default, the two-scale-discriminator texture fine-tune "
-    "`configs/guided128_texture_ms.toml`, shipped averaged with its start the same way; the "
-    "stage-1 autoencoder comes from `experiment.autoencoder_dir`, "
-    "`configs/ae64.toml` trains a new one). Add `--set train.threads=1` when another job shares the 2-core "
-    "machine: one thread per job was fastest then.")
+    "`configs/guided128_texture_ms.toml`, shipped averaged with its start the same way{autoencoder}). Add "
+    "`--set train.threads=1` when another job shares the 2-core machine: one thread per job was fastest then.")
+RETRAIN_AUTOENCODER = {
+    64: "; the stage-1 autoencoder comes from `experiment.autoencoder_dir`, `configs/ae64.toml` trains a new one",
+    128: ", then the 128 px sketch autoencoder `sketch2anime train configs/ae128.toml` and, with that average "
+         "installed as the default, the fine-tune that moves the generator onto it, `configs/guided128_ae128.toml "
+         "--set experiment.autoencoder_dir=runs/ae128/model` (export with `--ae-run runs/ae128 "
+         "--part-bank-styles detail,xdog`); the earlier runs used the 64 px autoencoder of `configs/ae64.toml`"}
 GUIDE_LIMIT = {
     64: "- The guide (autoencoder preview) is a blurry grey shadow, because the 64 px autoencoder is small, so "
         "the projection strength barely changes the result.",

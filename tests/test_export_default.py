@@ -218,6 +218,7 @@ def test_a_soup_export_ships_the_average_with_the_starting_model_and_counts_both
     assert f"generator of `{start}` (experiment `guided128_parts`)" in card  # a copied folder named by what made it
     assert "Trained for about 2.6 hours" in card  # 2.48 h inherited + the run's 300 s
     assert "the 64 px autoencoder of the previous default model" in card and "blurry grey shadow" in card
+    assert "`configs/ae64.toml` trains a new one" in card and "guided128_ae128" not in card
 
 
 def test_a_soup_of_a_run_from_scratch_is_refused(export_default, tmp_path: Path) -> None:
@@ -306,6 +307,7 @@ def test_the_card_describes_the_autoencoder_that_ships(export_default, tmp_path:
     card = (target / "MODEL_CARD.md").read_text()
     assert "a 128 px autoencoder (`configs/ae128.toml`)" in card and "drawn at 128 px" in card
     assert "64 px autoencoder of the previous default" not in card and "blurry grey shadow" not in card
+    assert "`configs/guided128_ae128.toml" in card and "`configs/ae64.toml` trains a new one" not in card
 
     _tiny_guided(run / "model", seed=2, size=32)  # a size the card has no words for: refused, not mislabelled
     with pytest.raises(SystemExit, match="no text for a 32 px sketch autoencoder"):
