@@ -450,8 +450,12 @@ RETRAIN_AUTOENCODER = {
     64: "; the stage-1 autoencoder comes from `experiment.autoencoder_dir`, `configs/ae64.toml` trains a new one",
     128: ", then the 128 px sketch autoencoder `sketch2anime train configs/ae128.toml` and, with that average "
          "installed as the default, the fine-tune that moves the generator onto it, `configs/guided128_ae128.toml "
-         "--set experiment.autoencoder_dir=runs/ae128/model` (export with `--ae-run runs/ae128 "
-         "--part-bank-styles detail,xdog`); the earlier runs used the 64 px autoencoder of `configs/ae64.toml`"}
+         "--set experiment.autoencoder_dir=runs/ae128/model`, then from its model the guide-leaning fine-tune "
+         "`configs/guided128_ae128_lean.toml`, shipped averaged with its start (`scripts/export_default.py "
+         "runs/guided128_ae128_lean --soup-alpha 0.5 --part-bank-styles detail,xdog`, after exporting "
+         "`runs/guided128_ae128` with `--ae-run runs/ae128 --target T` and copying T's card into its model folder, "
+         "where the average takes its budget from); the earlier runs used the 64 px autoencoder of "
+         "`configs/ae64.toml`"}
 GUIDE_LIMIT = {
     64: "- The guide (autoencoder preview) is a blurry grey shadow, because the 64 px autoencoder is small, so "
         "the projection strength barely changes the result.",
