@@ -32,9 +32,11 @@ from sketch2anime.checkpoint import atomic_save_tensors, atomic_write_text, read
 from sketch2anime.inference import DEFAULT_MODEL_DIR, Sketch2AnimePipeline
 from sketch2anime.interpolate import interpolate_pipelines
 from sketch2anime.data.palettes import PaletteBank
+from sketch2anime.data.rough import RoughSketchConfig
 from sketch2anime.models.denoise import DenoiseConfig
 from sketch2anime.models.discriminator import DiscriminatorConfig
 from sketch2anime.models.latent_bank import LatentBank
+from sketch2anime.training.config import DataConfig, TrainConfig
 
 MAX_BYTES = 50_000_000  # the package-data budget for a shipped model
 
@@ -164,6 +166,17 @@ def fine_tune_note(run: Path, start: Path, snapshot: int | None = None, soup_alp
         value = (config.get("discriminator") or {}).get(key, defaults[key])
         if value != defaults[key]:
             settings.append(f"`discriminator.{key}={json.dumps(value)}`")
+    # What the guide-leaning fine-tunes vary: which latent guides each item, how many sketches are rough
+    # or unfinished (listed where they left the code's defaults).
+    data = config.get("data") or {}
+    for name, value, default in (
+            ("train.latent_mix", train.get("latent_mix"), TrainConfig.latent_mix),
+            ("data.rough_probability", data.get("rough_probability"), DataConfig.rough_probability),
+            ("data.rough.partial_probability", (data.get("rough") or {}).get("partial_probability"),
+             RoughSketchConfig.partial_probability),
+            ("data.rough.partial_keep", (data.get("rough") or {}).get("partial_keep"), RoughSketchConfig.partial_keep)):
+        if value is not None and json.dumps(value) != json.dumps(default):
+            settings.append(f"`{name}={json.dumps(value)}`")
     policy = (train.get("d_augment") or {}).get("policy") or []
     if policy:
         settings.append(f"`train.d_augment.policy={json.dumps(list(policy))}` (DiffAugment)")

@@ -106,6 +106,21 @@ def test_the_note_names_every_discriminator_change_and_diffaugment(export_defaul
     assert '`train.d_augment.policy=["translation", "cutout"]` (DiffAugment)' in note
 
 
+def test_the_note_names_the_guide_leaning_settings_where_they_left_the_defaults(export_default, tmp_path: Path) -> None:
+    run = _run(tmp_path / "lean", {"steps": 2400, "lr": 5e-5, "latent_mix": [0.25, 0.25, 0.5]})
+    config = json.loads((run / "config.json").read_text())
+    config["data"].update(rough_probability=0.5, rough={"partial_probability": 0.3, "partial_keep": [0.4, 0.95]})
+    (run / "config.json").write_text(json.dumps(config))
+    note = export_default.fine_tune_note(run, tmp_path)
+    assert "latent_mix" not in note and "rough" not in note  # the code's defaults: nothing to say
+    config["train"]["latent_mix"] = [0.6, 0.1, 0.3]
+    config["data"].update(rough_probability=0.85, rough={"partial_probability": 0.5, "partial_keep": [0.3, 0.9]})
+    (run / "config.json").write_text(json.dumps(config))
+    note = export_default.fine_tune_note(run, tmp_path)
+    assert "`train.latent_mix=[0.6, 0.1, 0.3]`" in note and "`data.rough_probability=0.85`" in note
+    assert "`data.rough.partial_probability=0.5`" in note and "`data.rough.partial_keep=[0.3, 0.9]`" in note
+
+
 def test_rewriting_the_card_of_a_model_fine_tuned_in_place_drops_its_own_row(export_default, tmp_path: Path) -> None:
     # The run started from the shipped folder and was exported into it: the card there is now the
     # run's own, so a --card-only rewrite must not count the run twice.
