@@ -475,7 +475,7 @@ GUIDE_LIMIT = {
     128: "- The guide (autoencoder preview) is drawn at 128 px: a clean face outline, eyes and hair masses on white "
          "paper, but closer to a template face than to the user's drawing (one 512-d latent cannot hold the "
          "lines); the generator follows the user's lines over it, so the projection strength changes the "
-         "result only a little (about 9 of 255 from t = 0 to t = 1 on rough sketches; docs/experiments.md)."}
+         "result only a little (about 10 of 255 from t = 0 to t = 1 on rough sketches; docs/experiments.md)."}
 GUIDED_LIMITS = [
     "- 128 px face crops: it draws a face-crop composition. A figure drawn on white paper keeps the paper "
     "outside its outline (the cut-out fine-tunes), unless a hint asks for a background colour there. Bodies "

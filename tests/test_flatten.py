@@ -192,7 +192,8 @@ def test_pipeline_and_generate_flatten_the_saved_picture(tmp_path: Path) -> None
     expected = flatten_picture(pipe(wide, seed=0, output_size="model"), wide, 1.0)
     assert np.array_equal(np.asarray(small), np.asarray(expected))
     many = pipe([wide, wide], seed=0, output_size="model", flatten=1.0)
-    assert all(np.array_equal(np.asarray(one), np.asarray(small)) for one in many)
+    # a batch of two may round a pixel differently from one picture (float sums in another order)
+    assert all(np.abs(np.asarray(one, np.int16) - np.asarray(small, np.int16)).max() <= 1 for one in many)
 
 
 def test_thin_lines_of_a_large_sketch_still_close_their_regions() -> None:
