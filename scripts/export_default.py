@@ -317,7 +317,8 @@ def autoencoder_size(target: Path) -> int:
 
 
 def autoencoder_text(table: dict[int, str], target: Path) -> str:
-    """The card's text from ``table`` (AUTOENCODER_DATA, GUIDE_LIMIT, RETRAIN_AUTOENCODER) for the autoencoder in ``target``."""
+    """The card's text from ``table`` (AUTOENCODER_DATA, GUIDE_LIMIT, RETRAIN_AUTOENCODER) for the
+    autoencoder in ``target``."""
     size = autoencoder_size(target)
     if size not in table:
         raise SystemExit(f"the card has no text for a {size} px sketch autoencoder; add it to AUTOENCODER_DATA, "
