@@ -26,13 +26,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def panel_page(model: str, timeout_s: float = 60.0) -> Iterator[Any]:
-    """Yield a Playwright page showing the panel of a freshly started server, after its first result."""
+def panel_page(model: str, timeout_s: float = 60.0, precision: str = "auto") -> Iterator[Any]:
+    """Yield a Playwright page showing the panel of a freshly started server (``serve --precision``),
+    after its first result."""
     from playwright.sync_api import sync_playwright
 
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "sketch2anime.cli", "serve", "--model", model,
-                               "--host", "127.0.0.1", "--port", str(port)],
+                               "--host", "127.0.0.1", "--port", str(port), "--precision", precision],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         with sync_playwright() as playwright:

@@ -64,6 +64,7 @@ READ_RESULT = """(side) => {
 }"""
 MODEL_SIZE = "async () => { const b = await (await fetch('/api/models')).json(); " \
              "return b.models.find((m) => m.name === b.default).image_size; }"
+RUNNING_PRECISION = MODEL_SIZE.replace(".image_size;", ".precision;")
 
 
 def rgb(values: list[int], side: int) -> np.ndarray:
@@ -77,13 +78,15 @@ def change(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 
 def measure(model: str, strokes: int, hint_every: int, timeout_s: float,
-            flatten: bool = False, work_scale: int = 1) -> tuple[dict[str, list[float]], dict[str, list]]:
+            flatten: bool = False, work_scale: int = 1,
+            precision: str = "auto") -> tuple[dict[str, list[float]], dict[str, list], str]:
     """Per update: each part in ms (``PARTS``); consistency: change against the previous update,
-    split by the kind of stroke, and the variations reference."""
+    split by the kind of stroke, and the variations reference; and the precision the server's model runs in."""
     samples: dict[str, list[float]] = {key: [] for key in PARTS}
     consistency: dict[str, list] = {"pen": [], "hint": [], "repeat": [], "variations": []}
-    with panel_page(model, timeout_s) as page:
+    with panel_page(model, timeout_s, precision) as page:
         side = int(page.evaluate(MODEL_SIZE))
+        running = str(page.evaluate(RUNNING_PRECISION))
         for switch, wanted in (("#flatten", flatten), ("#work-scale", work_scale == 2)):
             if not wanted:
                 continue
@@ -119,7 +122,7 @@ def measure(model: str, strokes: int, hint_every: int, timeout_s: float,
         urls = page.evaluate("() => Array.from(document.querySelectorAll('#variations img')).map((i) => i.src)")
         candidates = [np.asarray(_decode(url).resize((side, side)), dtype=np.float32) for url in urls]
         consistency["variations"] = [change(candidates[0], other) for other in candidates[1:]]
-    return samples, consistency
+    return samples, consistency, running
 
 
 def _decode(url: str):
@@ -174,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flatten", action="store_true", help="with the panel's Flat colours ticked")
     parser.add_argument("--work-scale", type=int, choices=[1, 2], default=1,
                         help="2: with the panel's Large line art ticked (the model at twice its size)")
+    parser.add_argument("--precision", default="auto", choices=["fp32", "bf16", "auto"],
+                        help="serve --precision (default auto, as the panel starts)")
     parser.add_argument("--doc", default="docs/benchmarks.md")
     parser.add_argument("--no-write", action="store_true", help="print only; leave the doc alone")
     args = parser.parse_args(argv)
@@ -183,12 +188,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
 
     hardware = describe_hardware([2])
-    samples, consistency = measure(args.model, args.strokes, args.hint_every, args.timeout_s, args.flatten,
-                                   args.work_scale)
+    samples, consistency, running = measure(args.model, args.strokes, args.hint_every, args.timeout_s,
+                                            args.flatten, args.work_scale, args.precision)
     table, update, pen_up = latency_table(samples)
     met = "MET" if update.p95 * 1000 < TARGET_MS else "NOT MET"
     verdict = (f"Panel target < {TARGET_MS:.0f} ms per update on a 2-core CPU, whole update in the browser: "
-               f"**{met}** (p95 {update.p95 * 1000:.1f} ms, p50 {update.p50 * 1000:.1f} ms, model {args.model}"
+               f"**{met}** (p95 {update.p95 * 1000:.1f} ms, p50 {update.p50 * 1000:.1f} ms, "
+               f"model {args.model} in {running}"
                f"{', Flat colours' if args.flatten else ''}{', Large line art (2x)' if args.work_scale == 2 else ''}); "
                f"pen-up to pixels p95 {pen_up.p95 * 1000:.1f} ms.")
     steady = consistency_table(consistency)

@@ -96,8 +96,10 @@ def test_panel_latency_in_a_real_browser(tmp_path: Path, capsys: pytest.CaptureF
 
     folder = build_tiny_pipeline(tmp_path / "tiny")
     doc = tmp_path / "bench.md"
-    assert panel_latency.main(["--model", str(folder), "--strokes", "3", "--hint-every", "2", "--doc", str(doc)]) == 0
+    assert panel_latency.main(["--model", str(folder), "--strokes", "3", "--hint-every", "2", "--doc", str(doc),
+                               "--precision", "bf16"]) == 0
     out = capsys.readouterr().out
+    assert f"model {folder} in bf16)" in out  # the server ran what it was asked, and says so
     header, rows = _table_rows(out, "what")
     assert header == ["what", "updates", "p50 ms", "p95 ms", "mean ms"]
     assert [r[1] for r in rows] == ["3"] * 8 and all(float(r[2]) >= 0 for r in rows)

@@ -109,8 +109,10 @@ def test_health_and_models(client: TestClient) -> None:
     assert body["default"] == "tiny"
     assert body["upscalers"] == []
     tiny, plain = body["models"]
-    assert tiny == {"name": "tiny", "image_size": 64, "hint_size": 16, "pipeline_type": "sketch2anime", "projection": True}
-    assert plain == {"name": "plain", "image_size": 64, "hint_size": 16, "pipeline_type": "simple_gan", "projection": False}
+    assert tiny == {"name": "tiny", "image_size": 64, "hint_size": 16, "pipeline_type": "sketch2anime",
+                    "projection": True, "precision": "fp32"}
+    assert plain == {"name": "plain", "image_size": 64, "hint_size": 16, "pipeline_type": "simple_gan",
+                     "projection": False, "precision": "fp32"}
 
 
 def test_generate_json_and_png(client: TestClient) -> None:

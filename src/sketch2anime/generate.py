@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .data.image_io import IMAGE_SUFFIXES, list_images
 from .inference import Sketch2AnimePipeline
+from .runtime import check_inference_precision
 from .flatten import check_flatten
 from .upscale.upscaler import check_factor, check_lines
 from .work_scale import check_work_scale
@@ -37,6 +38,7 @@ class GenerateConfig:
     denoise: bool = True  # the model's picture clean-up, if its folder has one
     work_scale: int = 1  # run the generator at this multiple of its size (work_scale.py)
     device: str = "auto"
+    precision: str = "fp32"  # what the networks run in (Sketch2AnimePipeline.set_precision)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sketch", Path(self.sketch))
@@ -51,6 +53,7 @@ class GenerateConfig:
         object.__setattr__(self, "flatten", check_flatten(self.flatten))
         object.__setattr__(self, "denoise", Sketch2AnimePipeline._check_denoise(self.denoise))
         object.__setattr__(self, "work_scale", check_work_scale(self.work_scale))
+        check_inference_precision(self.precision)
         if not str(self.device).strip():
             raise ValueError("device must be auto, cpu, cuda or cuda:N, got an empty string")
 
@@ -117,7 +120,8 @@ def run_generate(config: GenerateConfig) -> int:
     source, out, projection = config.sketch, config.out, config.projection
     if not source.exists():
         raise ValueError(f"no such sketch file or folder: {source}")
-    pipeline = Sketch2AnimePipeline.from_pretrained(config.model, device=config.device).at_scale(config.work_scale)
+    pipeline = Sketch2AnimePipeline.from_pretrained(config.model, device=config.device,
+                                                   precision=config.precision).at_scale(config.work_scale)
     upscale, lines = config.upscale, config.lines
     if upscale != 1 or lines:  # a missing upscaler stops here, naming the command, not once per file
         from .upscale.upscaler import prepare_upscaling

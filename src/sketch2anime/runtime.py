@@ -7,6 +7,10 @@ or AMD EPYCs without any bf16 unit (bf16 autocast there only adds conversions). 
 flags name no bf16 instructions it returns "fp32" without measuring; otherwise it times a few
 training steps of a small conv net in fp32 and in bf16 autocast with channels_last and picks
 bf16 only when it is clearly faster. The answer is cached for the process.
+
+``fastest_inference_precision(run)`` does the same for inference, timing the caller's own forward
+pass (the pipeline's generator) in both precisions: on an AMD EPYC with AVX-512 BF16 the default
+model's networks ran 1.3-1.5x faster in bf16 (a whole update 1.4x); without bf16 units autocast is slower.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import functools
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -21,6 +26,8 @@ from torch import nn
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 # bf16 must beat fp32 by this factor: a tie is not worth its rounding error.
 BF16_MIN_SPEEDUP = 1.15
+# What a pipeline's networks run in: "auto" measures (fastest_inference_precision).
+INFERENCE_PRECISIONS = ("fp32", "bf16", "auto")
 
 
 def cpu_flags() -> set[str]:
@@ -90,6 +97,35 @@ def fastest_cpu_precision() -> str:
         return "fp32"
     fp32 = training_step_seconds("fp32")
     bf16 = training_step_seconds("bf16")
+    return "bf16" if fp32 / max(bf16, 1e-9) >= BF16_MIN_SPEEDUP else "fp32"
+
+
+def check_inference_precision(precision: str) -> str:
+    if precision not in INFERENCE_PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+def fastest_inference_precision(run: Callable[[], Any], device: torch.device, repeats: int = 3) -> str:
+    """ "bf16" when ``run()`` (one forward pass, called under bf16 autocast or not) is at least
+    ``BF16_MIN_SPEEDUP`` times faster in bf16 on this machine's CPU, else "fp32".
+
+    CUDA devices answer "fp32" unmeasured: the networks are small for a GPU, and the panel's time
+    there goes to transfers and PNG encoding. CPUs whose flags name no bf16 instructions answer
+    "fp32" unmeasured (autocast would only add conversions). The two precisions alternate, after
+    one warm-up call each, so that a busy machine slows both alike."""
+    if device.type != "cpu" or not cpu_has_bf16():
+        return "fp32"
+    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    with torch.inference_mode():
+        for index in range(repeats + 1):
+            for precision in times:
+                start = time.perf_counter()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    run()
+                if index > 0:  # the first call pays for kernel selection
+                    times[precision].append(time.perf_counter() - start)
+    fp32, bf16 = (sorted(t)[len(t) // 2] for t in (times["fp32"], times["bf16"]))
     return "bf16" if fp32 / max(bf16, 1e-9) >= BF16_MIN_SPEEDUP else "fp32"
 
 

@@ -77,7 +77,8 @@ def _varied_latent(pipe: "Sketch2AnimePipeline", sketch: torch.Tensor, projectio
     from .models.projection import project
 
     bank = pipe.bank
-    z = encode_sketch(pipe.autoencoder, sketch).cpu()
+    with pipe.autocast():
+        z = encode_sketch(pipe.autoencoder, sketch).cpu()
     spread = bank.latents.std(0) if len(bank) > 1 else torch.zeros(bank.dim)
     z = z + 0.1 * spread * torch.randn(z.shape, generator=rng)
     k = min(pipe.projection_k, len(bank))

@@ -5,7 +5,8 @@ A pipeline folder is scored with the model's own colours; ``FOLDER@seed=N`` (N >
 panel's Seed gives instead: hint dabs of a training image's colours (``variations._borrowed_colours``),
 only for pipelines that ship training colour schemes. ``FOLDER@lines=S`` scores the result with the
 user's sketch multiplied over it (``generate --lines S``); ``FOLDER@flat=F`` with one colour per closed
-region of the sketch at strength F (``generate --flatten F``, ``flatten.py``); the marks combine."""
+region of the sketch at strength F (``generate --flatten F``, ``flatten.py``); ``FOLDER@precision=bf16``
+the model with its networks in bf16 (``generate --precision bf16``); the marks combine."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from ..hint_format import MASK_CHANNEL, resize_hint
+from ..runtime import INFERENCE_PRECISIONS
 from .eval_model import Batch, EvalModel, resize_images
 from .protocol import EvaluationProtocol
 
@@ -24,26 +26,30 @@ ORACLE = "oracle"
 SEED_MARK = "@seed="
 LINES_MARK = "@lines="
 FLAT_MARK = "@flat="
-MARKS = (SEED_MARK, LINES_MARK, FLAT_MARK)
+PRECISION_MARK = "@precision="
+MARKS = (SEED_MARK, LINES_MARK, FLAT_MARK, PRECISION_MARK)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A ``--model`` argument taken apart: ``FOLDER[@seed=N][@lines=S][@flat=F]``. colour_seed: the
+    """A ``--model`` argument taken apart: ``FOLDER[@seed=N][@lines=S][@flat=F][@precision=P]``. colour_seed: the
     panel's Seed N (> 0; None = the model's own colours). lines: the user's sketch multiplied over the
     result at strength S in [0, 1], as ``sketch2anime generate --lines`` does (0 = off). flatten: the
-    cel flattening of ``generate --flatten`` at strength F in [0, 1] (0 = off), applied before the lines."""
+    cel flattening of ``generate --flatten`` at strength F in [0, 1] (0 = off), applied before the lines.
+    precision: what the networks run in ("fp32", "bf16" or "auto"; ``Sketch2AnimePipeline.set_precision``)."""
 
     folder: str
     colour_seed: int | None = None
     lines: float = 0.0
     flatten: float = 0.0
+    precision: str = "fp32"
 
     @property
     def suffix(self) -> str:
         """What the spec adds to a model's name in the tables, e.g. ``-seed2-lines1``."""
         return (f"-seed{self.colour_seed}" if self.colour_seed is not None else "") + \
-            (f"-lines{self.lines:g}" if self.lines else "") + (f"-flat{self.flatten:g}" if self.flatten else "")
+            (f"-lines{self.lines:g}" if self.lines else "") + (f"-flat{self.flatten:g}" if self.flatten else "") + \
+            (f"-{self.precision}" if self.precision != "fp32" else "")
 
 
 def parse_model_spec(source: str) -> ModelSpec:
@@ -81,9 +87,13 @@ def parse_model_spec(source: str) -> ModelSpec:
 
     lines = strength(LINES_MARK, "line strength", check_lines)
     flatten = strength(FLAT_MARK, "flattening strength", check_flatten)
+    precision = values.get(PRECISION_MARK, "fp32")
+    if precision not in INFERENCE_PRECISIONS:
+        raise ValueError(f"--model {source!r}: after {PRECISION_MARK} give one of {', '.join(INFERENCE_PRECISIONS)}, "
+                         f"e.g. {folder or 'default'}{PRECISION_MARK}bf16")
     if not folder:
         raise ValueError(f"--model {source!r}: give the model before the marks, e.g. default{LINES_MARK}1")
-    return ModelSpec(folder, colour_seed, lines, flatten)
+    return ModelSpec(folder, colour_seed, lines, flatten, precision)
 
 
 def check_colour_seed(pipe, source: str, colour_seed: int | None) -> None:
@@ -120,7 +130,7 @@ def _pipeline_model(source: str, device: str, projections: tuple[float, ...], na
 
     spec = parse_model_spec(source)
     colour_seed = spec.colour_seed
-    pipe = Sketch2AnimePipeline.from_pretrained(spec.folder, device=device)
+    pipe = Sketch2AnimePipeline.from_pretrained(spec.folder, device=device, precision=spec.precision)
     check_colour_seed(pipe, source, colour_seed)
 
     def run(batch: Batch, projection: float | None, seed: int) -> torch.Tensor:
@@ -141,11 +151,13 @@ def _pipeline_model(source: str, device: str, projections: tuple[float, ...], na
         label += f", the sketch's lines multiplied over the result at strength {spec.lines:g}"
     if spec.flatten:
         label += f", one colour per closed region of the sketch at strength {spec.flatten:g}"
+    if pipe.precision != "fp32":
+        label += f", networks in {pipe.precision}"
     return EvalModel(name=name, source=str(pipe.folder), kind=pipe.pipeline_type, run=run,
                      projections=tuple(projections) if uses else (None,),
                      label=label, info={"image_size": pipe.image_size, "hint_size": pipe.hint_size,
                                         "device": str(pipe.device), "colour_seed": colour_seed,
-                                        "lines": spec.lines})
+                                        "lines": spec.lines, "precision": pipe.precision})
 
 
 def _style_transfer_model(protocol: EvaluationProtocol, device: torch.device, steps: int, seed: int) -> EvalModel:

@@ -35,6 +35,8 @@ def _check_matrix(x: torch.Tensor, name: str, dim: int | None = None) -> None:
         raise ValueError(f"{name} contains NaN or infinite values")
 
 
+# Under a bf16 autocast the ranking matmul would round the distances and change the neighbours.
+@torch.autocast("cpu", enabled=False)
 def knn_exact(
     queries: torch.Tensor, keys: torch.Tensor, k: int, chunk_size: int = 65536,
     key_sq_norms: torch.Tensor | None = None, keys_checked: bool = False,

@@ -124,6 +124,8 @@ class ProjectionDetails:
     manifold: torch.Tensor
 
 
+# Full precision under any autocast (a bf16 pipeline): the neighbours and weights must not depend on it.
+@torch.autocast("cpu", enabled=False)
 def project(
     z: torch.Tensor,
     bank: LatentBank | torch.Tensor,

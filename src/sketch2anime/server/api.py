@@ -84,6 +84,7 @@ class ModelSlot:
             "hint_size": int(getattr(pipe, "hint_size", 0)),
             "pipeline_type": pipeline_type,
             "projection": bool(projection),
+            "precision": str(getattr(pipe, "precision", "fp32")),  # what its networks run in
         }
 
 

@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..runtime import check_inference_precision
 from .api import MAX_IMAGE_PIXELS, MAX_UPLOAD_BYTES, ModelSlot, build_router
 from .apidocs import render_api_page
 from .guard import HostOriginGuard, allowed_hosts_for, server_config
@@ -242,6 +243,7 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 7860
     threads: int | None = None  # torch CPU threads; None: runtime.set_serving_threads decides
+    precision: str = "auto"  # what the networks run in (Sketch2AnimePipeline.set_precision)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(str(m) for m in self.models))
@@ -254,6 +256,7 @@ class ServeConfig:
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
                                          or self.threads < 1):
             raise ValueError(f"--threads must be a whole number >= 1, got {self.threads!r}")
+        check_inference_precision(self.precision)
 
 
 def run_server(config: ServeConfig) -> int:
@@ -267,7 +270,7 @@ def run_server(config: ServeConfig) -> int:
     pipelines = {}
     for name, spec in zip(_model_names(specs), specs):
         print(f"loading model {spec} ...", flush=True)
-        pipelines[name] = Sketch2AnimePipeline.from_pretrained(spec)
+        pipelines[name] = Sketch2AnimePipeline.from_pretrained(spec, precision=config.precision)
     _check_port_free(config.host, config.port)
     if not _is_loopback(config.host):
         print(f"warning: listening on {config.host}: anyone who can reach this address can use the panel "
@@ -281,8 +284,9 @@ def run_server(config: ServeConfig) -> int:
           "run: sketch2anime weights upscaler", flush=True)
     app = create_app(pipelines, upscalers, allowed_hosts=allowed, any_ip_host=any_ip)
     shown = f"[{config.host}]" if ":" in config.host else config.host
+    precisions = sorted({getattr(pipe, 'precision', 'fp32') for pipe in pipelines.values()})
     print(f"sketch2anime panel: http://{shown}:{config.port}/  (Ctrl+C to stop; {threads} torch CPU thread"
-          f"{'s' if threads > 1 else ''})", flush=True)
+          f"{'s' if threads > 1 else ''}, {'/'.join(precisions)})", flush=True)
     # Header/body deadlines, a connection cap and rate-limited logs (see server/guard.py).
     uvicorn.Server(server_config(app, config.host, config.port)).run()
     return 0
