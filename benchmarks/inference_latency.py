@@ -3,8 +3,9 @@
     python benchmarks/inference_latency.py [--model PATH ...] [--projections 0,0.5,1] [--repeats 50]
 
 Rows: ``pipe(sketch, hint=None, projection=p, seed=0)`` on a sketch at the model's resolution for
-each projection strength (0 skips the bank search entirely; with a per-part guide every call starts
-from an empty part cache, plus a row that reuses it), then ``POST /api/generate`` with a
+each projection strength (0 skips the bank search entirely; every call starts from empty caches,
+plus a row that reuses the per-part guide's (a stroke away from the eyes and the mouth) and one that
+reuses the sketch's guide (a hint stroke)), then ``POST /api/generate`` with a
 512 px sketch PNG and hint PNG as the panel sends them (in-process ASGI client, so no TCP, but the
 full multipart parsing, PNG decoding, resizing and JSON/data-URL encoding). Without ``--model`` it
 uses the installed default model, else ``runs/s2a64/model``, else a random-weight pipeline with the
@@ -62,23 +63,38 @@ def measure_pipeline(pipe: Sketch2AnimePipeline, projections: list[float], repea
     results: list[tuple[str, str, Summary]] = []
     sketch = synthetic_sketch(pipe.image_size, seed)
     strengths = projections if pipe.uses_projection else [projections[0]]
-    # Every timed call starts with an empty part cache (a stroke that changed every part: the worst
-    # case); one extra row per strength shows a stroke that left the eyes and the mouth alone.
+    # Every timed call starts with empty caches (a stroke that changed every part: the worst case);
+    # one extra row per strength shows a stroke that left the eyes and the mouth alone (part cache),
+    # one a hint stroke, which leaves the whole sketch alone (guide cache).
     cached = getattr(pipe, "parts", None) is not None
+    guides = getattr(pipe, "guide_cache", None) is not None and pipe.uses_projection
+    hints = [synthetic_hint(pipe.image_size, seed + i) for i in range(2)]
+
+    def forget(parts: bool = True) -> None:
+        if cached and parts:
+            pipe.part_cache.clear()
+        if guides:
+            pipe.guide_cache.clear()
 
     def cold(p: float) -> None:
-        if cached:
-            pipe.part_cache.clear()
+        forget()
         pipe(sketch, hint=None, projection=p, seed=seed)
+
+    def hint_stroke(i: int, p: float) -> None:
+        pipe(sketch, hint=hints[i % 2], projection=p, seed=seed)
 
     for p in strengths:
         shown = f"{p:g}" if pipe.uses_projection else "n/a (no autoencoder)"
         summary = time_calls(lambda i, p=p: cold(p), repeats, warmup, device)
         results.append((f"pipe(), {pipe.image_size} px sketch, no hint", shown, summary))
         if cached:
-            summary = time_calls(lambda i, p=p: pipe(sketch, hint=None, projection=p, seed=seed),
+            summary = time_calls(lambda i, p=p: (forget(parts=False), pipe(sketch, hint=None, projection=p, seed=seed)),
                                  repeats, warmup, device)
             results.append((f"pipe(), {pipe.image_size} px sketch, no hint, eyes and mouth unchanged (part cache)",
+                            shown, summary))
+        if guides:
+            summary = time_calls(lambda i, p=p: hint_stroke(i, p), repeats, warmup, device)
+            results.append((f"pipe(), {pipe.image_size} px sketch unchanged, hint changed (guide cache)",
                             shown, summary))
     if not http:
         return results
@@ -96,8 +112,7 @@ def measure_pipeline(pipe: Sketch2AnimePipeline, projections: list[float], repea
     def post(i: int, p: float, output_size: str) -> None:
         files = {"sketch": ("sketch.png", sketch_png, "image/png"), "hint": ("hint.png", hint_png, "image/png")}
         data = {"projection": str(p), "seed": str(seed), "output_size": output_size}
-        if cached:
-            pipe.part_cache.clear()
+        forget()
         response = client.post("/api/generate", files=files, data=data)
         if response.status_code != 200:
             raise RuntimeError(f"/api/generate answered {response.status_code}: {response.text[:200]}")

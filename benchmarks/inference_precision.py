@@ -6,7 +6,7 @@ whole update, and how far the pictures move.
 In one process it loads the model twice (``precision="fp32"`` and ``"bf16"``) and times, alternating
 the two call by call so that other load slows both alike: the sketch encoder, the guide decoder, the
 per-part guide (three crops, encode + project + decode, part cache emptied), the generator, and the
-whole ``generate_tensors`` of a 128 px sketch at projection 0.5 with an empty part cache (the panel's
+whole ``generate_tensors`` of a 128 px sketch at projection 0.5 with empty caches (the panel's
 worst update: a stroke that touched every part). Then, on ``--count`` synthetic sketches with hint
 dabs, it compares the two precisions' pictures (mean and 99th-percentile |Δ| on 0-255, per channel)
 and whether the projection picked the same neighbours. It also reports what ``precision="auto"``
@@ -80,10 +80,11 @@ def stage_calls(pipe: Sketch2AnimePipeline, seed: int) -> dict[str, Callable[[],
 
     def whole() -> object:
         pipe.part_cache.clear()
+        pipe.guide_cache.clear()
         return pipe.generate_tensors(sketch, hint, projection=0.5)
 
     calls["generator"] = generator
-    calls["**whole update** (generate_tensors, t = 0.5, empty part cache)"] = whole
+    calls["**whole update** (generate_tensors, t = 0.5, empty caches)"] = whole
     return calls
 
 

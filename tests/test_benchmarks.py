@@ -67,9 +67,12 @@ def test_inference_latency_table(tmp_path: Path, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     header, rows = _table_rows(out, "model")
     assert header == ["model", "torch threads", "what is timed", "projection", "CPU p50 ms", "CPU p95 ms"]
-    assert [(r[2].split()[0], r[3]) for r in rows] == [("pipe(),", "0"), ("pipe(),", "1")] + [("POST", "0"), ("POST", "1")] * 2
+    # per strength: from empty caches, then a hint stroke on the same sketch (the guide cache)
+    assert [(r[2].split()[0], r[3]) for r in rows] == [("pipe(),", "0")] * 2 + [("pipe(),", "1")] * 2 + \
+        [("POST", "0"), ("POST", "1")] * 2
+    assert ["guide cache" in r[2] for r in rows[:4]] == [False, True, False, True]
     assert all(float(r[4]) > 0 for r in rows)
-    assert ["panel sends" in r[2] for r in rows[2:]] == [True, True, False, False]
+    assert ["panel sends" in r[2] for r in rows[4:]] == [True, True, False, False]
     assert "Panel target < 100 ms" in out and "(what the panel sends), projection 0." in out
     text = doc.read_text(encoding="utf-8")
     assert "benchmark:inference_latency:begin" in text and "nproc" in text

@@ -49,6 +49,7 @@ from .checkpoint import CheckpointError
 from .data.image_io import ImageInput, load_sketch, sketch_to_tensor, tensor_to_uint8
 from .flatten import check_flatten, flatten_picture
 from .geometry import OUTPUT_SIZES, back_to_input, fit_square, pad_to_square, shrink_sketch
+from .guide_cache import GuideCache
 from .part_cache import PartCache
 from .pipeline_format import (  # noqa: F401  (PIPELINE_FILE ... re-exported: older imports)
     BANK_STEM,
@@ -153,6 +154,7 @@ class Sketch2AnimePipeline:
             self.parts = self.parts.to(device).eval()
         self.part_banks = modules.get("part_banks") or {}
         self.part_cache = PartCache()  # unchanged eyes/mouth between panel updates skip the part work
+        self.guide_cache = GuideCache()  # an unchanged sketch (a hint stroke) skips the autoencoders
         self.precision = "fp32"
         _check_parts_agree(folder, description, self.generator, self.autoencoder, self.bank)
 
@@ -210,6 +212,7 @@ class Sketch2AnimePipeline:
         for pipe in (base, *base.__dict__.get("work_views", {}).values()):
             pipe.precision = precision
             pipe.part_cache.clear()  # its parts were decoded in the other precision
+            pipe.guide_cache.clear()
         return self
 
     def _probe_call(self):
@@ -250,6 +253,7 @@ class Sketch2AnimePipeline:
         if self.parts is not None:
             self.parts.to(self.device)
             self.part_cache.clear()
+        self.guide_cache.clear()
         return self
 
     # ---- tensor API -------------------------------------------------------------------------
@@ -304,12 +308,18 @@ class Sketch2AnimePipeline:
         from .models.guide import encode_sketch
         from .models.projection import project
 
+        key = self.guide_cache.key(sketch, projection, self.projection_k, self.projection_reg, self.precision)
+        found = self.guide_cache.get(key)
+        if found is not None:
+            return found
         with self.autocast():
             z = encode_sketch(self.autoencoder, sketch)
         if projection > 0:
             z = project(z.cpu(), self.bank, k=self.projection_k, strength=projection,
                         reg=self.projection_reg).to(self.device)
-        return z, self.guide_image(z, sketch, projection)
+        guide = self.guide_image(z, sketch, projection)
+        self.guide_cache.put(key, z, guide)
+        return z, guide
 
     def guide_image(self, z: torch.Tensor, sketch: torch.Tensor, projection: float) -> torch.Tensor:
         """The decoded latent ``z (N, D)`` at the model size, with the sketch's parts (projected by

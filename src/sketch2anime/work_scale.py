@@ -22,6 +22,7 @@ import copy
 import dataclasses
 from typing import TYPE_CHECKING
 
+from .guide_cache import GuideCache
 from .part_cache import PartCache
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ def at_work_scale(pipe: "Sketch2AnimePipeline", factor: int) -> "Sketch2AnimePip
     view.generator = generator.eval()
     view.image_size, view.hint_size = size, base.hint_size * factor
     view.part_cache = PartCache()  # its crops are keyed by the sketch tensor's size
+    view.guide_cache = GuideCache()
     view.work_base, view.work_scale = base, factor
     view.work_views = {}
     views[factor] = view
