@@ -165,9 +165,9 @@ def run(args: argparse.Namespace) -> tuple[list[LatencyRow], list[str], str]:
     with tempfile.TemporaryDirectory(prefix="s2a_bench_") as scratch:
         for path, label in resolve_models(args, Path(scratch)):
             for device in devices:
-                pipe = Sketch2AnimePipeline.from_pretrained(path, device=device)
+                pipe = Sketch2AnimePipeline.from_pretrained(path, device=device, precision=args.precision)
                 bank = f"; bank {len(pipe.bank)} latents, k={pipe.projection_k}" if pipe.bank is not None else ""
-                name = f"{label}{'' if 'bank' in label else bank}"
+                name = f"{label}{'' if 'bank' in label else bank}; {pipe.precision}"
                 for threads in args.threads:
                     torch.set_num_threads(threads)
                     for where, shown, summary in measure_pipeline(pipe, projections, args.repeats, args.warmup,
@@ -241,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto (CPU, plus a GPU column when CUDA is present) | cpu | cuda")
     parser.add_argument("--threads", default="2", help="torch CPU threads; a list (1,2) repeats every row per value")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                        help="what the networks run in (Sketch2AnimePipeline.set_precision; serve uses auto)")
     parser.add_argument("--random", action="store_true",
                         help="measure the random-weight pipeline even when a trained model exists")
     parser.add_argument("--generator-config", default="configs/s2a64.toml",
