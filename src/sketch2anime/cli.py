@@ -221,8 +221,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="model folder, 'default', 'style-transfer' or 'oracle' (repeatable); FOLDER@seed=N "
                         "scores the panel's Seed N (a training image's colours) instead of the model's own; "
                         "FOLDER@lines=S the result with the sketch's lines multiplied over it (generate --lines S), "
-                        "FOLDER@flat=F with one colour per closed region (generate --flatten F), FOLDER@precision=bf16 the "
-                        "model run in bf16 (generate --precision bf16)")
+                        "FOLDER@flat=F with one colour per closed region (generate --flatten F), "
+                        "FOLDER@precision=bf16 the model run in bf16 (generate --precision bf16)")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--inception-weights", type=Path, default=None,
