@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,17 @@ def test_precision_benchmark_table(guided: Path, capsys: pytest.CaptureFixture[s
         "sketch encoder", "guide decoder", "part guide", "generator", "**whole update**"]
     assert all(r.split("|")[6].strip().endswith("×") for r in rows)
     assert "of 2 sketches" in out and "picks **" in out
+
+
+def test_asking_for_bf16_on_a_cpu_without_it_warns(monkeypatch: pytest.MonkeyPatch, guided: Path) -> None:
+    from sketch2anime import inference
+
+    pipe = Sketch2AnimePipeline.from_pretrained(guided, device="cpu")
+    monkeypatch.setattr(inference, "cpu_has_bf16", lambda: False)
+    with pytest.warns(RuntimeWarning, match="no bf16 instructions"):
+        pipe.set_precision("bf16")
+    assert pipe.precision == "bf16"  # a warning, not a refusal: it still works, only slower
+    monkeypatch.setattr(inference, "cpu_has_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pipe.set_precision("bf16")

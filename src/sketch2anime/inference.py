@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,7 @@ from .pipeline_format import (  # noqa: F401  (PIPELINE_FILE ... re-exported: ol
 from .pipeline_types import GENERATOR_RUNNERS, PIPELINE_LOADERS, _check_parts_agree  # noqa: F401  (older imports)
 from .runtime import (  # noqa: F401  (set_serving_threads: older imports)
     check_inference_precision,
+    cpu_has_bf16,
     fastest_inference_precision,
     pick_device,
     set_serving_threads,
@@ -209,6 +211,10 @@ class Sketch2AnimePipeline:
         base = self.work_base or self
         if precision == "auto":
             precision = fastest_inference_precision(base._probe_call(), base.device)
+        elif precision == "bf16" and base.device.type == "cpu" and not cpu_has_bf16():
+            # Emulated bf16 ran training steps 17-21x slower on such a CPU (docs/benchmarks.md history).
+            warnings.warn("this CPU has no bf16 instructions (avx512_bf16 / amx_bf16): bf16 will be slower "
+                          "than fp32 here; use precision 'auto' or 'fp32'", RuntimeWarning, stacklevel=2)
         for pipe in (base, *base.__dict__.get("work_views", {}).values()):
             pipe.precision = precision
             pipe.part_cache.clear()  # its parts were decoded in the other precision
