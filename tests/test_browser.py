@@ -325,6 +325,7 @@ def test_large_line_art_runs_the_default_at_twice_its_size(browser) -> None:
             now = wait_idle(page, now)
         status = "() => document.getElementById('status').textContent"
         assert "128×128 px" in page.evaluate(status)
+        assert " ms, fp32) · " in page.evaluate(status)  # the precision the server's model runs in
         small = page.evaluate(LAYER_STATS, "result")
         assert page.is_visible("#work-scale-choice")
         page.check("#work-scale")

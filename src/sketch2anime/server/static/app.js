@@ -200,8 +200,9 @@ async function runGenerate() {
         drawMs: times.draw.toFixed(1),
       });
       resultCanvas.dataset.generation = String(seq);
-      setStatus(`${Math.round(updateMs)} ms update (model ${Math.round(body.elapsed_ms)} ms) · ${body.model} · `
-        + `${body.width}×${body.height} px`);
+      const precision = state.models.find((m) => m.name === body.model)?.precision;
+      setStatus(`${Math.round(updateMs)} ms update (model ${Math.round(body.elapsed_ms)} ms`
+        + `${precision ? `, ${precision}` : ""}) · ${body.model} · ${body.width}×${body.height} px`);
     }
   } catch (err) {
     if (seq > state.applied) setStatus(err.message, true);
