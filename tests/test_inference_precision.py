@@ -106,13 +106,13 @@ def _fake_run(fp32_s: float, bf16_s: float):
 
 
 @pytest.mark.parametrize("fp32_s, bf16_s, expected", [(0.02, 0.005, "bf16"), (0.005, 0.02, "fp32"),
-                                                      (0.01, 0.0095, "fp32")])
+                                                      (0.03, 0.029, "fp32")])  # a tie is not worth bf16
 def test_auto_picks_bf16_only_when_measured_clearly_faster(monkeypatch: pytest.MonkeyPatch, fp32_s: float,
                                                            bf16_s: float, expected: str) -> None:
     monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx512_bf16"})
     run, calls = _fake_run(fp32_s, bf16_s)
-    assert runtime.fastest_inference_precision(run, torch.device("cpu"), repeats=2) == expected
-    assert calls == {"fp32": 3, "bf16": 3}  # one warm-up each, then the timed calls
+    assert runtime.fastest_inference_precision(run, torch.device("cpu"), repeats=3) == expected
+    assert calls == {"fp32": 4, "bf16": 4}  # one warm-up each, then the timed calls
 
 
 def test_auto_is_fp32_unmeasured_without_bf16_instructions_or_on_cuda(monkeypatch: pytest.MonkeyPatch,
