@@ -62,9 +62,16 @@ READ_RESULT = """(side) => {
   ctx.drawImage(document.getElementById('result'), 0, 0, side, side);
   return Array.from(ctx.getImageData(0, 0, side, side).data);
 }"""
-MODEL_SIZE = "async () => { const b = await (await fetch('/api/models')).json(); " \
-             "return b.models.find((m) => m.name === b.default).image_size; }"
-RUNNING_PRECISION = MODEL_SIZE.replace(".image_size;", ".precision;")
+
+
+def default_model_field(field: str) -> str:
+    """Page script answering one field of the server's default model (``/api/models``)."""
+    return ("async () => { const b = await (await fetch('/api/models')).json(); "
+            f"return b.models.find((m) => m.name === b.default).{field}; }}")
+
+
+MODEL_SIZE = default_model_field("image_size")
+RUNNING_PRECISION = default_model_field("precision")
 
 
 def rgb(values: list[int], side: int) -> np.ndarray:

@@ -14,11 +14,12 @@ The cache assumes the pipeline's weights do not change under it (``part_cache.py
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 
 import torch
+
+from .part_cache import tensor_digest
 
 DEFAULT_ENTRIES = 8  # a batch of 32 sketches at 128 px holds ~2 MB; a panel update ~70 kB
 
@@ -45,9 +46,8 @@ class GuideCache:
 
     @staticmethod
     def key(sketch: torch.Tensor, projection: float, k: int, reg: float, precision: str) -> tuple:
-        pixels = sketch.detach().float().cpu().contiguous()
-        digest = hashlib.blake2b(pixels.numpy().tobytes(), digest_size=16).digest()
-        return tuple(sketch.shape), str(sketch.device), digest, float(projection), int(k), float(reg), precision
+        return (tuple(sketch.shape), str(sketch.device), tensor_digest(sketch), float(projection), int(k),
+                float(reg), precision)
 
     def get(self, key: tuple) -> tuple[torch.Tensor, torch.Tensor] | None:
         with self._lock:

@@ -22,6 +22,11 @@ from .models.projection import LatentBank
 DEFAULT_ENTRIES = 96  # a few panel sessions' worth of parts; each entry is one P x P crop
 
 
+def tensor_digest(tensor: torch.Tensor) -> bytes:
+    """16 bytes that change whenever any value of ``tensor`` (as float32) does: the caches' key."""
+    return hashlib.blake2b(tensor.detach().float().cpu().contiguous().numpy().tobytes(), digest_size=16).digest()
+
+
 class PartCache:
     """``decoded(parts, banks, sketch, strength, k, reg) -> {part: (N, 1, P, P)}``, computing only
     the crops it has not seen with that strength, k and reg."""
@@ -41,8 +46,7 @@ class PartCache:
 
     @staticmethod
     def _key(name: str, crop: torch.Tensor, strength: float, k: int, reg: float) -> tuple:
-        digest = hashlib.blake2b(crop.detach().float().cpu().contiguous().numpy().tobytes(), digest_size=16)
-        return name, float(strength), int(k), float(reg), tuple(crop.shape), digest.digest()
+        return name, float(strength), int(k), float(reg), tuple(crop.shape), tensor_digest(crop)
 
     def decoded(self, parts: PartGuide, banks: Mapping[str, LatentBank], sketch: torch.Tensor, strength: float,
                 k: int, reg: float) -> dict[str, torch.Tensor]:

@@ -95,9 +95,12 @@ def fastest_cpu_precision() -> str:
     """ "bf16" when this CPU has bf16 instructions and they measurably speed up training, else "fp32"."""
     if not cpu_has_bf16():
         return "fp32"
-    fp32 = training_step_seconds("fp32")
-    bf16 = training_step_seconds("bf16")
-    return "bf16" if fp32 / max(bf16, 1e-9) >= BF16_MIN_SPEEDUP else "fp32"
+    return _faster_of(training_step_seconds("fp32"), training_step_seconds("bf16"))
+
+
+def _faster_of(fp32_s: float, bf16_s: float) -> str:
+    """ "bf16" only when it beats fp32 by ``BF16_MIN_SPEEDUP``: a tie is not worth its rounding."""
+    return "bf16" if fp32_s / max(bf16_s, 1e-9) >= BF16_MIN_SPEEDUP else "fp32"
 
 
 def check_inference_precision(precision: str) -> str:
@@ -125,8 +128,7 @@ def fastest_inference_precision(run: Callable[[], Any], device: torch.device, re
                     run()
                 if index > 0:  # the first call pays for kernel selection
                     times[precision].append(time.perf_counter() - start)
-    fp32, bf16 = (sorted(t)[len(t) // 2] for t in (times["fp32"], times["bf16"]))
-    return "bf16" if fp32 / max(bf16, 1e-9) >= BF16_MIN_SPEEDUP else "fp32"
+    return _faster_of(*(sorted(t)[len(t) // 2] for t in (times["fp32"], times["bf16"])))
 
 
 # ---------------------------------------------------------------------------------------------
