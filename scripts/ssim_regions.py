@@ -18,6 +18,13 @@ how much of a gap to the floor comes from painting over the paper and how much f
 at 16 px, and the same for each model's picture. The true rows say how much colour a picture must
 know to beat the sketch floor; a model's rows say whether its colour layout, without its own
 detail, would.
+
+``--hints sparse,dense`` scores each model at those hint levels (one row per level; the floor does
+not read hints). ``--hint-reach 8,16`` adds, per hint level, what a picture could know from the
+hints alone, generously: the true colours at 16 px kept in full on the hinted pixels and fading as
+exp(−d / σ) with the distance d (px) to the nearest one, white paper elsewhere, times the sketch's
+lines. Far more than the hint dots carry (the true colours within a few σ, not the dots' one
+colour), so a row under the floor says that no colouring led by those hints alone clears it.
 """
 
 from __future__ import annotations
@@ -26,10 +33,13 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+from scipy import ndimage
 
-from sketch2anime.evaluation.floors import colour16_times_lines
-from sketch2anime.evaluation.protocol import EvaluationProtocol, ProtocolConfig
+from sketch2anime.evaluation.floors import COLOUR_REFERENCE_SIZE, colour16_times_lines
+from sketch2anime.evaluation.protocol import HINT_LEVELS, EvaluationProtocol, ProtocolConfig
 from sketch2anime.evaluation.sets import pairs_set
 from sketch2anime.evaluation.ssim import ssim_terms, window_statistics
 
@@ -70,31 +80,71 @@ def ladder_rows(name: str, colours: torch.Tensor, sketch: torch.Tensor, target: 
              region_scores(colour16_times_lines(colours, sketch, size), target, paper)) for size in sizes]
 
 
-def set_rows(protocol: EvaluationProtocol, models: list[str],
-             ladder: tuple[int, ...] = ()) -> list[tuple[str, dict[str, float]]]:
+def hint_distance(hint: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, 4, h, w) hints (mask in channel 3) -> (N, 1, size, size) distance in pixels of the picture
+    to the nearest hinted pixel (a large number where an image has no hint)."""
+    masks = F.interpolate((hint[:, 3:4] > 0).float(), size=(size, size), mode="nearest")[:, 0].numpy() > 0
+    far = float(4 * size)
+    distances = [ndimage.distance_transform_edt(~mask) if mask.any() else np.full(mask.shape, far) for mask in masks]
+    return torch.from_numpy(np.stack(distances)).float()[:, None]
+
+
+def hint_reach_picture(target: torch.Tensor, sketch: torch.Tensor, hint: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(N, 3, S, S) in [-1, 1]: the true colours at 16 px near the hints (weight exp(−d / sigma)),
+    white paper elsewhere, times the sketch's lines: more than any colouring led by the hints knows."""
+    side = target.shape[-1]
+    weight = torch.exp(-hint_distance(hint, side) / sigma)
+    colours = colour16_times_lines(target, torch.ones_like(sketch), COLOUR_REFERENCE_SIZE)
+    near_hints = torch.ones_like(colours) * (1 - weight) + colours * weight
+    return colour16_times_lines(near_hints, sketch, side)
+
+
+def set_rows(protocol: EvaluationProtocol, models: list[str], ladder: tuple[int, ...] = (),
+             hint_levels: tuple[str, ...] = ("sparse",),
+             reach: tuple[int, ...] = ()) -> list[tuple[str, dict[str, float]]]:
     indices = list(range(len(protocol)))
     target = protocol.target_tensor(indices)
     sketch = protocol.sketch_tensor("none", indices)
-    hint = protocol.hint_tensor("sparse", indices)
     paper = paper_mask(target)
     rows = [("floor-sketch (the sketch as output)", region_scores(sketch.expand(-1, 3, -1, -1), target, paper))]
     rows += ladder_rows("the true picture", target, sketch, target, paper, ladder)
-    for source in models:
-        pictures = model_pictures(source, sketch, hint, target.shape[-1])
-        rows.append((source, region_scores(pictures, target, paper)))
-        rows += ladder_rows(source, pictures, sketch, target, paper, ladder)
+    one_level = hint_levels == ("sparse",)
+    for level in hint_levels:
+        hint = protocol.hint_tensor(level, indices)
+        for sigma in reach:
+            rows.append((f"the true colours at {COLOUR_REFERENCE_SIZE} px within σ {sigma} px of the {level} hints, "
+                         "white elsewhere, × the lines",
+                         region_scores(hint_reach_picture(target, sketch, hint, sigma), target, paper)))
+        for source in models:
+            pictures = model_pictures(source, sketch, hint, target.shape[-1])
+            name = source if one_level else f"{source}, {level} hints"
+            rows.append((name, region_scores(pictures, target, paper)))
+            rows += ladder_rows(name, pictures, sketch, target, paper, ladder)
     return rows
 
 
-def parse_ladder(text: str) -> tuple[int, ...]:
+def parse_sizes(text: str, option: str) -> tuple[int, ...]:
     """"8,16,32" -> (8, 16, 32); empty -> ()."""
     try:
         sizes = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise ValueError(f"--ladder {text!r}: give sizes in pixels separated by commas, e.g. 8,16,32") from None
+        raise ValueError(f"{option} {text!r}: give sizes in pixels separated by commas, e.g. 8,16,32") from None
     if any(size < 1 for size in sizes):
-        raise ValueError(f"--ladder {text!r}: sizes must be at least 1 px")
+        raise ValueError(f"{option} {text!r}: sizes must be at least 1 px")
     return sizes
+
+
+def parse_ladder(text: str) -> tuple[int, ...]:
+    return parse_sizes(text, "--ladder")
+
+
+def parse_hint_levels(text: str) -> tuple[str, ...]:
+    """"sparse,dense" -> ("sparse", "dense"), checked against the protocol's levels."""
+    levels = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [level for level in levels if level not in HINT_LEVELS]
+    if not levels or unknown:
+        raise ValueError(f"--hints {text!r}: choose from {', '.join(HINT_LEVELS)}, separated by commas")
+    return levels
 
 
 def markdown(title: str, rows: list[tuple[str, dict[str, float]]]) -> str:
@@ -116,19 +166,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, help="a prepared dataset: its validation split")
     parser.add_argument("--size", type=int, default=128, help="the size the pairs are read at (the model's)")
     parser.add_argument("--ladder", default="", help="colour-knowledge ladder sizes, e.g. 8,16,32,64 (see above)")
+    parser.add_argument("--hints", default="sparse", help="hint levels the models get, e.g. sparse,dense")
+    parser.add_argument("--hint-reach", default="", help="σ in px of the what-the-hints-know rows, e.g. 8,16 (see above)")
     args = parser.parse_args(argv)
-    config = ProtocolConfig(hint_levels=("sparse",), roughness=("none",))
     try:
         ladder = parse_ladder(args.ladder)
+        reach = parse_sizes(args.hint_reach, "--hint-reach")
+        hint_levels = parse_hint_levels(args.hints)
+        config = ProtocolConfig(hint_levels=hint_levels, roughness=("none",))
         if not args.pairs and not args.data:
             raise ValueError("name --pairs DIR and/or --data DIR")
         sections = []
         if args.pairs:
             pairs = pairs_set(args.pairs, args.size, config, None)
-            sections.append(markdown(pairs.title, set_rows(pairs.protocol, args.model, ladder)))
+            sections.append(markdown(pairs.title, set_rows(pairs.protocol, args.model, ladder, hint_levels, reach)))
         if args.data:
             sections.append(markdown(f"Validation split of {args.data}",
-                                     set_rows(EvaluationProtocol(args.data, config), args.model, ladder)))
+                                     set_rows(EvaluationProtocol(args.data, config), args.model, ladder,
+                                                      hint_levels, reach)))
     except ValueError as exc:
         print(f"ssim_regions: {exc}", file=sys.stderr)
         return 2

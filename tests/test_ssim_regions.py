@@ -106,3 +106,41 @@ def test_main_prints_the_ladder_rows(tmp_path: Path, capsys: pytest.CaptureFixtu
         f"{model}, colours at 8 px × the lines", f"{model}, colours at 16 px × the lines"]
     assert ssim_regions.main(["--data", str(data), "--ladder", "8,x"]) == 2
     assert "--ladder" in capsys.readouterr().err
+
+
+def test_the_hint_reach_picture_knows_the_true_colours_only_near_the_hints() -> None:
+    """Near a hint the picture takes the true (16 px) colour, far from every hint it is white paper;
+    a wider reach knows more of the truth and so scores higher."""
+    size = 48
+    target = torch.full((1, 3, size, size), -0.4)  # a flat dark grey figure filling the page
+    sketch = torch.ones(1, 1, size, size)
+    hint = torch.zeros(1, 4, 12, 12)
+    hint[0, 3, 0, 0] = 1.0  # one hinted cell in the top-left corner
+    hint[0, :3, 0, 0] = -0.4
+    picture = ssim_regions.hint_reach_picture(target, sketch, hint, sigma=2.0)
+    assert picture[0, :, 0, 0] == pytest.approx([-0.4] * 3, abs=1e-4)
+    assert picture[0, :, -1, -1] == pytest.approx([1.0] * 3, abs=1e-4)
+    distance = ssim_regions.hint_distance(hint, size)
+    assert distance[0, 0, 0, 0] == 0 and distance[0, 0, -1, -1] > 40
+    assert (ssim_regions.hint_distance(torch.zeros(1, 4, 12, 12), size) > 4 * size - 1).all()  # no hint: far everywhere
+    # the lines are multiplied in
+    sketch[..., 20, :] = -1.0
+    assert ssim_regions.hint_reach_picture(target, sketch, hint, 2.0)[0, :, 20].max() == pytest.approx(-1.0)
+    sketch[..., 20, :] = 1.0
+    errors = [(ssim_regions.hint_reach_picture(target, sketch, hint, sigma) - target).abs().mean() for sigma in (2.0, 8.0, 32.0)]
+    assert errors[0] > errors[1] > errors[2]
+
+
+def test_main_scores_each_hint_level_and_the_hint_reach(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = prepare_drawings(tmp_path, 6, 80, SIZE)
+    model = tiny_pipeline(tmp_path / "tiny", image_size=SIZE)
+    assert ssim_regions.main(["--model", str(model), "--data", str(data), "--hints", "none,dense",
+                              "--hint-reach", "8"]) == 0
+    names = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert names[1:] == [
+        "floor-sketch (the sketch as output)",
+        "the true colours at 16 px within σ 8 px of the none hints, white elsewhere, × the lines", f"{model}, none hints",
+        "the true colours at 16 px within σ 8 px of the dense hints, white elsewhere, × the lines", f"{model}, dense hints"]
+    for bad in (["--hints", "some"], ["--hints", ""], ["--hint-reach", "0"]):
+        assert ssim_regions.main(["--data", str(data), *bad]) == 2
+        assert bad[0] in capsys.readouterr().err
