@@ -32,7 +32,7 @@ from benchmarks.hardware import DEVICE_LABELS, describe_hardware, devices_for, p
 from benchmarks.random_pipeline import build_random_pipeline
 from benchmarks.report import command_line, markdown_table, section_text, write_section
 from benchmarks.synthetic import synthetic_hint, synthetic_sketch
-from benchmarks.timing import Summary, format_ms, time_calls
+from benchmarks.timing import Summary, time_calls
 from sketch2anime.inference import DEFAULT_MODEL_DIR, PIPELINE_FILE, Sketch2AnimePipeline, read_pipeline_description
 
 SECTION = "inference_latency"

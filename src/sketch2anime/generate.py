@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .data.image_io import IMAGE_SUFFIXES, list_images
 from .inference import Sketch2AnimePipeline
+from .pipeline_inputs import check_denoise, check_projection, check_seed
 from .runtime import check_inference_precision
 from .flatten import check_flatten
 from .upscale.upscaler import check_factor, check_lines
@@ -46,12 +47,12 @@ class GenerateConfig:
         if self.hint is not None:
             object.__setattr__(self, "hint", Path(self.hint))
         object.__setattr__(self, "model", str(self.model))
-        object.__setattr__(self, "projection", Sketch2AnimePipeline._check_projection(self.projection))
-        object.__setattr__(self, "seed", Sketch2AnimePipeline._check_seed(self.seed))
+        object.__setattr__(self, "projection", check_projection(self.projection))
+        object.__setattr__(self, "seed", check_seed(self.seed))
         object.__setattr__(self, "upscale", check_factor(self.upscale))
         object.__setattr__(self, "lines", check_lines(self.lines))
         object.__setattr__(self, "flatten", check_flatten(self.flatten))
-        object.__setattr__(self, "denoise", Sketch2AnimePipeline._check_denoise(self.denoise))
+        object.__setattr__(self, "denoise", check_denoise(self.denoise))
         object.__setattr__(self, "work_scale", check_work_scale(self.work_scale))
         check_inference_precision(self.precision)
         if not str(self.device).strip():

@@ -1,8 +1,9 @@
 """Inference: ``Sketch2AnimePipeline`` (sketch + optional RGBA hint -> colour picture).
 
-Beside it: the folder format in ``pipeline_format.py``, the image geometry (any size <-> the
-model's square) in ``geometry.py``, device and threads in ``runtime.py`` (their names stay importable
-from here), the ``generate`` command in ``generate.py``.
+Beside it: the folder format in ``pipeline_format.py``, the per-type loaders and runners in
+``pipeline_types.py``, the argument checks and images in / pictures out in ``pipeline_inputs.py``, the
+image geometry (any size <-> the model's square) in ``geometry.py``, device and threads in
+``runtime.py`` (their names stay importable from here), the ``generate`` command in ``generate.py``.
 
 A pipeline folder (written by ``sketch2anime train`` or ``save_pretrained``; the format lives in
 ``pipeline_format.py``) describes itself; no flags are needed::
@@ -37,21 +38,29 @@ modules from the folder) and a runner in ``GENERATOR_RUNNERS`` (sketch, hint -> 
 from __future__ import annotations
 
 import contextlib
-import numbers
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-import numpy as np
 from PIL import Image
 
 from .checkpoint import CheckpointError
-from .data.image_io import ImageInput, load_sketch, sketch_to_tensor, tensor_to_uint8
+from .data.image_io import ImageInput
 from .flatten import check_flatten, flatten_picture
-from .geometry import OUTPUT_SIZES, back_to_input, fit_square, pad_to_square, shrink_sketch
 from .guide_cache import GuideCache
 from .part_cache import PartCache
+from .pipeline_inputs import (
+    call_many,
+    check_denoise,
+    check_max_side,
+    check_output_size,
+    check_projection,
+    check_seed,
+    check_tensors,
+    prepare_inputs,
+    to_pictures,
+)
 from .pipeline_format import (  # noqa: F401  (PIPELINE_FILE ... re-exported: older imports)
     BANK_STEM,
     PALETTE_STEM,
@@ -65,7 +74,13 @@ from .pipeline_format import (  # noqa: F401  (PIPELINE_FILE ... re-exported: ol
     write_pipeline_folder,
 )
 
-from .pipeline_types import GENERATOR_RUNNERS, PIPELINE_LOADERS, _check_parts_agree  # noqa: F401  (older imports)
+from .pipeline_types import (
+    GENERATOR_RUNNERS,
+    PIPELINE_LOADERS,
+    _check_parts_agree,
+    flip_averaged,
+    probe_call,
+)
 from .runtime import (  # noqa: F401  (set_serving_threads: older imports)
     check_inference_precision,
     cpu_has_bf16,
@@ -75,9 +90,6 @@ from .runtime import (  # noqa: F401  (set_serving_threads: older imports)
 )
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "pretrained" / "default"
-# The hint layer is brought into the sketch's square at most this big: rgba_to_hint holds 16 bytes
-# per pixel of that square, and the hint grid is 16-32 px anyway.
-HINT_WORK_SIDE = 1024
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,21 +115,6 @@ def resolve_model_path(path_or_name: str | Path) -> Path:
         raise ValueError(f"{folder} is not a sketch2anime model folder (no {PIPELINE_FILE}); "
                          "pass the model/ folder of a finished `sketch2anime train` run")
     return folder
-
-
-def flip_averaged(runner: Any, pipe: "Sketch2AnimePipeline", sketch: torch.Tensor, hint: torch.Tensor,
-                  z: torch.Tensor | None, decoded: torch.Tensor | None) -> torch.Tensor:
-    """The mean of the runner's picture and the mirror image of its picture of the mirrored sketch,
-    hints and guide (one batch of 2N; the latent is kept: the generator saw flipped drawings with
-    their own latents in training; recomputing it for the mirrored sketch scored within 0.002 SSIM on
-    the validation faces): ``(N, 3, S, S)``.
-    Where the generator hedges (speckle, blotches of another hue) the two pictures disagree and the
-    mean settles it; what the drawing fixes, both agree on."""
-    n = sketch.shape[0]
-    both = runner(pipe, torch.cat([sketch, sketch.flip(-1)]), torch.cat([hint, hint.flip(-1)]),
-                  None if z is None else torch.cat([z, z]),
-                  None if decoded is None else torch.cat([decoded, decoded.flip(-1)])).float()
-    return (both[:n] + both[n:].flip(-1)) / 2
 
 
 class Sketch2AnimePipeline:
@@ -210,7 +207,7 @@ class Sketch2AnimePipeline:
         check_inference_precision(precision)
         base = self.work_base or self
         if precision == "auto":
-            precision = fastest_inference_precision(base._probe_call(), base.device)
+            precision = fastest_inference_precision(probe_call(base), base.device)
         elif precision == "bf16" and base.device.type == "cpu" and not cpu_has_bf16():
             # Emulated bf16 ran training steps 17-21x slower on such a CPU (docs/benchmarks.md history).
             warnings.warn("this CPU has no bf16 instructions (avx512_bf16 / amx_bf16): bf16 will be slower "
@@ -220,16 +217,6 @@ class Sketch2AnimePipeline:
             pipe.part_cache.clear()  # its parts were decoded in the other precision
             pipe.guide_cache.clear()
         return self
-
-    def _probe_call(self):
-        """One generator pass on a blank 1-sample input, for timing."""
-        s = self.image_size
-        sketch = torch.ones(1, 1, s, s, device=self.device)
-        hint = torch.zeros(1, 4, self.hint_size, self.hint_size, device=self.device)
-        z = torch.zeros(1, self.autoencoder.config.latent_dim, device=self.device) \
-            if self.autoencoder is not None else None
-        runner = GENERATOR_RUNNERS[self.pipeline_type]
-        return lambda: runner(self, sketch, hint, z, sketch if z is not None else None)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The context the networks run in: bf16 autocast when ``precision`` is "bf16", else a no-op."""
@@ -264,42 +251,18 @@ class Sketch2AnimePipeline:
 
     # ---- tensor API -------------------------------------------------------------------------
 
+    # The argument checks live in pipeline_inputs.py; these names are what older callers use.
+    _check_projection = staticmethod(check_projection)
+    _check_seed = staticmethod(check_seed)
+    _check_denoise = staticmethod(check_denoise)
+    _check_max_side = staticmethod(check_max_side)
+    _check_output_size = staticmethod(check_output_size)
+
     def _check_tensors(self, sketch: torch.Tensor, hint: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        s, h = self.image_size, self.hint_size
-        if not isinstance(sketch, torch.Tensor) or sketch.dim() != 4 or tuple(sketch.shape[1:]) != (1, s, s):
-            shape = tuple(sketch.shape) if isinstance(sketch, torch.Tensor) else type(sketch).__name__
-            raise ValueError(f"sketch must be a (N, 1, {s}, {s}) tensor, got {shape}")
-        if hint is None:
-            hint = torch.zeros(sketch.shape[0], 4, h, h)
-        if not isinstance(hint, torch.Tensor) or hint.dim() != 4 or tuple(hint.shape[1:]) != (4, h, h) \
-                or hint.shape[0] != sketch.shape[0]:
-            shape = tuple(hint.shape) if isinstance(hint, torch.Tensor) else type(hint).__name__
-            raise ValueError(f"hint must be a ({sketch.shape[0]}, 4, {h}, {h}) tensor, got {shape}")
-        # NaN/inf would flow through the networks and come out as a garbage (or NaN) picture.
-        for name, tensor in (("sketch", sketch), ("hint", hint)):
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                raise ValueError(f"{name} tensor contains NaN or infinite values")
-        return sketch.to(self.device, torch.float32), hint.to(self.device, torch.float32)
-
-    @staticmethod
-    def _check_projection(projection: float) -> float:
-        # numbers.Real also admits numpy scalars (a slider value read from an array is np.float32)
-        if isinstance(projection, (bool, np.bool_)) or not isinstance(projection, numbers.Real) \
-                or not 0.0 <= projection <= 1.0:
-            raise ValueError(f"projection must be a number between 0 and 1, got {projection!r}")
-        return float(projection)
-
-    @staticmethod
-    def _check_seed(seed: int | None) -> int | None:
-        # torch.manual_seed takes [-2**63, 2**64 - 1]; anything else (inf, 1.5, 2**70) is a user error.
-        if seed is None:
-            return None
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not -2**63 <= seed < 2**64:
-            raise ValueError(f"seed must be None or an integer between -2**63 and 2**64 - 1, got {seed!r}")
-        return int(seed)
+        return check_tensors(sketch, hint, self.image_size, self.hint_size, self.device)
 
     def _seeded(self, seed: int | None) -> contextlib.AbstractContextManager:
-        seed = self._check_seed(seed)
+        seed = check_seed(seed)
         if seed is None:
             return contextlib.nullcontext()
         devices = [self.device] if self.device.type == "cuda" else []
@@ -351,8 +314,8 @@ class Sketch2AnimePipeline:
         pipeline types without an autoencoder, which also ignore ``projection``. ``denoise`` False
         skips the folder's picture clean-up (``run_generator``).
         """
-        projection = self._check_projection(projection)
-        denoise = self._check_denoise(denoise)
+        projection = check_projection(projection)
+        denoise = check_denoise(denoise)
         sketch, hint = self._check_tensors(sketch, hint)
         with torch.inference_mode(), self._seeded(seed):
             z, decoded = self._latents(sketch, projection)
@@ -394,61 +357,12 @@ class Sketch2AnimePipeline:
 
     def prepare(self, sketch: ImageInput, hint: ImageInput | None = None) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
         """Any-size inputs -> ``(sketch (1,1,S,S), hint (1,4,h,h), (width, height) of the sketch)``."""
-        from .hint_format import hint_layer, rgba_to_hint
-
-        image = load_sketch(sketch)
-        width, height = image.size
-        square = fit_square(image, self.image_size, 255, shrink_sketch)
-        sketch_tensor = sketch_to_tensor(square)[None]
-        if hint is None:
-            hint_tensor = torch.zeros(1, 4, self.hint_size, self.hint_size)
-        else:
-            layer = hint_layer(hint)  # no transparent pixel at all: white = no hint
-            frame, resample = (width, height), Image.Resampling.NEAREST
-            side, work = max(width, height), max(HINT_WORK_SIDE, self.image_size)
-            if side > work:  # the sketch's frame at the work size: never pad a huge canvas
-                frame = (max(1, round(width * work / side)), max(1, round(height * work / side)))
-                if layer.width * layer.height > frame[0] * frame[1]:
-                    resample = Image.Resampling.BOX  # averages (PIL premultiplies RGBA): thin strokes survive
-            if layer.width < frame[0] and layer.width * frame[1] == layer.height * frame[0]:
-                # A smaller layer of the same shape (the panel's 128 px hints on a 512 px canvas) is
-                # used at its own size: stretching it first only makes rgba_to_hint average it back.
-                frame = layer.size
-            if layer.size != frame:
-                layer = layer.resize(frame, resample)
-            hint_tensor = rgba_to_hint(pad_to_square(layer, (0, 0, 0, 0)), self.image_size, self.hint_downscale)[None]
-        return sketch_tensor, hint_tensor, (width, height)
-
-    @staticmethod
-    def _check_denoise(denoise: bool) -> bool:
-        if not isinstance(denoise, bool):
-            raise ValueError(f"denoise must be True (the model's picture clean-up, if it has one) or False, "
-                             f"got {denoise!r}")
-        return denoise
-
-    @staticmethod
-    def _check_max_side(max_side: int | None) -> int | None:
-        if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1):
-            raise ValueError(f"max_side must be a positive integer or None, got {max_side!r}")
-        return max_side
-
-    @staticmethod
-    def _check_output_size(output_size: str) -> str:
-        if output_size not in OUTPUT_SIZES:
-            raise ValueError(f"output_size must be one of {', '.join(OUTPUT_SIZES)}, got {output_size!r}")
-        return output_size
+        return prepare_inputs(sketch, hint, self.image_size, self.hint_size, self.hint_downscale)
 
     def _to_pictures(self, result: dict[str, torch.Tensor | None], size: tuple[int, int],
                      output_size: str = "input", max_side: int | None = None,
                      index: int = 0) -> tuple[Image.Image, Image.Image | None]:
-        picture = back_to_input(Image.fromarray(tensor_to_uint8(result["image"][index]), "RGB"), *size, output_size,
-                                max_side)
-        projected = result["projected_sketch"]
-        sketch_picture = None
-        if projected is not None:
-            sketch_picture = back_to_input(Image.fromarray(tensor_to_uint8(projected[index]), "L"), *size, output_size,
-                                           max_side)
-        return picture, sketch_picture
+        return to_pictures(result, size, output_size, max_side, index)
 
     def __call__(self, sketch: ImageInput | list[ImageInput], hint: ImageInput | list[ImageInput] | None = None,
                  projection: float = 0.5, seed: int | None = None, return_projected: bool = False,
@@ -473,18 +387,18 @@ class Sketch2AnimePipeline:
         ``seed``: for pipelines with training colour schemes (``palettes.*``), any seed other than
         None or 0 borrows the colours of one of the training images whose sketches are nearest to
         yours (dabs where you gave no hint); None or 0 gives the model's own colours."""
-        output_size = self._check_output_size(output_size)
-        max_side = self._check_max_side(max_side)
+        output_size = check_output_size(output_size)
+        max_side = check_max_side(max_side)
         flatten = check_flatten(flatten)
-        denoise = self._check_denoise(denoise)
+        denoise = check_denoise(denoise)
         if upscale != 1 or lines:  # the model's result -> anime upscalers (+ flat colours, the user's lines)
             from .upscale.pipeline import upscaled_call
 
             return upscaled_call(self, sketch, hint, projection, seed, return_projected, upscale, lines, flatten,
                                  denoise)
         if isinstance(sketch, (list, tuple)):
-            return self._call_many(list(sketch), hint, projection, seed, return_projected, output_size, max_side,
-                                   flatten, denoise)
+            return call_many(self, list(sketch), hint, projection, seed, return_projected, output_size, max_side,
+                             flatten, denoise)
         sketch_tensor, hint_tensor, size = self.prepare(sketch, hint)
         result = self.generate_tensors(sketch_tensor, hint_tensor, projection, seed, denoise)
         picture, projected = self._to_pictures(result, size, output_size, max_side)
@@ -492,37 +406,7 @@ class Sketch2AnimePipeline:
             picture = flatten_picture(picture, sketch, flatten)
         return (picture, projected) if return_projected else picture
 
-    BATCH_SIZE = 16  # sketches per forward pass when __call__ gets a list
-
-    def _call_many(self, sketches: list[ImageInput], hints: Any, projection: float, seed: int | None,
-                   return_projected: bool, output_size: str, max_side: int | None,
-                   flatten: float = 0.0, denoise: bool = True) -> list[Any]:
-        if not sketches:
-            raise ValueError("got an empty list of sketches")
-        if isinstance(hints, (list, tuple)):
-            if len(hints) != len(sketches):
-                raise ValueError(f"got {len(sketches)} sketches but {len(hints)} hints: pass one hint (or None) "
-                                 "per sketch, one hint for all, or None")
-            hint_list = list(hints)
-        else:
-            hint_list = [hints] * len(sketches)
-        results: list[Any] = []
-        for start in range(0, len(sketches), self.BATCH_SIZE):
-            prepared = []
-            for index in range(start, min(start + self.BATCH_SIZE, len(sketches))):
-                try:
-                    prepared.append(self.prepare(sketches[index], hint_list[index]))
-                except ValueError as exc:  # say which one (type and reason kept): a list of 50 paths is a puzzle
-                    exc.args = (f"sketch {index} of the list: {exc}", *exc.args[1:])
-                    raise
-            result = self.generate_tensors(torch.cat([p[0] for p in prepared]), torch.cat([p[1] for p in prepared]),
-                                           projection, seed, denoise)
-            for row, (_, _, size) in enumerate(prepared):
-                picture, projected = self._to_pictures(result, size, output_size, max_side, index=row)
-                if flatten:
-                    picture = flatten_picture(picture, sketches[start + row], flatten)
-                results.append((picture, projected) if return_projected else picture)
-        return results
+    BATCH_SIZE = 16  # sketches per forward pass when __call__ gets a list (pipeline_inputs.call_many)
 
     def variations(self, sketch: ImageInput, hint: ImageInput | None = None, projection: float = 0.5,
                    count: int = 4, seed: int = 0, output_size: str = "input",

@@ -1,5 +1,6 @@
 """Per-type loading and running of a pipeline folder: the registries ``PIPELINE_LOADERS`` (folder ->
-modules) and ``GENERATOR_RUNNERS`` (sketch, hint -> image), and the check that a folder's parts agree.
+modules) and ``GENERATOR_RUNNERS`` (sketch, hint -> image), the runner wrappers (the flip average,
+the timing probe), and the check that a folder's parts agree.
 
 Adding a pipeline type (e.g. a baseline): register a loader and a runner here. ``inference.py``
 re-exports these names.
@@ -125,3 +126,29 @@ def _check_parts_agree(folder: Path | None, description: PipelineDescription, ge
     if bank is not None and bank.dim != latent:
         raise CheckpointError(f"{folder}: the latent bank holds {bank.dim}-dim latents, "
                               f"autoencoder/config.json says {latent}")
+
+
+def flip_averaged(runner: Any, pipe: "Sketch2AnimePipeline", sketch: torch.Tensor, hint: torch.Tensor,
+                  z: torch.Tensor | None, decoded: torch.Tensor | None) -> torch.Tensor:
+    """The mean of the runner's picture and the mirror image of its picture of the mirrored sketch,
+    hints and guide (one batch of 2N; the latent is kept: the generator saw flipped drawings with
+    their own latents in training; recomputing it for the mirrored sketch scored within 0.002 SSIM on
+    the validation faces): ``(N, 3, S, S)``.
+    Where the generator hedges (speckle, blotches of another hue) the two pictures disagree and the
+    mean settles it; what the drawing fixes, both agree on."""
+    n = sketch.shape[0]
+    both = runner(pipe, torch.cat([sketch, sketch.flip(-1)]), torch.cat([hint, hint.flip(-1)]),
+                  None if z is None else torch.cat([z, z]),
+                  None if decoded is None else torch.cat([decoded, decoded.flip(-1)])).float()
+    return (both[:n] + both[n:].flip(-1)) / 2
+
+
+def probe_call(pipe: "Sketch2AnimePipeline") -> Callable[[], torch.Tensor]:
+    """One generator pass of ``pipe`` on a blank 1-sample input, for timing (``set_precision("auto")``)."""
+    s = pipe.image_size
+    sketch = torch.ones(1, 1, s, s, device=pipe.device)
+    hint = torch.zeros(1, 4, pipe.hint_size, pipe.hint_size, device=pipe.device)
+    z = torch.zeros(1, pipe.autoencoder.config.latent_dim, device=pipe.device) \
+        if pipe.autoencoder is not None else None
+    runner = GENERATOR_RUNNERS[pipe.pipeline_type]
+    return lambda: runner(pipe, sketch, hint, z, sketch if z is not None else None)

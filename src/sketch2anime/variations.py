@@ -9,6 +9,14 @@ from PIL import Image
 
 from .data.image_io import ImageInput
 from .geometry import translate
+from .pipeline_inputs import (
+    check_denoise,
+    check_max_side,
+    check_output_size,
+    check_projection,
+    check_seed,
+    to_pictures,
+)
 
 if TYPE_CHECKING:
     from .inference import Sketch2AnimePipeline
@@ -19,11 +27,11 @@ def variations(pipe: "Sketch2AnimePipeline", sketch: ImageInput, hint: ImageInpu
                denoise: bool = True) -> list[Image.Image]:
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 64:
         raise ValueError(f"count must be an integer between 1 and 64, got {count!r}")
-    projection = pipe._check_projection(projection)
-    output_size = pipe._check_output_size(output_size)
-    max_side = pipe._check_max_side(max_side)
-    denoise = pipe._check_denoise(denoise)
-    seed = pipe._check_seed(seed)
+    projection = check_projection(projection)
+    output_size = check_output_size(output_size)
+    max_side = check_max_side(max_side)
+    denoise = check_denoise(denoise)
+    seed = check_seed(seed)
     if seed is None:
         raise ValueError("variations need an integer seed, got None")
     sketch_tensor, hint_tensor, size = pipe.prepare(sketch, hint)
@@ -32,12 +40,13 @@ def variations(pipe: "Sketch2AnimePipeline", sketch: ImageInput, hint: ImageInpu
     pictures = []
     with torch.inference_mode():
         z0, decoded0 = pipe._latents(sketch_tensor, projection)
+        raw = _raw_latent(pipe, sketch_tensor) if count > 1 and pipe.uses_projection else None
         for index in range(count):
             z, decoded, shifted = z0, decoded0, sketch_tensor
             shift = (0, 0)
             hint_i = hint_tensor
             if index > 0 and pipe.uses_projection:
-                z = _varied_latent(pipe, sketch_tensor, projection, rng)
+                z = _varied_latent(pipe, raw, projection, rng)
                 decoded = pipe.guide_image(z, sketch_tensor, projection)
                 if pipe.palettes is not None:
                     hint_i = _borrowed_colours(pipe, hint_tensor, z, rng)
@@ -48,7 +57,7 @@ def variations(pipe: "Sketch2AnimePipeline", sketch: ImageInput, hint: ImageInpu
             image = translate(image, (-shift[0], -shift[1]), fill=None)
             pipe._check_output(image, decoded)
             result = {"image": image.float().clamp(-1, 1).cpu(), "projected_sketch": None}
-            pictures.append(pipe._to_pictures(result, size, output_size, max_side)[0])
+            pictures.append(to_pictures(result, size, output_size, max_side)[0])
     return pictures
 
 
@@ -69,16 +78,23 @@ def _borrowed_colours(pipe: "Sketch2AnimePipeline", hint: torch.Tensor, z: torch
     thumbnails = pipe.palettes.thumbnails[rows]
     return palette_hints(hint.cpu(), thumbnails, rng).to(hint.device)
 
-def _varied_latent(pipe: "Sketch2AnimePipeline", sketch: torch.Tensor, projection: float,
-                   rng: torch.Generator) -> torch.Tensor:
-    """The sketch's latent, perturbed by 0.1 x the bank's spread, projected (strength at least
-    0.35) onto a random k-subset of its 3k nearest bank latents: ``(N, D)`` on the device."""
+
+def _raw_latent(pipe: "Sketch2AnimePipeline", sketch: torch.Tensor) -> torch.Tensor:
+    """The sketch's own latent, unprojected: ``(N, D)`` on the CPU (encoded once for all candidates)."""
     from .models.guide import encode_sketch
+
+    with pipe.autocast():
+        return encode_sketch(pipe.autoencoder, sketch).cpu()
+
+
+def _varied_latent(pipe: "Sketch2AnimePipeline", raw: torch.Tensor, projection: float,
+                   rng: torch.Generator) -> torch.Tensor:
+    """The sketch's latent ``raw`` (``_raw_latent``), perturbed by 0.1 x the bank's spread, projected
+    (strength at least 0.35) onto a random k-subset of its 3k nearest bank latents: ``(N, D)`` on the device."""
     from .models.projection import project
 
     bank = pipe.bank
-    with pipe.autocast():
-        z = encode_sketch(pipe.autoencoder, sketch).cpu()
+    z = raw
     spread = bank.latents.std(0) if len(bank) > 1 else torch.zeros(bank.dim)
     z = z + 0.1 * spread * torch.randn(z.shape, generator=rng)
     k = min(pipe.projection_k, len(bank))
