@@ -88,6 +88,6 @@ def test_cache_is_bounded(parts_and_banks) -> None:
     with torch.inference_mode():
         for strength in (0.1, 0.2, 0.3):
             cache.decoded(parts, banks, _sketches(1), strength, 5, 1e-3)
-    assert len(cache._store) == 4
+    assert len(cache) == 4
     with pytest.raises(ValueError, match="entries"):
         PartCache(entries=-1)

@@ -14,35 +14,19 @@ The cache assumes the pipeline's weights do not change under it (``part_cache.py
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-
 import torch
 
-from .part_cache import tensor_digest
+from .lru_store import LruStore, tensor_digest
 
 DEFAULT_ENTRIES = 8  # a batch of 32 sketches at 128 px holds ~2 MB; a panel update ~70 kB
 
 
-class GuideCache:
+class GuideCache(LruStore):
     """``get(key) -> (z (N, D), guide (N, 1, S, S))`` or None; ``put(key, z, guide)``; ``key(...)``
     builds the key of a sketch batch ``(N, 1, S, S)`` with its projection settings."""
 
     def __init__(self, entries: int = DEFAULT_ENTRIES) -> None:
-        if entries < 0:
-            raise ValueError(f"entries must be >= 0, got {entries}")
-        self.entries = entries
-        self._store: OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def __len__(self) -> int:
-        return len(self._store)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._store.clear()
+        super().__init__(entries)
 
     @staticmethod
     def key(sketch: torch.Tensor, projection: float, k: int, reg: float, precision: str) -> tuple:
@@ -50,20 +34,9 @@ class GuideCache:
                 float(reg), precision)
 
     def get(self, key: tuple) -> tuple[torch.Tensor, torch.Tensor] | None:
-        with self._lock:
-            found = self._store.get(key)
-            if found is None:
-                self.misses += 1
-                return None
-            self._store.move_to_end(key)
-            self.hits += 1
-        return found[0].clone(), found[1].clone()
+        found = super().get(key)
+        return None if found is None else (found[0].clone(), found[1].clone())
 
-    def put(self, key: tuple, z: torch.Tensor, guide: torch.Tensor) -> None:
-        if not self.entries:
-            return
-        with self._lock:
-            self._store[key] = (z.detach().clone(), guide.detach().clone())
-            self._store.move_to_end(key)
-            while len(self._store) > self.entries:
-                self._store.popitem(last=False)
+    def put(self, key: tuple, z: torch.Tensor, guide: torch.Tensor) -> None:  # type: ignore[override]
+        if self.entries:
+            super().put(key, (z.detach().clone(), guide.detach().clone()))

@@ -9,40 +9,23 @@ use it: its crops change every step.
 """
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 
 import torch
 
+from .lru_store import LruStore, tensor_digest
 from .models.part_guide import PartGuide, project_parts
 from .models.projection import LatentBank
 
 DEFAULT_ENTRIES = 96  # a few panel sessions' worth of parts; each entry is one P x P crop
 
 
-def tensor_digest(tensor: torch.Tensor) -> bytes:
-    """16 bytes that change whenever any value of ``tensor`` (as float32) does: the caches' key."""
-    return hashlib.blake2b(tensor.detach().float().cpu().contiguous().numpy().tobytes(), digest_size=16).digest()
-
-
-class PartCache:
+class PartCache(LruStore):
     """``decoded(parts, banks, sketch, strength, k, reg) -> {part: (N, 1, P, P)}``, computing only
     the crops it has not seen with that strength, k and reg."""
 
     def __init__(self, entries: int = DEFAULT_ENTRIES) -> None:
-        if entries < 0:
-            raise ValueError(f"entries must be >= 0, got {entries}")
-        self.entries = entries
-        self._store: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def clear(self) -> None:
-        with self._lock:
-            self._store.clear()
+        super().__init__(entries)
 
     @staticmethod
     def _key(name: str, crop: torch.Tensor, strength: float, k: int, reg: float) -> tuple:
@@ -53,13 +36,9 @@ class PartCache:
         crops = parts.crops(sketch)
         n = sketch.shape[0]
         keys = {(name, i): self._key(name, crop[i], strength, k, reg) for name, crop in crops.items() for i in range(n)}
-        with self._lock:
-            found = {slot: self._store[key] for slot, key in keys.items() if key in self._store}
-            for slot in found:
-                self._store.move_to_end(keys[slot])
-            missing = [slot for slot in keys if slot not in found]
-            self.hits += len(found)
-            self.misses += len(missing)
+        stored = self.get_many(keys.values())
+        found = {slot: stored[key] for slot, key in keys.items() if key in stored}
+        missing = [slot for slot in keys if slot not in found]
         if missing:
             batch = torch.stack([crops[name][i] for name, i in missing])
             z = parts.autoencoder.encode(batch).float()
@@ -71,11 +50,7 @@ class PartCache:
                 for name, rows in rows_of.items():
                     z[rows] = projected[name]
             new = parts.autoencoder.decode_sketch(z)
-            with self._lock:
-                for row, slot in enumerate(missing):
-                    found[slot] = new[row]
-                    if self.entries:
-                        self._store[keys[slot]] = new[row]
-                while len(self._store) > self.entries:
-                    self._store.popitem(last=False)
+            for row, slot in enumerate(missing):
+                found[slot] = new[row]
+            self.put_many((keys[slot], new[row]) for row, slot in enumerate(missing))
         return {name: torch.stack([found[(name, i)] for i in range(n)]) for name in crops}
