@@ -21,12 +21,27 @@ from .lru_store import LruStore, tensor_digest
 DEFAULT_ENTRIES = 8  # a batch of 32 sketches at 128 px holds ~2 MB; a panel update ~70 kB
 
 
-class GuideCache(LruStore):
+class GuideCache:
     """``get(key) -> (z (N, D), guide (N, 1, S, S))`` or None; ``put(key, z, guide)``; ``key(...)``
-    builds the key of a sketch batch ``(N, 1, S, S)`` with its projection settings."""
+    builds the key of a sketch batch ``(N, 1, S, S)`` with its projection settings. ``hits`` and
+    ``misses`` count lookups."""
 
     def __init__(self, entries: int = DEFAULT_ENTRIES) -> None:
-        super().__init__(entries)
+        self._store = LruStore(entries)
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    @property
+    def hits(self) -> int:
+        return self._store.hits
+
+    @property
+    def misses(self) -> int:
+        return self._store.misses
+
+    def clear(self) -> None:
+        self._store.clear()
 
     @staticmethod
     def key(sketch: torch.Tensor, projection: float, k: int, reg: float, precision: str) -> tuple:
@@ -34,9 +49,9 @@ class GuideCache(LruStore):
                 float(reg), precision)
 
     def get(self, key: tuple) -> tuple[torch.Tensor, torch.Tensor] | None:
-        found = super().get(key)
+        found = self._store.get(key)
         return None if found is None else (found[0].clone(), found[1].clone())
 
-    def put(self, key: tuple, z: torch.Tensor, guide: torch.Tensor) -> None:  # type: ignore[override]
-        if self.entries:
-            super().put(key, (z.detach().clone(), guide.detach().clone()))
+    def put(self, key: tuple, z: torch.Tensor, guide: torch.Tensor) -> None:
+        if self._store.entries:
+            self._store.put(key, (z.detach().clone(), guide.detach().clone()))
