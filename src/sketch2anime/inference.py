@@ -251,13 +251,6 @@ class Sketch2AnimePipeline:
 
     # ---- tensor API -------------------------------------------------------------------------
 
-    # The argument checks live in pipeline_inputs.py; these names are what older callers use.
-    _check_projection = staticmethod(check_projection)
-    _check_seed = staticmethod(check_seed)
-    _check_denoise = staticmethod(check_denoise)
-    _check_max_side = staticmethod(check_max_side)
-    _check_output_size = staticmethod(check_output_size)
-
     def _check_tensors(self, sketch: torch.Tensor, hint: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         return check_tensors(sketch, hint, self.image_size, self.hint_size, self.device)
 

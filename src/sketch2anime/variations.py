@@ -40,7 +40,9 @@ def variations(pipe: "Sketch2AnimePipeline", sketch: ImageInput, hint: ImageInpu
     pictures = []
     with torch.inference_mode():
         z0, decoded0 = pipe._latents(sketch_tensor, projection)
-        raw = _raw_latent(pipe, sketch_tensor) if count > 1 and pipe.uses_projection else None
+        raw = None
+        if count > 1 and pipe.uses_projection:  # at t = 0 the guide's latent is the sketch's own
+            raw = z0.cpu() if projection == 0 else _raw_latent(pipe, sketch_tensor)
         for index in range(count):
             z, decoded, shifted = z0, decoded0, sketch_tensor
             shift = (0, 0)
@@ -94,9 +96,8 @@ def _varied_latent(pipe: "Sketch2AnimePipeline", raw: torch.Tensor, projection: 
     from .models.projection import project
 
     bank = pipe.bank
-    z = raw
     spread = bank.latents.std(0) if len(bank) > 1 else torch.zeros(bank.dim)
-    z = z + 0.1 * spread * torch.randn(z.shape, generator=rng)
+    z = raw + 0.1 * spread * torch.randn(raw.shape, generator=rng)
     k = min(pipe.projection_k, len(bank))
     _, indices = bank.knn(z, 3 * k)
     chosen = [pool[torch.randperm(pool.numel(), generator=rng)[:k]] for pool in indices]
